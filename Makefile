@@ -1,0 +1,54 @@
+# depthbench — everything a fresh machine needs, from two commands: `make train`, `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+export PYTHONHASHSEED := 0
+
+.PHONY: help install data train test test-slow lint format bench gallery clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+# Re-installs only when pyproject.toml changes (torch/torchvision come from this machine's disk).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) data  ## create .venv and install depthbench with pinned dependencies
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist where apt exists; elsewhere torchvision downloads it.
+data:  ## install the offline datasets this machine can have
+	@if [ ! -d $(FMNIST_DIR) ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian package dataset-fashion-mnist"; \
+		(apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null)) || \
+		echo "could not install dataset-fashion-mnist; data=fashion_mnist will download instead"; \
+	fi
+
+train: install  ## install, then run the default training job (digits, CPU, < 1 min)
+	$(BIN)/python train.py $(ARGS)
+
+lint: $(STAMP)  ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install lint  ## install, lint, run the fast test suite
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-slow: install  ## the slow tests only
+	$(BIN)/python -m pytest -q -m slow $(ARGS)
+
+bench: install  ## benchmarks -> docs/results/bench.md and bench.json
+	$(BIN)/python -m depthbench.bench $(ARGS)
+
+clean:  ## remove run outputs and caches (keeps .venv)
+	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache

@@ -1,0 +1,81 @@
+"""Checkpoints that are self-describing and safe to load.
+
+Every checkpoint carries the run's resolved config (so ``eval.py`` and the fine-tuner can rebuild
+the network without the run folder) and holds only tensors and plain containers, so it loads
+with ``torch.load(..., weights_only=True)``: a foreign or malicious file is rejected, never run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from depthbench.errors import CheckpointError
+
+CONFIG_KEY = "depthbench_config"
+
+
+class ConfigInCheckpoint(L.Callback):
+    """Store the resolved run config in each checkpoint and keep its hyper-parameters plain."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[CONFIG_KEY] = self.config
+        hparams = checkpoint.get("hyper_parameters")
+        if hparams:  # optimizer/scheduler partials -> their config, so weights_only can load it
+            checkpoint["hyper_parameters"] = {
+                k: self.config.get(k) if callable(v) else v for k, v in dict(hparams).items()
+            }
+
+
+def resolve_ckpt_path(value: str | None, output_dir: Path, required: bool = False) -> str | None:
+    """Turn the ``ckpt_path`` config value into a file path, or raise a clear error.
+
+    ``last`` means ``<output_dir>/checkpoints/last.ckpt`` (the current run folder); a folder means
+    its ``checkpoints/last.ckpt``; null means none (an error when ``required``).
+    """
+    if value in (None, "", "null"):
+        if required:
+            raise CheckpointError(
+                "ckpt_path is required: ckpt_path=/path/to/run/checkpoints/last.ckpt"
+            )
+        return None
+    path = Path(str(value)).expanduser()
+    if str(value) == "last":
+        path = output_dir / "checkpoints" / "last.ckpt"
+    elif path.is_dir():
+        path = next(
+            (p for p in (path / "checkpoints" / "last.ckpt", path / "last.ckpt") if p.is_file()),
+            path,
+        )
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path} (ckpt_path={value!r})")
+    return str(path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a depthbench checkpoint with ``weights_only=True``; raise CheckpointError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"cannot load checkpoint {path}: corrupt or not a safe torch file ({first_line})"
+        ) from e
+    if (
+        not isinstance(checkpoint, dict)
+        or "state_dict" not in checkpoint
+        or CONFIG_KEY not in checkpoint
+    ):
+        raise CheckpointError(f"{path} is not a depthbench checkpoint (no state_dict/{CONFIG_KEY})")
+    return checkpoint

@@ -1,0 +1,60 @@
+"""Command-line entry points: ``depthbench-train``, ``depthbench-eval`` and ``depthbench``.
+
+Hydra needs the config folder: the package looks for ``conf/`` beside the project root (a source
+checkout) and falls back to ``DEPTHBENCH_CONF``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from depthbench.errors import DepthbenchError
+
+log = logging.getLogger("depthbench")
+CONF_DIR = str(
+    Path(os.environ.get("DEPTHBENCH_CONF", Path(__file__).resolve().parents[2] / "conf"))
+)
+
+
+def _guarded(fn, cfg: DictConfig):
+    """Run ``fn(cfg)``; a DepthbenchError becomes one log line and a non-zero exit."""
+    try:
+        return fn(cfg)
+    except DepthbenchError as e:
+        log.error("%s: %s", type(e).__name__, e)
+        sys.exit(2)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def train_main(cfg: DictConfig) -> float | None:
+    """Train (``python train.py ...``); returns ``cfg.optimized_metric`` for sweepers."""
+    from depthbench.run import train
+
+    metrics = _guarded(train, cfg)
+    metric = cfg.get("optimized_metric")
+    return metrics.get(metric) if metric and metrics else None
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
+def eval_main(cfg: DictConfig) -> None:
+    """Evaluate a checkpoint (``python eval.py ckpt_path=...``)."""
+    from depthbench.run import evaluate
+
+    _guarded(evaluate, cfg)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``depthbench train|eval ...``: dispatch to the subcommand."""
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {"train": train_main, "eval": eval_main}
+    if not argv or argv[0] not in commands:
+        print(f"usage: depthbench {{{','.join(commands)}}} [overrides...]", file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [f"depthbench {argv[0]}", *argv[1:]]
+    commands[argv[0]]()

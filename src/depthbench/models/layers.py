@@ -1,0 +1,55 @@
+"""Small building blocks shared by the network families: activations, weight init, validation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "identity": nn.Identity,
+}
+INITS = ("default", "kaiming", "xavier")
+
+
+def make_activation(name: str) -> nn.Module:
+    """Return a fresh activation module for ``name`` (one of ``ACTIVATIONS``)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
+    """Validate a size argument (depth, width, ...) and return it as an ``int``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def init_weights(module: nn.Module, scheme: str, activation: str = "relu") -> None:
+    """Re-initialise every Linear/Conv weight in ``module`` with ``scheme``.
+
+    ``default`` keeps PyTorch's init (Kaiming-uniform with a=sqrt(5)); ``kaiming`` is He et al.
+    2015 (fan-in, gain for ReLU); ``xavier`` is Glorot & Bengio 2010 (fan-in + fan-out, gain 1),
+    the init the lesson pairs with sigmoid/tanh. Biases are zeroed for both non-default schemes.
+    """
+    if scheme not in INITS:
+        raise ValueError(f"unknown init {scheme!r}; allowed: {', '.join(INITS)}")
+    if scheme == "default":
+        return
+    nonlinearity = "leaky_relu" if activation == "leaky_relu" else "relu"
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            if scheme == "kaiming":
+                nn.init.kaiming_normal_(m.weight, nonlinearity=nonlinearity)
+            else:
+                nn.init.xavier_normal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
