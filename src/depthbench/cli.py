@@ -49,12 +49,30 @@ def eval_main(cfg: DictConfig) -> None:
     _guarded(evaluate, cfg)
 
 
+# `depthbench SUBCOMMAND ...`: name -> "module:function" taking argv (imported lazily).
+SUBCOMMANDS: dict[str, str] = {
+    "train": "depthbench.cli:_train_argv",
+    "eval": "depthbench.cli:_eval_argv",
+}
+
+
+def _train_argv(argv: list[str]) -> None:
+    sys.argv = ["depthbench train", *argv]
+    train_main()
+
+
+def _eval_argv(argv: list[str]) -> None:
+    sys.argv = ["depthbench eval", *argv]
+    eval_main()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``depthbench train|eval ...``: dispatch to the subcommand."""
+    """``depthbench {train,eval,...} ARGS``: dispatch to the subcommand."""
+    import importlib
+
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"train": train_main, "eval": eval_main}
-    if not argv or argv[0] not in commands:
-        print(f"usage: depthbench {{{','.join(commands)}}} [overrides...]", file=sys.stderr)
+    if not argv or argv[0] not in SUBCOMMANDS:
+        print(f"usage: depthbench {{{','.join(SUBCOMMANDS)}}} [args...]", file=sys.stderr)
         sys.exit(2)
-    sys.argv = [f"depthbench {argv[0]}", *argv[1:]]
-    commands[argv[0]]()
+    module_name, func = SUBCOMMANDS[argv[0]].split(":")
+    getattr(importlib.import_module(module_name), func)(argv[1:])

@@ -44,6 +44,7 @@ class Classifier(L.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.label_smoothing = label_smoothing
         self._forward = torch.compile(net) if compile else net
+        self.train_samples = 0  # examples seen by training_step in this process (a plain int)
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         return self._forward(**x) if isinstance(x, dict) else self._forward(x)
@@ -60,6 +61,7 @@ class Classifier(L.LightningModule):
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        self.train_samples += len(batch[1])
         return self._step(batch, "train", self.train_acc)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:

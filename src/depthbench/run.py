@@ -106,8 +106,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
 
     steps = int(trainer.global_step)
-    n_train = len(datamodule.splits["train"][1]) if hasattr(datamodule, "splits") else None
-    samples = steps * cfg.data.batch_size if n_train is None else trainer.current_epoch * n_train
+    samples = module.train_samples * trainer.world_size
     metrics = {
         "status": "ok",
         "train/loss": _final(fit_metrics, "train/loss_epoch") or _final(fit_metrics, "train/loss"),
