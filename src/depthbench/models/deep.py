@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from depthbench.models.budget import solve_width
 from depthbench.models.layers import check_positive_int, init_weights, make_activation
 
 
@@ -74,8 +75,23 @@ class DeepMLP(nn.Module):
         init: str = "default",
         dropout: float = 0.0,
         residual_scale: float | None = None,
+        params: int | None = None,
     ) -> None:
         super().__init__()
+        if params is not None:  # a parameter budget: the width comes from it (models/budget.py)
+            width = solve_width(
+                DeepMLP,
+                params,
+                input_shape=input_shape,
+                num_classes=num_classes,
+                depth=depth,
+                activation=activation,
+                residual=residual,
+                batchnorm=batchnorm,
+                init=init,
+                dropout=dropout,
+                residual_scale=residual_scale,
+            )
         scale = _check_common(depth, width, residual_scale)
         check_positive_int("num_classes", num_classes, minimum=2)
         make_activation(activation)  # validate before building 1,000 blocks
@@ -143,8 +159,24 @@ class DeepCNN(nn.Module):
         stages: int = 3,
         dropout: float = 0.0,
         residual_scale: float | None = None,
+        params: int | None = None,
     ) -> None:
         super().__init__()
+        if params is not None:  # a parameter budget: the width comes from it (models/budget.py)
+            width = solve_width(
+                DeepCNN,
+                params,
+                input_shape=input_shape,
+                num_classes=num_classes,
+                depth=depth,
+                activation=activation,
+                residual=residual,
+                batchnorm=batchnorm,
+                init=init,
+                stages=stages,
+                dropout=dropout,
+                residual_scale=residual_scale,
+            )
         scale = _check_common(depth, width, residual_scale)
         check_positive_int("stages", stages)
         check_positive_int("num_classes", num_classes, minimum=2)

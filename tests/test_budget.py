@@ -1,0 +1,68 @@
+"""``model.params``: the solved width brings the network within a few percent of its budget."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import FAST, compose_config
+
+from depthbench.models.budget import count_at_width, solve_width
+from depthbench.models.deep import DeepCNN, DeepMLP
+from depthbench.run import count_parameters, train
+
+
+def _count(net) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4, 8, 16])
+@pytest.mark.parametrize("budget", [30_000, 100_000])
+def test_mlp_hits_budget(depth: int, budget: int) -> None:
+    net = DeepMLP(
+        input_shape=[1, 28, 28], num_classes=10, depth=depth, residual=True, batchnorm=True,
+        params=budget,
+    )  # fmt: skip
+    assert abs(_count(net) - budget) / budget < 0.03
+    assert net.depth == depth
+
+
+@pytest.mark.parametrize("depth", [2, 4, 8])
+def test_cnn_hits_budget(depth: int) -> None:
+    net = DeepCNN(input_shape=[1, 40], num_classes=10, depth=depth, params=50_000)
+    assert abs(_count(net) - 50_000) / 50_000 < 0.05
+
+
+def test_solved_width_is_the_closest() -> None:
+    kwargs = dict(input_shape=[40], num_classes=10, depth=3)
+    width = solve_width(DeepMLP, 20_000, **kwargs)
+    best = abs(count_at_width(DeepMLP, width, **kwargs) - 20_000)
+    for w in (width - 1, width + 1):
+        assert abs(count_at_width(DeepMLP, w, **kwargs) - 20_000) >= best
+
+
+def test_deeper_at_equal_budget_is_narrower() -> None:
+    widths = [DeepMLP(input_shape=[40], num_classes=10, depth=d, params=50_000).width
+              for d in (1, 4, 16)]  # fmt: skip
+    assert widths[0] > widths[1] > widths[2]
+
+
+def test_width_kept_when_no_budget() -> None:
+    assert DeepMLP(input_shape=[40], num_classes=10, depth=2, width=33).width == 33
+
+
+def test_budget_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="params"):
+        DeepMLP(input_shape=[40], num_classes=10, params=0)
+
+
+def test_metrics_record_exact_count(tmp_path) -> None:
+    cfg = compose_config(
+        ["model.params=5000", "model.depth=3", "logger=none", "callbacks=none", *FAST[:-1]],
+        tmp_path,
+    )
+    metrics = train(cfg)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    net = DeepMLP(input_shape=[1, 8, 8], num_classes=10, depth=3, params=5000)
+    assert saved["params"] == metrics["params"] == count_parameters(net)
+    assert abs(saved["params"] - 5000) / 5000 < 0.05
