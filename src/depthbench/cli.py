@@ -22,8 +22,16 @@ CONF_DIR = str(
 )
 
 
+def _quiet_lightning_handlers() -> None:
+    """Lightning adds its own console handler at import; Hydra's root handler already prints."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+
+
 def _guarded(fn, cfg: DictConfig):
     """Run ``fn(cfg)``; a DepthbenchError becomes one log line and a non-zero exit."""
+    _quiet_lightning_handlers()
     try:
         return fn(cfg)
     except DepthbenchError as e:

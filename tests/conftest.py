@@ -1,0 +1,11 @@
+"""Make ``tests/helpers.py`` importable and keep test runs quiet and single-threaded."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
