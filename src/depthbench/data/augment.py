@@ -1,0 +1,45 @@
+"""Augmentations applied to whole batches as tensor operations (no per-sample Python loop).
+
+Random crop with zero padding and horizontal flip, the standard CIFAR recipe (He et al. 2016,
+"Deep Residual Learning", section 4.2: "4 pixels are padded on each side, and a 32x32 crop is
+randomly sampled from the padded image or its horizontal flip"); done per batch on the device the
+batch lives on, as in KellerJordan/cifar10-airbench. Both work on images (B, C, H, W) and on
+sequences (B, C, L) (the crop then shifts along L; flipping a sequence reverses it).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None = None):
+    """Zero-pad the spatial dims by ``padding`` and crop each example at a random offset.
+
+    The same as torchvision's ``RandomCrop(size, padding=padding)`` (fill 0) per example: every
+    example gets its own offset in ``[0, 2 * padding]`` along each spatial dim.
+    """
+    if padding <= 0:
+        return x
+    spatial = x.shape[2:]
+    # F.pad lists pads from the last dim backwards: (left, right, top, bottom)
+    padded = F.pad(x, (padding, padding) * len(spatial))
+    n = x.shape[0]
+    for d, size in enumerate(spatial):
+        dim = 2 + d
+        offset = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+        idx = torch.arange(size).unsqueeze(0) + offset.unsqueeze(1)  # (B, size)
+        view = [n] + [1] * (padded.ndim - 1)
+        view[dim] = size
+        idx = (
+            idx.to(x.device).view(view).expand(*padded.shape[:dim], size, *padded.shape[dim + 1 :])
+        )
+        padded = padded.gather(dim, idx)
+    return padded
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mirror each example along its last dim with probability 1/2."""
+    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    flip = flip.to(x.device).view(-1, *([1] * (x.ndim - 1)))
+    return torch.where(flip, x.flip(-1), x)
