@@ -16,6 +16,9 @@ import torch
 from depthbench.errors import CheckpointError
 
 CONFIG_KEY = "depthbench_config"
+# the data the net was built for: input_shape, num_classes, and the normalisation mean/std
+# (so the fine-tuner can rebuild the net and feed it the input it was trained on)
+SHAPES_KEY = "depthbench_data"
 
 
 class ConfigInCheckpoint(L.Callback):
@@ -28,6 +31,15 @@ class ConfigInCheckpoint(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         checkpoint[CONFIG_KEY] = self.config
+        dm = getattr(trainer, "datamodule", None)
+        if dm is not None and getattr(dm, "input_shape", None):
+            normalized = getattr(dm, "normalize", False)
+            checkpoint[SHAPES_KEY] = {
+                "input_shape": [int(s) for s in dm.input_shape],
+                "num_classes": int(dm.num_classes),
+                "mean": [float(m) for m in dm.mean.flatten()] if normalized else [0.0],
+                "std": [float(s) for s in dm.std.flatten()] if normalized else [1.0],
+            }
         hparams = checkpoint.get("hyper_parameters")
         if hparams:  # optimizer/scheduler partials -> their config, so weights_only can load it
             checkpoint["hyper_parameters"] = {

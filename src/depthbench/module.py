@@ -34,6 +34,7 @@ class Classifier(L.LightningModule):
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
         compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
@@ -43,10 +44,17 @@ class Classifier(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.label_smoothing = label_smoothing
+        # channels_last (NHWC) lets cuDNN use tensor-core convolutions under AMP; weights are
+        # converted here, 4-D inputs in forward. A no-op for nets without 4-D weights.
+        self.channels_last = channels_last
+        if channels_last:
+            net.to(memory_format=torch.channels_last)
         self._forward = torch.compile(net) if compile else net
         self.train_samples = 0  # examples seen by training_step in this process (a plain int)
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.channels_last and isinstance(x, torch.Tensor) and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self._forward(**x) if isinstance(x, dict) else self._forward(x)
 
     def _step(self, batch: Any, stage: str, metric: MulticlassAccuracy) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from depthbench.callbacks.finetune import finetune_callbacks
 from depthbench.checkpoint import CONFIG_KEY, ConfigInCheckpoint, load_checkpoint, resolve_ckpt_path
 from depthbench.module import Classifier
 
@@ -45,9 +46,22 @@ def build_data(cfg: DictConfig) -> L.LightningDataModule:
 
 
 def build_net(model_cfg: DictConfig, datamodule: Any) -> torch.nn.Module:
-    """Instantiate the network, giving it the data's input shape and number of classes."""
+    """Instantiate the network, giving it the data's input shape and number of classes.
+
+    Also merged in: the datamodule's ``model_kwargs()`` (e.g. ``vocab_size`` of a text dataset),
+    and, for a model config with keys ``data_mean``/``data_std`` left null (the fine-tuner), the
+    statistics the data was normalised with, so the net can recover raw pixels.
+    """
+    kwargs = dict(datamodule.model_kwargs()) if hasattr(datamodule, "model_kwargs") else {}
+    if model_cfg.get("data_mean", 0) is None and model_cfg.get("data_std", 0) is None:
+        normalized = getattr(datamodule, "normalize", False)
+        kwargs["data_mean"] = datamodule.mean.flatten().tolist() if normalized else [0.0]
+        kwargs["data_std"] = datamodule.std.flatten().tolist() if normalized else [1.0]
     return instantiate(
-        model_cfg, input_shape=list(datamodule.input_shape), num_classes=datamodule.num_classes
+        model_cfg,
+        input_shape=list(datamodule.input_shape),
+        num_classes=datamodule.num_classes,
+        **kwargs,
     )
 
 
@@ -90,7 +104,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_data(cfg)
     net = build_net(cfg.model, datamodule)
     module = build_module(cfg, net)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, extra_callbacks=finetune_callbacks(net))  # [] unless finetune
     n_params = count_parameters(net)
     log.info("data  %s", datamodule.describe())
     log.info("model %s, %s parameters", type(net).__name__, f"{n_params:,}")

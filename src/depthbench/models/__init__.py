@@ -5,10 +5,35 @@ contract: ``forward_features(x)``, ``forward_head(features)``, ``num_features``,
 and ``reset_classifier(num_classes)``.
 """
 
+from depthbench.models import resnet_cifar
 from depthbench.models.deep import DeepCNN, DeepMLP
+from depthbench.models.efficientnet_lite import EfficientNetLite0
+from depthbench.models.finetune import FineTuner
 from depthbench.models.registry import create_model, list_models, register_model
+from depthbench.models.resnet_cifar import PAPER_DEPTHS, CifarResNet
+from depthbench.models.resnet_imagenet import TorchvisionResNet
+from depthbench.models.transformer import TransformerClassifier
 
 register_model("mlp")(DeepMLP)
 register_model("cnn")(DeepCNN)
+# model zoo (issue 4): CIFAR ResNets, torchvision ResNets, transformer, fine-tuner
+register_model("resnet")(CifarResNet)
+for _depth in PAPER_DEPTHS:
+    register_model(f"resnet{_depth}")(getattr(resnet_cifar, f"resnet{_depth}"))
+register_model("resnet_imagenet")(TorchvisionResNet)
+register_model("transformer")(TransformerClassifier)
+register_model("efficientnet_lite0")(EfficientNetLite0)
+register_model("finetune")(FineTuner)
 
-__all__ = ["DeepCNN", "DeepMLP", "create_model", "list_models", "register_model"]
+__all__ = [
+    "CifarResNet",
+    "DeepCNN",
+    "DeepMLP",
+    "EfficientNetLite0",
+    "FineTuner",
+    "TorchvisionResNet",
+    "TransformerClassifier",
+    "create_model",
+    "list_models",
+    "register_model",
+]

@@ -1,0 +1,5 @@
+"""Lightning callbacks that belong to no diagnostic: backbone freezing for the fine-tuner."""
+
+from depthbench.callbacks.finetune import BackboneFreeze, finetune_callbacks
+
+__all__ = ["BackboneFreeze", "finetune_callbacks"]
