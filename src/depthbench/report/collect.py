@@ -1,0 +1,129 @@
+"""Find Hydra run folders and read what each run left behind: config, overrides, metrics.
+
+A run folder is any folder with a ``.hydra/`` subfolder (single runs and the numbered jobs of
+a multirun alike). A run without ``metrics.json``, or whose ``metrics.json`` has a status other
+than ``ok``, is reported as failed, with the last error line of its log when there is one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+IGNORED_OVERRIDES = ("hydra.", "hydra/", "paths.")
+
+
+@dataclass
+class Run:
+    """One training run: where it is, which experiment, its swept values and its results."""
+
+    path: Path
+    experiment: str
+    overrides: dict[str, str]
+    config: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    status: str = "failed"
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def file(self, name: str) -> Path | None:
+        """``path / name`` if the run wrote it."""
+        p = self.path / name
+        return p if p.exists() else None
+
+    def metric(self, key: str) -> float:
+        """A numeric metric, NaN when missing or not a number."""
+        value = self.metrics.get(key)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return math.nan
+
+
+def find_run_dirs(paths: list[Path]) -> list[Path]:
+    """Every run folder under ``paths`` (a run folder itself, a multirun, or a tree of them)."""
+    found: list[Path] = []
+    for root in paths:
+        root = Path(root)
+        if not root.exists():
+            raise FileNotFoundError(f"no such run or multirun folder: {root}")
+        if (root / ".hydra").is_dir():
+            found.append(root)
+            continue
+        found += sorted((p.parent for p in root.rglob(".hydra") if p.is_dir()), key=_natural)
+    return list(dict.fromkeys(found))
+
+
+def _natural(path: Path) -> tuple:
+    """Sort key: parents by name, then the job number numerically (2 before 10)."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts)
+
+
+def parse_overrides(lines: list[str]) -> dict[str, str]:
+    """``["model.depth=8", "+x=1", "~y"]`` -> ``{"model.depth": "8", "x": "1"}`` (sweep keys)."""
+    out: dict[str, str] = {}
+    for line in lines:
+        if "=" not in line or line.startswith("~"):
+            continue
+        key, value = line.split("=", 1)
+        key = key.lstrip("+")
+        if key == "experiment" or key.startswith(IGNORED_OVERRIDES):
+            continue
+        out[key] = value
+    return out
+
+
+def _last_error(run_dir: Path) -> str:
+    for log_file in sorted(run_dir.glob("*.log")):
+        lines = [ln for ln in log_file.read_text(errors="replace").splitlines() if "ERROR" in ln]
+        if lines:
+            return lines[-1].split("] - ", 1)[-1].strip()[:200]
+    return ""
+
+
+def load_run(run_dir: Path) -> Run:
+    """Read one run folder."""
+    hydra_dir = run_dir / ".hydra"
+    config = _load_yaml(hydra_dir / "config.yaml") or {}
+    overrides = parse_overrides(_load_yaml(hydra_dir / "overrides.yaml") or [])
+    run = Run(run_dir, str(config.get("task_name", run_dir.parent.name)), overrides, config)
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.exists():
+        try:
+            run.metrics = json.loads(metrics_file.read_text())
+        except json.JSONDecodeError as e:
+            run.error = f"unreadable metrics.json: {e}"
+        run.status = str(run.metrics.get("status", "failed"))
+        if not run.ok and not run.error:
+            run.error = str(run.metrics.get("error", ""))
+    else:
+        run.error = _last_error(run_dir) or "no metrics.json (crashed, killed or still running)"
+    return run
+
+
+def _load_yaml(path: Path) -> Any:
+    # The saved configs hold unresolved interpolations (${paths...}); plain YAML keeps them as text.
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def collect_runs(paths: list[Path]) -> list[Run]:
+    """Load every run folder found under ``paths``."""
+    return [load_run(d) for d in find_run_dirs(paths)]
+
+
+def config_value(run: Run, key: str) -> Any:
+    """The value of a dotted key in the run's config (``model.depth``), else its override."""
+    node: Any = run.config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return run.overrides.get(key)
+        node = node[part]
+    return node
