@@ -43,7 +43,13 @@ def _guarded(fn, cfg: DictConfig):
 def train_main(cfg: DictConfig) -> float | None:
     """Train (``python train.py ...``); returns ``cfg.optimized_metric`` for sweepers."""
     from depthbench.run import train
+    from depthbench.sweeps import in_multirun, run_sweep_job
+    from depthbench.tracking import redact_hydra_outputs
 
+    redact_hydra_outputs()  # no secret in the run folder's .hydra/*.yaml
+    if in_multirun():  # a failing job is recorded (metrics.json, jobs.jsonl); the sweep goes on
+        _quiet_lightning_handlers()
+        return run_sweep_job(train, cfg)
     metrics = _guarded(train, cfg)
     metric = cfg.get("optimized_metric")
     return metrics.get(metric) if metric and metrics else None
@@ -61,6 +67,8 @@ def eval_main(cfg: DictConfig) -> None:
 SUBCOMMANDS: dict[str, str] = {
     "train": "depthbench.cli:_train_argv",
     "eval": "depthbench.cli:_eval_argv",
+    "attention": "depthbench.attention:main",
+    "report": "depthbench.report.cli:main",
 }
 
 

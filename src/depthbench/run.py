@@ -20,7 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from depthbench.callbacks.finetune import finetune_callbacks
 from depthbench.checkpoint import CONFIG_KEY, ConfigInCheckpoint, load_checkpoint, resolve_ckpt_path
+from depthbench.distributed import check_accelerator
 from depthbench.module import Classifier
+from depthbench.tracking import LogResolvedConfig, finish_wandb, redact
 
 log = logging.getLogger("depthbench")
 
@@ -78,7 +80,8 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
     callbacks = _instantiate_group(cfg.get("callbacks")) + _instantiate_group(
         cfg.get("diagnostics")
     )
-    callbacks.append(ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
+    resolved = redact(OmegaConf.to_container(cfg, resolve=True))  # no secret in ckpt or logs
+    callbacks += [ConfigInCheckpoint(resolved), LogResolvedConfig(resolved)]
     callbacks += extra_callbacks or []
     loggers = _instantiate_group(cfg.get("logger"))
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -99,6 +102,7 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test the configured model; write and return the run's metrics."""
+    check_accelerator(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out_dir = Path(cfg.paths.output_dir)
     datamodule = build_data(cfg)
@@ -140,6 +144,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         write_json(out_dir / "metrics.json", metrics)
+    finish_wandb()  # the next job of a sweep (same process) gets its own wandb run
     acc = metrics["test/acc"]
     log.info(
         "done  %s (%s params): test/acc %s; outputs in %s",
@@ -153,6 +158,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate the checkpoint ``cfg.ckpt_path`` on its data's test split; write metrics.json."""
+    check_accelerator(cfg.trainer)
     out_dir = Path(cfg.paths.output_dir)
     ckpt_file = resolve_ckpt_path(cfg.ckpt_path, out_dir, required=True)
     checkpoint = load_checkpoint(ckpt_file)

@@ -1,0 +1,150 @@
+"""Hydra multiruns that survive a failed job, and the sweep's summary.
+
+Hydra's basic sweeper reads every job's return value after a batch and re-raises the first job's
+exception, which ends the whole sweep (``hydra/_internal/core_plugins/basic_sweeper.py``); the
+Optuna sweeper does the same once failures exceed ``max_failure_rate``. So in a multirun
+``run_sweep_job`` catches a job's exception itself: the job's ``metrics.json`` says
+``"status": "failed"`` with the error, a line goes to ``<sweep dir>/jobs.jsonl``, and the job
+returns NaN (Optuna records the trial as failed and goes on). A single run still raises.
+
+``SweepCallback`` (a Hydra callback, ``conf/hydra/default.yaml``) checks that an optional launcher
+plugin is installed before the sweep starts and writes ``<sweep dir>/summary.csv`` at its end.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import logging
+import math
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from depthbench.errors import ConfigError
+from depthbench.tracking import finish_wandb, redact
+
+log = logging.getLogger("depthbench")
+
+JOBS_FILE = "jobs.jsonl"
+SUMMARY_FILE = "summary.csv"
+# launcher plugins that are optional extras: module -> how to install it
+OPTIONAL_PLUGINS = {
+    "hydra_plugins.hydra_submitit_launcher": "pip install 'depthbench[slurm]'",
+}
+
+
+def in_multirun() -> bool:
+    """True inside a job of a Hydra multirun (``-m`` or ``hydra.mode=MULTIRUN``)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _is_rank_zero() -> bool:
+    # SLURM/torchrun start one process per GPU for each job; only one may write the records
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def append_job_record(sweep_dir: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to ``<sweep_dir>/jobs.jsonl`` (one ``write`` call: no interleaving)."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(redact(record), default=str) + "\n"
+    with open(sweep_dir / JOBS_FILE, "a", encoding="utf-8") as f:
+        f.write(line)
+
+
+def _one_line(error: BaseException) -> str:
+    # the innermost cause says what was wrong (Hydra wraps it in an InstantiationException)
+    while error.__cause__ is not None:
+        error = error.__cause__
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> float | None:
+    """Run one multirun job; record its outcome; return ``cfg.optimized_metric`` (NaN: failed)."""
+    from depthbench.run import write_json
+
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(cfg.paths.output_dir)
+    metric = cfg.get("optimized_metric")
+    record: dict[str, Any] = {
+        "job": hydra_cfg.job.num,
+        "overrides": " ".join(hydra_cfg.overrides.task),
+        "output_dir": str(out_dir),
+    }
+    try:
+        metrics = train(cfg)
+    except Exception as e:  # any failure of this job; KeyboardInterrupt still stops the sweep
+        finish_wandb(exit_code=1)
+        error = _one_line(e)
+        log.error("job %s failed (%s); the sweep goes on", hydra_cfg.job.num, error)
+        if _is_rank_zero():
+            failed = {"status": "failed", "error": error, "traceback": traceback.format_exc()}
+            write_json(out_dir / "metrics.json", redact({**failed, "output_dir": str(out_dir)}))
+            append_job_record(Path(hydra_cfg.sweep.dir), {**record, "status": "failed",
+                                                          "error": error})  # fmt: skip
+        return math.nan
+    value = metrics.get(metric) if metric else None
+    if _is_rank_zero():
+        extra = {k: metrics.get(k) for k in ("val/acc", "test/acc", "fit_seconds")}
+        append_job_record(
+            Path(hydra_cfg.sweep.dir),
+            {**record, "status": metrics.get("status", "ok"), "metric": metric, "value": value,
+             **extra},
+        )  # fmt: skip
+    return value
+
+
+def read_job_records(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of ``<sweep_dir>/jobs.jsonl``, sorted by job number."""
+    path = Path(sweep_dir) / JOBS_FILE
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return sorted(rows, key=lambda r: r.get("job", 0))
+
+
+def check_launcher_installed(launcher_cfg: DictConfig | None) -> None:
+    """Raise a ConfigError naming the extra to install when the launcher's plugin is missing."""
+    target = str((launcher_cfg or {}).get("_target_", ""))
+    for module, how in OPTIONAL_PLUGINS.items():
+        if target.startswith(module) and importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"hydra/launcher needs the plugin {module.split('.')[-1]!r}, which is not "
+                f"installed: {how}"
+            )
+
+
+class SweepCallback(Callback):
+    """Hydra callback: launcher check at the start of a multirun, ``summary.csv`` at the end."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_launcher_installed(config.hydra.get("launcher"))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = read_job_records(sweep_dir)
+        if not rows:
+            return
+        fields = list(dict.fromkeys(k for row in rows for k in row))
+        with open(sweep_dir / SUMMARY_FILE, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        failed = [r for r in rows if r.get("status") == "failed"]
+        log.info(
+            "sweep: %d jobs, %d failed%s; summary in %s",
+            len(rows),
+            len(failed),
+            f" (jobs {', '.join(str(r['job']) for r in failed)})" if failed else "",
+            sweep_dir / SUMMARY_FILE,
+        )

@@ -1,0 +1,276 @@
+"""Experiment tracking: the wandb logger factory, secret redaction, config and image logging.
+
+- ``wandb_logger(...)`` (``logger=wandb``) builds Lightning's ``WandbLogger`` with the project,
+  entity, group and tags of the config; the runs of one Hydra multirun share a group (the sweep
+  folder's name). Without an API key, or when the wandb server cannot be reached, it runs offline
+  and says how to ``wandb sync`` later: a run never blocks on the network.
+- ``redact(obj)`` removes secrets (API keys, tokens, passwords) from whatever is logged or written
+  to the outputs folder; ``LogResolvedConfig`` logs the run's resolved, redacted config.
+- ``log_image(trainer, key, image)``: one call for diagnostics that works for wandb, TensorBoard and
+  is a no-op for CSV.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+import re
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+log = logging.getLogger("depthbench")
+
+REDACTED = "***redacted***"
+# a config key or environment variable is secret when its last word is one of these
+# (`api_key`, `WANDB_API_KEY`, `hf_token`, `client_secret`, `password`; not `keys` or `monkey`)
+SECRET_NAME = re.compile(
+    r"(^|[_.\-])(api_?key|key|token|secret|password|passwd|credentials?|auth)$", re.IGNORECASE
+)
+_SECRET_WORD = r"(?:api_?key|key|token|secret|password|passwd|credentials?|auth)"
+# `name=value` inside a string, as in Hydra's overrides (`+logger.wandb.api_key=abc`) and its
+# comma-joined `override_dirname`: the value up to the next comma or space is secret
+SECRET_ASSIGNMENT = re.compile(
+    rf"((?:^|(?<=[\s,]))[~+]{{0,2}}(?:[\w.@/\-]*[_.\-])?{_SECRET_WORD}=)[^,\s]*", re.IGNORECASE
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """True when a config key or environment variable name denotes a secret."""
+    return bool(SECRET_NAME.search(str(name).split(".")[-1].split("/")[-1]))
+
+
+def _secret_env_values() -> list[str]:
+    # values of secret-named environment variables, so an interpolated `${oc.env:HF_TOKEN}` under
+    # an innocent key is caught too; short values (`1`, `true`) would redact too much
+    return [v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 8]
+
+
+def redact(obj: Any, secrets: list[str] | None = None) -> Any:
+    """A copy of ``obj`` (dicts, lists, strings) with every secret replaced by ``REDACTED``.
+
+    Secret: the value of a key named like a secret (``api_key``, ``token``, ``password``, ...),
+    the value part of a ``name=value`` string whose name is such a key, and any occurrence of the
+    value of a secret-named environment variable (``WANDB_API_KEY``, ``HF_TOKEN``, ...).
+    """
+    secrets = _secret_env_values() if secrets is None else secrets
+    if isinstance(obj, Mapping):
+        return {
+            k: REDACTED if is_secret_name(k) and v not in (None, "") else redact(v, secrets)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(redact(v, secrets) for v in obj)
+    if isinstance(obj, str):
+        obj = SECRET_ASSIGNMENT.sub(rf"\g<1>{REDACTED}", obj)
+        for secret in secrets:
+            obj = obj.replace(secret, REDACTED)
+    return obj
+
+
+def redact_yaml_file(path: Path) -> None:
+    """Rewrite a YAML file (Hydra's ``config.yaml``, ``hydra.yaml``, ``overrides.yaml``) redacted.
+
+    Interpolations are kept as written (``${oc.env:HF_TOKEN}`` names no secret), values redacted.
+    """
+    from omegaconf import OmegaConf
+
+    if not path.is_file():
+        return
+    original = OmegaConf.load(path)
+    cleaned = redact(OmegaConf.to_container(original, resolve=False))
+    if cleaned != OmegaConf.to_container(original, resolve=False):
+        OmegaConf.save(OmegaConf.create(cleaned), path)
+
+
+def redact_hydra_outputs() -> None:
+    """Redact the config files Hydra saved into this job's run folder (``.hydra/*.yaml``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.output_subdir is None:
+        return
+    folder = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        redact_yaml_file(folder / name)
+
+
+# ---- wandb -----------------------------------------------------------------------------------
+def _wandb_host() -> str:
+    return urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or ""
+
+
+def wandb_api_key_available() -> bool:
+    """True when wandb could log in: ``WANDB_API_KEY`` is set or ``~/.netrc`` has the host."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators(_wandb_host()) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def _reachable(host: str, port: int = 443, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wandb_offline_reason() -> str | None:
+    """Why wandb must run offline here (no key, no network), or None when online can work.
+
+    ``WANDB_MODE`` set by the user wins: ``offline``/``disabled`` are honoured as given.
+    """
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode in ("offline", "dryrun", "disabled"):
+        return f"WANDB_MODE={mode}"
+    if mode == "online":
+        return None
+    if not wandb_api_key_available():
+        return "no WANDB_API_KEY and no ~/.netrc entry"
+    host = _wandb_host()
+    if not _reachable(host):
+        return f"{host} is not reachable"
+    return None
+
+
+def sweep_group() -> str | None:
+    """The multirun's sweep folder name (shared by all its jobs); None for a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    return Path(hydra_cfg.sweep.dir).name
+
+
+def _job_name() -> str | None:
+    # a sweep job is named by its overrides (`model.depth=8,optimizer.lr=0.01`)
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return redact(HydraConfig.get().job.override_dirname) or None
+
+
+def wandb_logger(
+    *,
+    project: str = "depthbench",
+    entity: str | None = None,
+    group: str | None = None,
+    name: str | None = None,
+    tags: list[str] | tuple[str, ...] = (),
+    job_type: str | None = None,
+    save_dir: str = ".",
+    offline: bool = False,
+    log_model: bool | str = False,
+    **kwargs: Any,
+) -> WandbLogger:
+    """Lightning's ``WandbLogger``, offline when wandb could not log in or reach its server.
+
+    ``group`` defaults to the multirun's sweep folder name, so a sweep's runs are grouped;
+    ``name`` to the job's overrides; wandb's files go to ``<save_dir>/wandb/``.
+    Extra keyword arguments go to ``wandb.init``.
+    """
+    import wandb
+
+    reason = "offline=true" if offline else wandb_offline_reason()
+    mode = "disabled" if os.environ.get("WANDB_MODE", "").lower() == "disabled" else None
+    save_path = Path(save_dir)
+    save_path.mkdir(parents=True, exist_ok=True)
+    if reason is not None and mode is None:
+        log.warning(
+            "wandb: offline (%s); upload later with: wandb sync %s",
+            reason,
+            save_path / "wandb" / "offline-run-*",
+        )
+    if reason is not None and log_model:
+        log.warning("wandb: log_model=%s ignored offline (checkpoints stay in the run folder)",
+                    log_model)  # fmt: skip
+        log_model = False
+    # no code, git diff or argv snapshots: the command line may hold secrets
+    settings = wandb.Settings(
+        save_code=False, disable_git=True, x_disable_meta=True, init_timeout=60.0
+    )
+    return WandbLogger(
+        project=project,
+        entity=entity,
+        group=group or sweep_group(),
+        name=name or _job_name(),
+        tags=list(tags or []),
+        job_type=job_type,
+        save_dir=str(save_path),
+        offline=reason is not None,
+        log_model=log_model,
+        settings=settings,
+        **({"mode": mode} if mode else {}),
+        **kwargs,
+    )
+
+
+def finish_wandb(exit_code: int = 0) -> None:
+    """Close the current wandb run, so the next job of a sweep (same process) starts its own."""
+    import sys
+
+    if "wandb" not in sys.modules:
+        return
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish(exit_code=exit_code)
+
+
+# ---- what gets logged ------------------------------------------------------------------------
+class LogResolvedConfig(L.Callback):
+    """Log the run's resolved (and redacted) config to every logger when training starts.
+
+    At ``on_train_start``, after Lightning has logged the module's hyper-parameters, so the
+    config's ``optimizer``/``scheduler`` entries replace the partials' text.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = redact(config)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for logger in trainer.loggers:
+            logger.log_hyperparams(self.config)
+
+
+def log_image(
+    trainer: L.Trainer, key: str, image: str | Path | Any, step: int | None = None
+) -> None:
+    """Log an image (a PNG path or a matplotlib figure) to the trainer's image-capable loggers.
+
+    wandb gets a ``wandb.Image``, TensorBoard an image (``add_image``/``add_figure``); CSV and
+    other loggers ignore it. Only rank zero logs.
+    """
+    if not trainer.is_global_zero:
+        return
+    step = trainer.global_step if step is None else step
+    is_path = isinstance(image, (str, Path))
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[str(image) if is_path else image], step=step)
+        elif isinstance(logger, TensorBoardLogger):
+            if is_path:
+                import matplotlib.image as mpimg
+
+                pixels = mpimg.imread(str(image))  # (H, W, C) floats in [0, 1] for a PNG
+                if pixels.ndim == 2:
+                    pixels = pixels[..., None]
+                logger.experiment.add_image(key, pixels, step, dataformats="HWC")
+            else:
+                logger.experiment.add_figure(key, image, step, close=False)
