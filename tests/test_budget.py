@@ -20,9 +20,13 @@ def _count(net) -> int:
 @pytest.mark.parametrize("budget", [30_000, 100_000])
 def test_mlp_hits_budget(depth: int, budget: int) -> None:
     net = DeepMLP(
-        input_shape=[1, 28, 28], num_classes=10, depth=depth, residual=True, batchnorm=True,
+        input_shape=[1, 28, 28],
+        num_classes=10,
+        depth=depth,
+        residual=True,
+        batchnorm=True,
         params=budget,
-    )  # fmt: skip
+    )
     assert abs(_count(net) - budget) / budget < 0.03
     assert net.depth == depth
 
@@ -42,8 +46,9 @@ def test_solved_width_is_the_closest() -> None:
 
 
 def test_deeper_at_equal_budget_is_narrower() -> None:
-    widths = [DeepMLP(input_shape=[40], num_classes=10, depth=d, params=50_000).width
-              for d in (1, 4, 16)]  # fmt: skip
+    widths = [
+        DeepMLP(input_shape=[40], num_classes=10, depth=d, params=50_000).width for d in (1, 4, 16)
+    ]
     assert widths[0] > widths[1] > widths[2]
 
 
