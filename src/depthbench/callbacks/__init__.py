@@ -1,4 +1,4 @@
-"""Lightning callbacks that belong to no diagnostic: backbone freezing for the fine-tuner."""
+"""Lightning callbacks that are not diagnostics (backbone freezing for the fine-tuner, ...)."""
 
 from depthbench.callbacks.finetune import BackboneFreeze, finetune_callbacks
 

@@ -49,13 +49,12 @@ class BackboneFreeze(BaseFinetuning):
     def finetune_function(
         self, pl_module: L.LightningModule, epoch: int, optimizer: Optimizer
     ) -> None:
-        if (
-            self.unfreeze_at_epoch is not None
-            and epoch >= self.unfreeze_at_epoch
-            and not self.unfrozen
-        ):
-            lr = optimizer.param_groups[0]["lr"] * self.backbone_lr_factor
+        due = self.unfreeze_at_epoch is not None and epoch >= self.unfreeze_at_epoch
+        if due and not self.unfrozen:
+            head = optimizer.param_groups[0]
+            lr = head.get("initial_lr", head["lr"]) * self.backbone_lr_factor
             self.unfreeze_and_add_param_group(pl_module.net.backbone, optimizer, lr=lr)
+            _extend_schedulers(pl_module.trainer, optimizer)
             pl_module.net.backbone.train()  # BN layers held in eval mode while frozen
             self.unfrozen = True
 
@@ -64,6 +63,29 @@ class BackboneFreeze(BaseFinetuning):
         if not self.train_bn:
             for m in frozen_batchnorms(pl_module.net.backbone):
                 m.eval()
+
+
+def _extend_schedulers(trainer: L.Trainer, optimizer: Optimizer) -> None:
+    """Let the LR schedulers of ``optimizer`` drive the param groups added after they were built.
+
+    torch's schedulers keep one base LR (and LambdaLR one lambda) per group and refuse a
+    mismatch; the new group follows the same schedule as the first, scaled by its own LR.
+    """
+    head = optimizer.param_groups[0]
+    for config in trainer.lr_scheduler_configs:
+        scheduler = config.scheduler
+        if scheduler.optimizer is not optimizer or not hasattr(scheduler, "base_lrs"):
+            continue
+        for group in optimizer.param_groups[len(scheduler.base_lrs) :]:
+            ratio = group["lr"] / head.get("initial_lr", head["lr"])
+            for key in ("initial_lr", "max_lr", "min_lr"):  # OneCycleLR keeps these per group
+                if key in head:
+                    group.setdefault(key, head[key] * ratio)
+            group.setdefault("initial_lr", group["lr"])
+            scheduler.base_lrs.append(group["initial_lr"])
+            if hasattr(scheduler, "lr_lambdas"):
+                scheduler.lr_lambdas.append(scheduler.lr_lambdas[0])
+        scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
 
 
 def frozen_batchnorms(module: nn.Module) -> list[_BatchNorm]:
