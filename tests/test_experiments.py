@@ -1,0 +1,91 @@
+"""Every experiment config composes, and its sweep expands to the intended runs."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import CONF_DIR, ROOT
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+# experiment -> number of runs of `python train.py -m experiment=NAME`
+EXPECTED_RUNS = {
+    "vanishing_gradients": 7 * 3 * 2,  # depth x activation x init
+    "vanishing_gradients_full": 8 * 3 * 2,
+    "degradation": 2 * 2 * 6,  # {mlp, cnn} x {plain, residual} x depth
+    "degradation_full": 5 * 2,  # CIFAR CNN depth x {plain, residual}
+    "batchnorm": 6 * 2 * 2,  # depth x {BN off, on} x {relu, sigmoid}
+    "batchnorm_full": 7 * 2 * 2,
+    "thousand_layers": 2,  # plain vs residual
+    "thousand_layers_full": 4,
+    "resnet_cifar": 5,  # ResNet-20/32/44/56/110
+    "resnet_cifar_full": 10,
+    "transformer": 4,  # {transformer, cnn} x {fashion_mnist, mnist1d}
+    "transformer_full": 4,
+    "transfer": 8,  # {pretrained+frozen, scratch} x 4 training-set sizes
+    "transfer_full": 8,
+    "cpu_vs_gpu": 4,  # {cpu, gpu} x 2 batch sizes
+}
+
+
+def _compose(overrides: list[str]):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+def _jobs(experiment: str) -> list[list[str]]:
+    """The job override lists Hydra's BasicSweeper makes from the config's sweep params."""
+    cfg = _compose([f"experiment={experiment}"])
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    overrides = OverridesParser.create().parse_overrides(params)
+    batches = BasicSweeper.split_arguments(overrides, max_batch_size=None)
+    return [job for batch in batches for job in batch]
+
+
+def test_every_lesson_experiment_exists():
+    names = {p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")}
+    assert set(EXPECTED_RUNS) <= names
+
+
+@pytest.mark.parametrize("experiment", sorted(EXPECTED_RUNS))
+def test_experiment_sweep_expands_and_each_end_composes(experiment):
+    jobs = _jobs(experiment)
+    assert len(jobs) == EXPECTED_RUNS[experiment]
+    assert len({tuple(j) for j in jobs}) == len(jobs)  # no duplicate runs
+    base = experiment.removesuffix("_full")
+    for job in jobs[-1:]:  # the last job: every swept key at its last value
+        cfg = _compose([f"experiment={experiment}", *job])
+        assert cfg.task_name == experiment
+        assert base in cfg.tags
+        for override in job:  # the swept value reached the composed config
+            key, value = override.split("=", 1)
+            if "/" not in key and key not in ("model", "data", "accelerator"):
+                assert str(_select(cfg, key)).lower() == value.lower().replace("null", "none")
+
+
+def _select(cfg, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def test_group_sweeps_pick_the_right_networks():
+    cfg = _compose(["experiment=transformer", "experiment/arch@arch=cnn", "data=mnist1d"])
+    assert cfg.model._target_.endswith("DeepCNN") and cfg.model.params == 200000
+    assert cfg.data._target_.endswith("MNIST1DDataModule")
+    cfg = _compose(["experiment=transfer", "experiment/transfer_init@transfer_init=scratch"])
+    assert cfg.model.weights is None and cfg.model.freeze is False
+    cfg = _compose(["experiment=degradation", "model=cnn", "model.residual=true"])
+    assert cfg.model._target_.endswith("DeepCNN") and cfg.model.batchnorm is True
+    cfg = _compose(["experiment=cpu_vs_gpu", "accelerator=gpu"])
+    assert cfg.trainer.accelerator == "gpu"
+
+
+def test_diagnostics_list_composes_into_one_dict():
+    cfg = _compose(["diagnostics=[gradflow,activations,features,attention]"])
+    assert set(cfg.diagnostics) == {"gradflow", "activations", "features", "attention"}
+    assert all("_target_" in c for c in cfg.diagnostics.values())
+    assert "diagnostics" not in _compose([]) or not _compose([]).diagnostics
