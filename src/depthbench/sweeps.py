@@ -28,7 +28,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from depthbench.errors import ConfigError
+from depthbench.errors import ConfigError, DivergenceError
 from depthbench.tracking import finish_wandb, redact
 
 log = logging.getLogger("depthbench")
@@ -88,10 +88,12 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
         error = _one_line(e)
         log.error("job %s failed (%s); the sweep goes on", hydra_cfg.job.num, error)
         if _is_rank_zero():
-            failed = {"status": "failed", "error": error, "traceback": traceback.format_exc()}
+            status = "diverged" if isinstance(e, DivergenceError) else "failed"
+            failed = {"status": status, "error": error, "traceback": traceback.format_exc()}
             write_json(out_dir / "metrics.json", redact({**failed, "output_dir": str(out_dir)}))
-            append_job_record(Path(hydra_cfg.sweep.dir), {**record, "status": "failed",
-                                                          "error": error})  # fmt: skip
+            append_job_record(
+                Path(hydra_cfg.sweep.dir), {**record, "status": status, "error": error}
+            )
         return math.nan
     value = metrics.get(metric) if metric else None
     if _is_rank_zero():
@@ -140,7 +142,7 @@ class SweepCallback(Callback):
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
-        failed = [r for r in rows if r.get("status") == "failed"]
+        failed = [r for r in rows if r.get("status") != "ok"]
         log.info(
             "sweep: %d jobs, %d failed%s; summary in %s",
             len(rows),

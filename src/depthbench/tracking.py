@@ -235,18 +235,25 @@ def finish_wandb(exit_code: int = 0) -> None:
 
 # ---- what gets logged ------------------------------------------------------------------------
 class LogResolvedConfig(L.Callback):
-    """Log the run's resolved (and redacted) config to every logger when training starts.
+    """Log the run's resolved (and redacted) config to every logger when training/testing starts.
 
-    At ``on_train_start``, after Lightning has logged the module's hyper-parameters, so the
-    config's ``optimizer``/``scheduler`` entries replace the partials' text.
+    Lightning logs the module's hyper-parameters at the start of every stage (fit, test), with
+    the optimizer and scheduler partials as null; logging the config right after, at
+    ``on_train_start`` and ``on_test_start``, puts their real config back.
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = redact(config)
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def _log(self, trainer: L.Trainer) -> None:
         for logger in trainer.loggers:
             logger.log_hyperparams(self.config)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(trainer)
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(trainer)
 
 
 def log_image(
