@@ -79,13 +79,28 @@ class TensorBatchLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         idx = self._indices().to(self.x.device)
-        self.epoch += 1
-        for b in range(len(self)):
+        self._serving, self._served = self.epoch, getattr(self, "_skip", 0)
+        self.epoch, self._skip = self.epoch + 1, 0
+        for b in range(self._served, len(self)):
+            self._served = b + 1
             i = idx[b * self.batch_size : (b + 1) * self.batch_size]
             x = self.x[i]
             if self.transform is not None:
                 x = self.transform(x, self.shuffle)
             yield x, self.y[i]
+
+    # Lightning saves these in every checkpoint (a "stateful" loader), so a resumed run -- even
+    # one killed mid-epoch -- continues with the same shuffle order at the next unseen batch.
+    def state_dict(self) -> dict[str, int]:
+        """The epoch being served and how many of its batches were handed out."""
+        epoch, served = getattr(self, "_serving", self.epoch), getattr(self, "_served", 0)
+        return {"epoch": epoch, "batches": served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume at ``state``: the next ``__iter__`` skips the batches already served."""
+        self.epoch, self._skip = int(state["epoch"]), int(state["batches"])
+        if self._skip >= len(self):  # saved after the epoch's last batch: start the next one
+            self.epoch, self._skip = self.epoch + 1, 0
 
 
 def balanced_subset(y: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -102,8 +117,10 @@ def balanced_subset(y: torch.Tensor, size: int, generator: torch.Generator) -> t
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float32 in [0, 1]; anything else -> float32 as is."""
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+    """uint8 images -> float32 in [0, 1]; anything else -> float32 as is. Always a new tensor."""
+    if x.dtype == torch.uint8:
+        return x.float().div_(255.0)  # the same arithmetic as torchvision's ToTensor
+    return x.to(torch.float32, copy=True)
 
 
 def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,10 +271,10 @@ class InMemoryDataModule(L.LightningDataModule):
         x = to_float(x)
         if train and self.augment:
             x = self.augment_batch(x)
-        if self.normalize:
+        if self.normalize:  # in place on the fresh float batch, as torchvision's Normalize
             mean, std = self._stats(x.device)
             shape = (1, -1) + (1,) * (x.ndim - 2)
-            x = (x - mean.view(shape)) / std.view(shape)
+            x = x.sub_(mean.view(shape)).div_(std.view(shape))
         return x
 
     def augment_batch(self, x: torch.Tensor) -> torch.Tensor:
