@@ -10,8 +10,8 @@ from depthbench.report.collect import collect_runs
 from depthbench.report.writer import write_report
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Collect the runs under the given folders and write the report; print where it went."""
+def main(argv: list[str] | None = None) -> None:
+    """Collect the runs under the given folders and write the report; exit 2 when there are none."""
     parser = argparse.ArgumentParser(
         prog="depthbench report",
         description="Tables (report.md, results.csv) and figures from run / multirun folders.",
@@ -25,13 +25,12 @@ def main(argv: list[str] | None = None) -> int:
         runs = collect_runs(args.paths)
     except FileNotFoundError as e:
         print(f"depthbench report: {e}", file=sys.stderr)
-        return 2
+        sys.exit(2)
     if not runs:
         print(
             f"depthbench report: no run folders (with .hydra/) under {args.paths}", file=sys.stderr
         )
-        return 2
+        sys.exit(2)
     report = write_report(runs, args.out or args.paths[0], args.paths)
     failed = sum(not r.ok for r in runs)
     print(f"{report}: {len(runs)} runs ({failed} failed)")
-    return 0

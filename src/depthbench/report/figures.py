@@ -8,12 +8,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from depthbench.diagnostics.common import pyplot
 from depthbench.report.collect import Run
 
 # The lesson's bound: sigmoid'(z) <= 1/4, so each plain sigmoid layer can scale the
 # back-propagated gradient by at most 0.25 times its weight matrix's norm.
 SIGMOID_BOUND = 0.25
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display; no torch import on the report path)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def short(key: str) -> str:

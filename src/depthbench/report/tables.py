@@ -41,10 +41,6 @@ def swept_keys(runs: list[Run]) -> list[str]:
     for run in runs:
         for k, v in run.overrides.items():
             keys.setdefault(k, set()).add(v)
-    for run in runs:  # a key some runs lack also varies
-        for k in keys:
-            if k not in run.overrides:
-                keys[k].add("<default>")
     return [k for k, values in keys.items() if len(values) > 1]
 
 
@@ -128,6 +124,7 @@ def pivot(frame: pd.DataFrame, keys: list[str], column: str, metric: str) -> pd.
     """Rows: the other swept keys; columns: ``column``'s values; cells: ``metric`` or 'failed'."""
     rows = [k for k in keys if k != column]
     cells = frame.copy()
+    cells[rows] = cells[rows].astype(object).where(cells[rows].notna(), "")  # keep partial rows
     cells["cell"] = [
         fmt(v) if s == "ok" else s for v, s in zip(cells[metric], cells["status"], strict=True)
     ]
