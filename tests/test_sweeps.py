@@ -1,0 +1,160 @@
+"""Multiruns: a failing job is recorded and the others finish; Optuna search; launcher configs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import CONF_DIR, compose_config
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from depthbench.errors import ConfigError
+from depthbench.sweeps import check_launcher_installed, read_job_records
+
+ROOT = Path(CONF_DIR).parent
+TINY = [
+    "model.width=32",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=1",
+    "+trainer.limit_test_batches=1",
+    "callbacks.progress_bar.refresh_rate=0",
+]
+
+
+def run_train(args: list[str]) -> subprocess.CompletedProcess:
+    """``python train.py ARGS`` in the repo, single-threaded; output captured."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_multirun_failed_job_is_recorded_and_the_others_finish(tmp_path: Path) -> None:
+    """Three jobs, the middle one invalid (depth 0): jobs 0 and 2 train, job 1 is recorded as
+    failed in its metrics.json, jobs.jsonl and summary.csv, and the sweep exits 0."""
+    sweep = tmp_path / "sweep"
+    proc = run_train(["-m", "model.depth=1,0,2", *TINY, f"hydra.sweep.dir={sweep}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = read_job_records(sweep)
+    assert [r["job"] for r in records] == [0, 1, 2]
+    assert [r["status"] for r in records] == ["ok", "failed", "ok"]
+    failed = json.loads((sweep / "1" / "metrics.json").read_text())
+    assert failed["status"] == "failed" and "depth" in failed["error"]
+    assert "depth" in records[1]["error"]
+    for job in (0, 2):
+        metrics = json.loads((sweep / str(job) / "metrics.json").read_text())
+        assert metrics["status"] == "ok"
+        assert records[job]["value"] == pytest.approx(metrics["val/acc"])  # optimized_metric
+    with open(sweep / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["status"] for row in rows] == ["ok", "failed", "ok"]
+    assert "1 failed" in proc.stdout + proc.stderr
+
+
+def test_single_run_failure_still_exits_nonzero(tmp_path: Path) -> None:
+    proc = run_train(["model.depth=0", *TINY, f"hydra.run.dir={tmp_path / 'run'}"])
+    assert proc.returncode != 0
+    assert (
+        not (tmp_path / "run" / "metrics.json").exists()
+        or json.loads((tmp_path / "run" / "metrics.json").read_text()).get("status") != "ok"
+    )
+
+
+def test_optuna_search_three_trials_returns_best_value(tmp_path: Path) -> None:
+    sweep = tmp_path / "optuna"
+    proc = run_train(
+        [
+            "hparams_search=mlp_optuna",
+            "hydra.sweeper.n_trials=3",
+            "hydra.sweeper.sampler.n_startup_trials=2",
+            *TINY,
+            f"hydra.sweep.dir={sweep}",
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    records = read_job_records(sweep)
+    assert len(records) == 3 and all(r["status"] == "ok" for r in records)
+    values = [r["value"] for r in records]
+    assert all(isinstance(v, float) and not math.isnan(v) for v in values)
+    assert results["best_value"] == pytest.approx(max(values))  # direction: maximize
+    # model.width=32 on the command line fixes it: Optuna searches the other two
+    assert set(results["best_params"]) == {"optimizer.lr", "model.depth"}
+    best = records[values.index(max(values))]
+    for key, value in results["best_params"].items():
+        assert f"{key}={value}" in best["overrides"]
+
+
+def _compose_with_hydra(overrides: list[str]):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+def test_hparams_search_config_composes(tmp_path: Path) -> None:
+    cfg = _compose_with_hydra(["hparams_search=mlp_optuna"])
+    sweeper = cfg.hydra.sweeper
+    assert "optuna" in sweeper._target_.lower() and sweeper.direction == "maximize"
+    assert sweeper.sampler.seed == cfg.seed and cfg.optimized_metric == "val/acc"
+    assert set(sweeper.params) == {"optimizer.lr", "model.depth", "model.width"}
+    assert compose_config([], tmp_path).optimized_metric == "val/acc"
+
+
+@pytest.mark.parametrize("launcher", ["submitit_slurm", "submitit_local", "joblib"])
+def test_launcher_configs_compose(launcher: str) -> None:
+    cfg = _compose_with_hydra([f"hydra/launcher={launcher}", "hydra.launcher.timeout_min=30"]
+                              if launcher != "joblib" else ["hydra/launcher=joblib"])  # fmt: skip
+    target = cfg.hydra.launcher._target_
+    if launcher == "submitit_slurm":
+        assert target.endswith("SlurmLauncher")
+        assert {"partition", "gpus_per_node", "tasks_per_node", "nodes"} <= set(cfg.hydra.launcher)
+        assert cfg.hydra.launcher.timeout_min == 30
+    elif launcher == "submitit_local":
+        assert target.endswith("LocalLauncher")
+    else:
+        assert target.endswith("JoblibLauncher")
+    check_launcher_installed(cfg.hydra.launcher)  # the plugins are installed with [dev]
+
+
+def test_missing_launcher_plugin_says_which_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if "submitit" in name else real(name, *a),
+    )
+    cfg = _compose_with_hydra(["hydra/launcher=submitit_slurm"])
+    with pytest.raises(ConfigError, match=r"pip install 'depthbench\[slurm\]'"):
+        check_launcher_installed(cfg.hydra.launcher)
+
+
+def test_wandb_group_is_the_sweep_folder(tmp_path: Path) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from depthbench.tracking import sweep_group
+
+    sweep_dir = f"hydra.sweep.dir={tmp_path}/2026-01-01_10-00-00"
+    try:
+        for mode, expected in (("MULTIRUN", "2026-01-01_10-00-00"), ("RUN", None)):
+            HydraConfig.instance().set_config(
+                _compose_with_hydra([sweep_dir, f"hydra.mode={mode}"])
+            )
+            assert sweep_group() == expected
+    finally:
+        HydraConfig.instance().cfg = None
