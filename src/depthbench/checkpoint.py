@@ -51,8 +51,13 @@ def resolve_ckpt_path(value: str | None, output_dir: Path, required: bool = Fals
     """Turn the ``ckpt_path`` config value into a file path, or raise a clear error.
 
     ``last`` means ``<output_dir>/checkpoints/last.ckpt`` (the current run folder); a folder means
-    its ``checkpoints/last.ckpt``; null means none (an error when ``required``).
+    its ``checkpoints/last.ckpt``; null means none (an error when ``required``). ``auto`` means
+    ``last`` if that file exists, else none: with a fixed ``hydra.run.dir``, re-running the same
+    command after a crash resumes it.
     """
+    if str(value) == "auto" and not required:
+        last = output_dir / "checkpoints" / "last.ckpt"
+        return str(last) if last.is_file() else None
     if value in (None, "", "null"):
         if required:
             raise CheckpointError(
@@ -68,7 +73,13 @@ def resolve_ckpt_path(value: str | None, output_dir: Path, required: bool = Fals
             path,
         )
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path} (ckpt_path={value!r})")
+        hint = (
+            "; every run gets a new folder: give the old run folder (ckpt_path=outputs/runs/...) "
+            "or fix it with hydra.run.dir=DIR and resume with ckpt_path=auto"
+            if str(value) == "last"
+            else ""
+        )
+        raise CheckpointError(f"checkpoint not found: {path} (ckpt_path={value!r}){hint}")
     return str(path)
 
 

@@ -19,10 +19,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from depthbench.callbacks.finetune import finetune_callbacks
-from depthbench.checkpoint import CONFIG_KEY, ConfigInCheckpoint, load_checkpoint, resolve_ckpt_path
+from depthbench.checkpoint import CONFIG_KEY, ConfigInCheckpoint, load_checkpoint
 from depthbench.distributed import check_accelerator
+from depthbench.errors import DivergenceError
 from depthbench.module import Classifier
 from depthbench.tracking import LogResolvedConfig, finish_wandb, redact
+from depthbench.validation import validate_eval_config, validate_train_config
 
 log = logging.getLogger("depthbench")
 
@@ -102,6 +104,7 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test the configured model; write and return the run's metrics."""
+    ckpt_path = validate_train_config(cfg)  # bad values: one clear line, before any data loads
     check_accelerator(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out_dir = Path(cfg.paths.output_dir)
@@ -113,9 +116,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("data  %s", datamodule.describe())
     log.info("model %s, %s parameters", type(net).__name__, f"{n_params:,}")
 
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), out_dir)
+    if ckpt_path:
+        log.info("resume from %s", ckpt_path)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:  # weights_only: a resumed checkpoint is never unpickled as code
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except DivergenceError as e:  # metrics.json records the failure; cli exits non-zero
+        if trainer.is_global_zero:
+            write_json(out_dir / "metrics.json", {
+                "status": "diverged", "error": str(e), "epochs": int(trainer.current_epoch),
+                "steps": int(trainer.global_step), "params": n_params,
+                "model": type(net).__name__, "output_dir": str(out_dir),
+            })  # fmt: skip
+        raise
     fit_seconds = time.perf_counter() - start
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     test_metrics: dict[str, float] = {}
@@ -158,9 +171,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate the checkpoint ``cfg.ckpt_path`` on its data's test split; write metrics.json."""
+    ckpt_file = validate_eval_config(cfg)
     check_accelerator(cfg.trainer)
     out_dir = Path(cfg.paths.output_dir)
-    ckpt_file = resolve_ckpt_path(cfg.ckpt_path, out_dir, required=True)
     checkpoint = load_checkpoint(ckpt_file)
     saved = OmegaConf.create(checkpoint[CONFIG_KEY])
     # The data of the checkpoint's own run unless eval was given data=... explicitly.

@@ -1,0 +1,191 @@
+"""Reliability callbacks: no half-written checkpoint, no NaN weights saved, exact resume.
+
+* :class:`AtomicModelCheckpoint` writes every checkpoint to ``<name>.tmp`` in the same folder,
+  flushes it to disk and renames it over the old file (``os.replace`` is atomic on POSIX), so a
+  SIGKILL at any moment leaves either the previous ``last.ckpt`` or the new one, never half of
+  one. It also refuses to save weights that are not finite.
+* :class:`DivergenceGuard` stops the run with a :class:`~depthbench.errors.DivergenceError` when
+  the training loss becomes NaN or infinite, naming the step and the likely causes. Lightning
+  runs checkpoint callbacks after all others, so the NaN step is never checkpointed.
+* :class:`ExactResume` restores the random generators and the training loader's position, so
+  a resumed run (even one killed mid-epoch) equals an uninterrupted one in deterministic mode.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from typing import Any
+from weakref import proxy
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from depthbench.errors import DivergenceError
+
+
+def nonfinite_parameters(module: torch.nn.Module, limit: int = 3) -> list[str]:
+    """Names of (at most ``limit``) parameters holding a NaN or an infinity."""
+    bad = []
+    for name, p in module.named_parameters():
+        if not bool(torch.isfinite(p.detach()).all()):
+            bad.append(name)
+            if len(bad) >= limit:
+                break
+    return bad
+
+
+def _fsync(path: str) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+class AtomicModelCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint``, writing each file atomically (temp file + ``os.replace``).
+
+    Same arguments as ``ModelCheckpoint``, plus ``save_last_every_n_train_steps``: also refresh
+    ``last.ckpt`` every n optimizer steps, so a SIGKILL mid-epoch loses fewer than n steps (the
+    best-by-``monitor`` checkpoints and the epoch-end ``last.ckpt`` are unchanged). Before
+    saving, the weights are checked: non-finite weights raise a DivergenceError instead of
+    replacing the last good checkpoint.
+    """
+
+    def __init__(self, *args: Any, save_last_every_n_train_steps: int | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if save_last_every_n_train_steps is not None and save_last_every_n_train_steps < 1:
+            raise ValueError("save_last_every_n_train_steps must be >= 1 or null")
+        self.save_last_every_n_train_steps = save_last_every_n_train_steps
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, i)
+        n = self.save_last_every_n_train_steps
+        if not n or not self.save_last or trainer.global_step % n != 0:
+            return
+        if self._should_skip_saving_checkpoint(trainer):
+            return
+        # keep the epoch-end save (top-k + last) from being skipped as "already saved this step"
+        previous_step = self._last_global_step_saved
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        self._last_global_step_saved = previous_step
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        bad = nonfinite_parameters(trainer.lightning_module)
+        if bad:
+            raise DivergenceError(
+                f"not saving {os.path.basename(filepath)} at step {trainer.global_step}: "
+                f"non-finite weights in {', '.join(bad)}; the last good checkpoint is kept"
+            )
+        tmp = f"{filepath}.tmp"
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        if trainer.is_global_zero:
+            _fsync(tmp)
+            os.replace(tmp, filepath)  # atomic: readers see the old file or the new one
+        trainer.strategy.barrier("AtomicModelCheckpoint")
+        # the rest of ModelCheckpoint._save_checkpoint (lightning 2.6)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+
+def _last_checkpoint(trainer: L.Trainer) -> str | None:
+    for cb in trainer.checkpoint_callbacks:
+        path = getattr(cb, "last_model_path", "") or getattr(cb, "best_model_path", "")
+        if path and os.path.isfile(path):
+            return path
+    return None
+
+
+def divergence_message(trainer: L.Trainer, pl_module: L.LightningModule, value: float) -> str:
+    """One line: where the loss diverged, the likely causes with this run's values, what's kept."""
+    lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+    net = getattr(pl_module, "net", pl_module)
+    depth, act = getattr(net, "depth", None), getattr(net, "activation", None)
+    has_norm = any(isinstance(m, torch.nn.modules.batchnorm._NormBase) for m in net.modules())
+    causes = [f"learning rate too high (lr={lr:.3g}: try 10x lower, warm-up or clipping)"]
+    if depth is not None and not has_norm:
+        causes.append(f"depth {depth} without normalisation (try model.batchnorm=true or a "
+                      "residual model)")  # fmt: skip
+    if act in ("sigmoid", "tanh"):
+        causes.append(f"saturating {act} activations (try relu with kaiming init)")
+    kept = _last_checkpoint(trainer)
+    return (
+        f"training loss became {value} at step {trainer.global_step} (epoch "
+        f"{trainer.current_epoch}); likely causes: {'; '.join(causes)}; "
+        f"last good checkpoint: {kept or 'none saved yet'}"
+    )
+
+
+class DivergenceGuard(L.Callback):
+    """Stop training with a DivergenceError as soon as the training loss is NaN or infinite.
+
+    ``check_every_n_steps=1`` (default) reads the loss every step: free on a CPU, one host
+    sync per step on a GPU. A larger value accumulates a non-finite flag on the device and
+    reads it every n steps (the checkpoint callback still never saves non-finite weights).
+    """
+
+    def __init__(self, check_every_n_steps: int = 1) -> None:
+        if check_every_n_steps < 1:
+            raise ValueError(f"check_every_n_steps must be >= 1, got {check_every_n_steps}")
+        self.check_every_n_steps = check_every_n_steps
+        self._flag: torch.Tensor | None = None
+        self._first_bad: torch.Tensor | None = None
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if not isinstance(loss, torch.Tensor):
+            return
+        loss = loss.detach()
+        if self.check_every_n_steps == 1:
+            value = float(loss)
+            if not math.isfinite(value):
+                raise DivergenceError(divergence_message(trainer, pl_module, value))
+            return
+        bad = ~torch.isfinite(loss)
+        self._flag = bad if self._flag is None else self._flag | bad
+        if trainer.global_step % self.check_every_n_steps == 0 and bool(self._flag):
+            raise DivergenceError(
+                divergence_message(trainer, pl_module, float("nan")).replace(
+                    "at step", f"within {self.check_every_n_steps} steps before step"
+                )
+            )
+
+
+class ExactResume(L.Callback):
+    """Restore what a Lightning resume misses, so a resumed run equals an uninterrupted one.
+
+    * the torch, CUDA and Python random generators (dropout masks, augmentations), saved with
+      each checkpoint;
+    * the train loader's position (epoch and batch, see ``TensorBatchLoader.state_dict``).
+      Lightning saves it, but when ``configure_optimizers`` asks for
+      ``trainer.estimated_stepping_batches`` (our schedulers do) the loader is built before the
+      checkpoint is read and the saved position is never applied (lightning 2.6); it is applied
+      here, at ``on_train_start``, before the first batch is drawn.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        random.setstate(state_dict["python"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        fit_loop = trainer.fit_loop
+        pending = getattr(fit_loop, "_combined_loader_states_to_load", None)
+        loader = getattr(fit_loop, "_combined_loader", None)
+        if pending and loader is not None:
+            loader._load_state_dicts(pending)
+            fit_loop._combined_loader_states_to_load = []

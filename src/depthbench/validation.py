@@ -1,0 +1,130 @@
+"""Validate user-facing config values where they enter: before any data is loaded.
+
+``run.train`` and ``run.evaluate`` call :func:`validate_train_config` / :func:`validate_eval_config`
+first, so a typo costs one clear line and exit code 2 (``cli._guarded``) instead of a traceback
+minutes into a run. Each check names the key, the bad value and what is allowed. Unknown group
+options (``model=foo``) are refused earlier still, by Hydra, with the list of valid options.
+Checks are by key name, so they apply to every model family that has the key.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from depthbench.checkpoint import load_checkpoint, resolve_ckpt_path
+from depthbench.errors import ConfigError
+from depthbench.models.layers import ACTIVATIONS, INITS
+
+# model keys that are sizes: an integer >= 1 whenever set (null = not used / solved)
+MODEL_SIZE_KEYS = ("depth", "width", "stages", "dim", "heads", "patch_size", "params")
+DATA_SIZE_KEYS = ("batch_size", "eval_batch_size", "train_size")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_positive_int(key: str, value: Any, allow_null: bool = True) -> None:
+    """``value`` must be an integer >= 1 (or null when ``allow_null``)."""
+    if value is None and allow_null:
+        return
+    if not _is_int(value) or value < 1:
+        allowed = "an integer >= 1" + (" or null" if allow_null else "")
+        raise ConfigError(f"{key} must be {allowed}, got {value!r}")
+
+
+def check_positive_number(key: str, value: Any) -> None:
+    """``value`` must be a finite number > 0 (a learning rate, ...)."""
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{key} must be a positive number (e.g. 1e-3), got {value!r}")
+
+
+def check_fraction(key: str, value: Any) -> None:
+    """``value`` must be a number in [0, 1)."""
+    if not _is_number(value) or not 0 <= value < 1:
+        raise ConfigError(f"{key} must be a number in [0, 1), got {value!r}")
+
+
+def validate_model(model: DictConfig | None) -> None:
+    """Sizes, activation, init and dropout of the ``model`` group."""
+    if not model:
+        return
+    for key in MODEL_SIZE_KEYS:
+        if key in model and model[key] is not None:  # null: unused or solved (width from params)
+            check_positive_int(f"model.{key}", model[key], allow_null=False)
+    if "activation" in model and model.activation not in ACTIVATIONS:
+        raise ConfigError(
+            f"model.activation={model.activation!r} is unknown; allowed: {', '.join(ACTIVATIONS)}"
+        )
+    if "init" in model and model.init not in INITS:
+        raise ConfigError(f"model.init={model.init!r} is unknown; allowed: {', '.join(INITS)}")
+    if "dropout" in model:
+        check_fraction("model.dropout", model.dropout)
+
+
+def validate_optimization(cfg: DictConfig) -> None:
+    """Learning rate and weight decay of ``optimizer``; warm-up of ``scheduler``."""
+    opt = cfg.get("optimizer")
+    if opt:
+        if "lr" in opt:
+            check_positive_number("optimizer.lr", opt.lr)
+        wd = opt.get("weight_decay", 0.0)
+        if not _is_number(wd) or wd < 0:
+            raise ConfigError(f"optimizer.weight_decay must be a number >= 0, got {wd!r}")
+    sched = cfg.get("scheduler")
+    if sched and sched.get("warmup_steps") is not None:
+        ws = sched.warmup_steps
+        if not _is_int(ws) or ws < 0:
+            raise ConfigError(f"scheduler.warmup_steps must be an integer >= 0, got {ws!r}")
+
+
+def validate_trainer(trainer: DictConfig | None) -> None:
+    """Epoch and step limits (``-1`` means unlimited where Lightning allows it)."""
+    if not trainer:
+        return
+    for key in ("max_epochs", "max_steps"):
+        value = trainer.get(key)
+        if value is None:
+            continue
+        if not _is_int(value) or (value < 1 and value != -1):
+            raise ConfigError(f"trainer.{key} must be an integer >= 1 or -1, got {value!r}")
+
+
+def validate_data(data: DictConfig | None) -> None:
+    """Batch sizes and subset size (whether the batch fits the data is checked at ``setup``)."""
+    if not data:
+        return
+    for key in DATA_SIZE_KEYS:
+        if key in data:
+            check_positive_int(f"data.{key}", data[key], allow_null=key != "batch_size")
+
+
+def validate_train_config(cfg: DictConfig) -> str | None:
+    """Check a train config; return the resolved ``ckpt_path`` (None: start fresh)."""
+    if not _is_int(cfg.get("seed", 0)):
+        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
+    validate_model(cfg.get("model"))
+    validate_data(cfg.get("data"))
+    validate_optimization(cfg)
+    validate_trainer(cfg.get("trainer"))
+    path = resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
+    if path is not None:
+        load_checkpoint(path)  # corrupt or foreign file: CheckpointError now, never unpickled code
+    return path
+
+
+def validate_eval_config(cfg: DictConfig) -> str:
+    """Check an eval config; return the checkpoint file to evaluate (it must exist)."""
+    if cfg.get("data"):
+        validate_data(cfg.data)
+    path = resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir), required=True)
+    assert path is not None
+    return path
