@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import FAST, compose_config
+from helpers import CONF_DIR, FAST, compose_config
 
 from depthbench.models.budget import count_at_width, solve_width
 from depthbench.models.deep import DeepCNN, DeepMLP
@@ -71,3 +71,37 @@ def test_metrics_record_exact_count(tmp_path) -> None:
     net = DeepMLP(input_shape=[1, 8, 8], num_classes=10, depth=3, params=5000)
     assert saved["params"] == metrics["params"] == count_parameters(net)
     assert abs(saved["params"] - 5000) / 5000 < 0.05
+
+
+def _sweep_jobs(experiment: str) -> list[list[str]]:
+    """The job override lists Hydra's BasicSweeper makes from the experiment's sweep params."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", [f"experiment={experiment}"], return_hydra_config=True)
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)
+    return [job for batch in batches for job in batch]
+
+
+# data x budget x depth (x seed)
+@pytest.mark.parametrize(
+    ("experiment", "runs"), [("depth_vs_width", 2 * 4 * 5), ("depth_vs_width_full", 2 * 5 * 6 * 3)]
+)
+def test_depth_vs_width_sweep_expands(experiment: str, runs: int) -> None:
+    jobs = _sweep_jobs(experiment)
+    assert len(jobs) == runs and len({tuple(j) for j in jobs}) == runs
+    steps = {}
+    for job in (jobs[0], jobs[-1]):  # Fashion-MNIST first, MNIST-1D last
+        cfg = compose_config([f"experiment={experiment}", *job])
+        assert cfg.task_name == experiment
+        assert cfg.model.residual and cfg.model.batchnorm and cfg.model.params is not None
+        assert f"model.params={cfg.model.params}" in job and f"model.depth={cfg.model.depth}" in job
+        steps[cfg.data._target_.rsplit(".", 1)[-1]] = cfg.trainer.max_steps
+    assert set(steps) == {"FashionMNISTDataModule", "MNIST1DDataModule"}
+    if experiment == "depth_vs_width":
+        assert steps == {"FashionMNISTDataModule": 400, "MNIST1DDataModule": 800}
