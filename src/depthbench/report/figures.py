@@ -151,6 +151,8 @@ def grad_ratio_vs_depth(frame: pd.DataFrame, keys: list[str], xk: str, path: Pat
     for values, d in groups:
         values = values if isinstance(values, tuple) else (values,)
         d = d.sort_values(xk)
+        # a ratio of exactly 0 is a float32 underflow: left out of the log plot
+        d = d.assign(**{k: d[k].where(d[k] > 0) for k in (col, "grad first/last (end)")})
         c = next(colors)
         ax.plot(
             d[xk], d[col], "-o", ms=3, color=c, label=label(dict(zip(others, values, strict=True)))
@@ -191,6 +193,10 @@ def training_curves(runs: list[Run], keys: list[str], xk: str | None, path: Path
             steps, loss = curves[run.path]
             tag = f"{short(xk)}={run.overrides.get(xk)}" if xk else run.path.name
             ax.plot(steps, loss, lw=1, color=cmap(i / max(len(group) - 1, 1)), label=tag)
+        starts = [float(curves[r.path][1].iloc[0]) for r in group]
+        top = 1.5 * max(starts)  # a diverging run must not flatten the others
+        if math.isfinite(top) and top > 0:
+            ax.set_ylim(bottom=0, top=top)
         ax.set(title=name, xlabel="step", ylabel="training loss")
         ax.grid(alpha=0.3)
         if len(group) <= 10:

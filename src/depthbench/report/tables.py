@@ -96,16 +96,16 @@ def runs_frame(runs: list[Run], keys: list[str]) -> pd.DataFrame:
 
 
 def fmt(value: Any) -> str:
-    """A table cell: 4 significant digits, thousands separators for counts, '' for NaN."""
+    """A table cell: 4 significant digits, thousands separators from 1,000 up."""
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value).lower()
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
         if math.isnan(value):
-            return ""
-        if value.is_integer() and abs(value) >= 1000:
-            return f"{int(value):,}"
+            return "nan"  # a diverged run's loss; missing metrics are left out of the tables
+        if abs(value) >= 1000 and not math.isinf(value):
+            return f"{value:,.0f}"
         return f"{value:.4g}"
     return str(value).replace("|", "\\|")
 
