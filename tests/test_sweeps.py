@@ -65,15 +65,6 @@ def test_multirun_failed_job_is_recorded_and_the_others_finish(tmp_path: Path) -
     assert "1 failed" in proc.stdout + proc.stderr
 
 
-def test_single_run_failure_still_exits_nonzero(tmp_path: Path) -> None:
-    proc = run_train(["model.depth=0", *TINY, f"hydra.run.dir={tmp_path / 'run'}"])
-    assert proc.returncode != 0
-    assert (
-        not (tmp_path / "run" / "metrics.json").exists()
-        or json.loads((tmp_path / "run" / "metrics.json").read_text()).get("status") != "ok"
-    )
-
-
 def test_optuna_search_three_trials_returns_best_value(tmp_path: Path) -> None:
     sweep = tmp_path / "optuna"
     proc = run_train(
