@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="run folders, multirun folders or trees of them")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: the first PATH)")  # fmt: skip
+    parser.add_argument("--note", default="",
+                        help="a line under the title (the machine the runs ran on)")  # fmt: skip
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         runs = collect_runs(args.paths)
@@ -31,6 +33,6 @@ def main(argv: list[str] | None = None) -> None:
             f"depthbench report: no run folders (with .hydra/) under {args.paths}", file=sys.stderr
         )
         sys.exit(2)
-    report = write_report(runs, args.out or args.paths[0], args.paths)
+    report = write_report(runs, args.out or args.paths[0], args.paths, note=args.note)
     failed = sum(not r.ok for r in runs)
     print(f"{report}: {len(runs)} runs ({failed} failed)")

@@ -121,7 +121,9 @@ def _figures(
     return made
 
 
-def write_report(runs: list[Run], out_dir: Path, sources: list[Path] | None = None) -> Path:
+def write_report(
+    runs: list[Run], out_dir: Path, sources: list[Path] | None = None, note: str = ""
+) -> Path:
     """Write ``report.md``, ``results.csv`` and the figures of ``runs`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     by_exp: dict[str, list[Run]] = {}
@@ -133,10 +135,11 @@ def write_report(runs: list[Run], out_dir: Path, sources: list[Path] | None = No
         "# depthbench report",
         "",
         f"`depthbench report {src}` on {when}: {len(runs)} runs, "
-        f"{sum(not r.ok for r in runs)} failed. Machine: see each run's metrics.json; "
-        "numbers are single runs (one seed) unless the table says otherwise.",
+        f"{sum(not r.ok for r in runs)} failed; every number is one run (one seed).",
         "",
     ]
+    if note:
+        parts += [note, ""]
     frames = []
     for exp, exp_runs in by_exp.items():
         prefix = "" if len(by_exp) == 1 else f"{exp}_"
