@@ -50,5 +50,14 @@ test-slow: install  ## the slow tests only
 bench: install  ## benchmarks -> docs/results/bench.md and bench.json
 	$(BIN)/python -m depthbench.bench $(ARGS)
 
+# Each experiment's CPU default, then its report into docs/results/<experiment>/ (issue 5).
+GALLERY ?= vanishing_gradients thousand_layers degradation batchnorm transformer resnet_cifar transfer cpu_vs_gpu
+gallery: install  ## run every experiment's CPU default and write docs/results/<experiment>/
+	for e in $(GALLERY); do \
+		rm -rf outputs/multiruns/$$e/gallery; \
+		OMP_NUM_THREADS=1 $(BIN)/python train.py -m experiment=$$e hydra.sweep.dir=outputs/multiruns/$$e/gallery; \
+		$(BIN)/python -m depthbench.report outputs/multiruns/$$e/gallery --out docs/results/$$e; \
+	done
+
 clean:  ## remove run outputs and caches (keeps .venv)
 	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache
