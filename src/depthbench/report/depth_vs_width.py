@@ -23,6 +23,8 @@ import pandas as pd
 from depthbench.report.collect import Run, collect_runs, config_value
 from depthbench.report.tables import markdown_table
 
+# where a sweep names the data set: the experiment's own group, or the plain data group
+DATA_KEYS = ("experiment/depth_vs_width_data", "data")
 # the input shape of one example per data set, to recover the solved width from the budget
 INPUT_SHAPES = {"fashion_mnist": [1, 28, 28], "mnist": [1, 28, 28], "mnist1d": [1, 40]}
 
@@ -33,12 +35,20 @@ def solved_width(run: Run) -> int | None:
     from depthbench.models.deep import DeepMLP
 
     model = run.config.get("model", {})
-    shape = INPUT_SHAPES.get(str(run.metrics.get("data")))
+    shape = INPUT_SHAPES.get(data_name(run))
     if shape is None or model.get("params") is None or "DeepMLP" not in str(model.get("_target_")):
         return None
     keys = ("depth", "activation", "residual", "batchnorm", "init", "dropout", "residual_scale")
     kwargs = {k: model[k] for k in keys if k in model}
     return solve_width(DeepMLP, int(model["params"]), input_shape=shape, num_classes=10, **kwargs)
+
+
+def data_name(run: Run) -> str:
+    """The run's data set, also for a run that failed before writing its metrics."""
+    for value in (run.metrics.get("data"), *(run.overrides.get(k) for k in DATA_KEYS)):
+        if value:
+            return str(value)
+    return str(config_value(run, "data._target_")).rsplit(".", 1)[-1]
 
 
 def runs_table(runs: list[Run]) -> pd.DataFrame:
@@ -47,7 +57,7 @@ def runs_table(runs: list[Run]) -> pd.DataFrame:
     for run in runs:
         rows.append(
             {
-                "data": run.metrics.get("data") or run.overrides.get("data", "?"),
+                "data": data_name(run),
                 "depth": int(config_value(run, "model.depth")),
                 "budget": int(config_value(run, "model.params")),
                 "params": run.metrics.get("params"),
