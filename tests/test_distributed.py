@@ -135,3 +135,19 @@ def test_gpu_run_from_the_command_line_exits_with_one_clear_line(tmp_path: Path)
         in out
     )
     assert "Traceback" not in out
+
+
+@pytest.mark.slow
+def test_ddp_cpu_jobs_of_a_multirun_each_start_their_ranks(tmp_path: Path) -> None:
+    """Two DDP jobs in one multirun (one process): each starts its own rank 1 into its own
+    folder; the second job does not reuse the first job's (ended) process group."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "accelerator=ddp_cpu", "model.depth=1,2", "model.width=32",
+            "trainer.max_epochs=1", "+trainer.limit_train_batches=3",
+            "callbacks.progress_bar.refresh_rate=0", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    proc = run_train(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for job in ("0", "1"):
+        assert json.loads((sweep / job / "metrics.json").read_text())["status"] == "ok"
+        assert "MEMBER: 2/2" in (sweep / job / "train.log").read_text()
+    assert sorted(p.parent.name for p in sweep.rglob("metrics.json")) == ["0", "1"]

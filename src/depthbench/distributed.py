@@ -87,6 +87,27 @@ def hydra_rank_command(local_rank: int) -> tuple[list[str], str]:
     return command, get_original_cwd()
 
 
+# what the launcher sets in this process; LOCAL_RANK there tells Lightning "already launched"
+_LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+_ENV_BEFORE_LAUNCH: dict[str, str | None] = {}
+
+
+def end_distributed_job() -> None:
+    """After a DDP job in a multirun: leave the process group, undo the launcher's environment.
+
+    The next job of the sweep runs in this same process; without this it would find the old
+    process group (whose other ranks have exited) and ``LOCAL_RANK`` set, and start no ranks.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    for key, value in _ENV_BEFORE_LAUNCH.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _ENV_BEFORE_LAUNCH.clear()
+
+
 class _HydraSubprocessLauncher(_SubprocessScriptLauncher):
     """Lightning's subprocess launcher, starting the ranks with ``hydra_rank_command``."""
 
@@ -98,6 +119,7 @@ class _HydraSubprocessLauncher(_SubprocessScriptLauncher):
         self._check_can_spawn_children()
         self.procs = []
         env = self.cluster_environment
+        _ENV_BEFORE_LAUNCH.update({k: os.environ.get(k) for k in _LAUNCH_ENV})
         os.environ["MASTER_ADDR"] = env.main_address
         os.environ["MASTER_PORT"] = str(env.main_port)
         os.environ["NODE_RANK"] = str(env.node_rank())

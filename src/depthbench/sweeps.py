@@ -28,6 +28,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from depthbench.distributed import end_distributed_job
 from depthbench.errors import ConfigError, DivergenceError
 from depthbench.tracking import finish_wandb, redact
 
@@ -84,6 +85,7 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
     try:
         metrics = train(cfg)
     except Exception as e:  # any failure of this job; KeyboardInterrupt still stops the sweep
+        end_distributed_job()
         finish_wandb(exit_code=1)
         error = _one_line(e)
         log.error("job %s failed (%s); the sweep goes on", hydra_cfg.job.num, error)
@@ -95,6 +97,7 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
                 Path(hydra_cfg.sweep.dir), {**record, "status": status, "error": error}
             )
         return math.nan
+    end_distributed_job()  # the next job (same process) starts its own DDP ranks
     value = metrics.get(metric) if metric else None
     if _is_rank_zero():
         extra = {k: metrics.get(k) for k in ("val/acc", "test/acc", "fit_seconds")}
