@@ -370,3 +370,17 @@ def test_load_or_build_rebuilds_unreadable_or_stale_cache(tmp_path: Path) -> Non
     path.write_bytes(b"garbage")
     assert torch.equal(load_or_build(path, build, fingerprint=["a", 2])["x"], torch.arange(3))
     assert len(calls) == 3 and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_splits_move_to_the_trainer_device_once() -> None:
+    """On an accelerator the loader serves batches from device-resident split tensors."""
+    dm = DigitsDataModule(batch_size=16)
+    dm.setup()
+    assert dm.target_device().type == "cpu"  # no trainer: stay on the CPU
+    assert dm.split_on("train", torch.device("cpu"))[0] is dm.splits["train"][0]
+    device = torch.device("meta")  # stands in for cuda: a real move without a GPU
+    x, y = dm.split_on("train", device)
+    assert x.device == device and y.device == device and x.shape == dm.splits["train"][0].shape
+    assert dm.split_on("train", device)[0] is x  # moved once, then reused
+    dm.teardown("fit")
+    assert dm.split_on("train", device)[0] is not x

@@ -227,7 +227,9 @@ def render(result: dict[str, Any], info: dict[str, Any]) -> str:
         f"Command: `{info['command']}`  ",
         f"Machine: {info['cpu']} ({info['cpu_count']} cores, shared with other work while "
         f"measuring), GPU: {info['gpu'] or 'none'}; torch {info['torch']}, Python "
-        f"{info['python']}; {info['date_utc']} UTC.  ",
+        f"{info['python']}; {info['date_utc']} UTC; 1-minute load average "
+        f"{info['load_average_1min'][0]} at the start, "
+        f"{info['load_average_1min'][1]} at the end.  ",
         f"{result['train_examples']:,} training examples, batch {result['batch_size']}, "
         f"{result['threads']} torch thread(s) in the training process; {result['steps']} timed "
         f"steps after {result['warmup_steps']} warm-up steps; medians of {result['repeats']} "
@@ -302,10 +304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; allowed: {', '.join(MODELS)}")
     workers = [int(w) for w in args.workers.split(",") if w]
+    load_before = os.getloadavg()[0]
     result = run(models, args.steps, args.warmup, args.repeats, workers, args.threads,
                  args.loader_batches)  # fmt: skip
     info = machine()
     info["command"] = " ".join(["python -m depthbench.bench.data", *(argv or sys.argv[1:])])
+    info["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {"machine": info, **result}
     tmp = args.out / "bench_data.json.tmp"
