@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -17,6 +18,9 @@ from omegaconf import DictConfig
 from depthbench.errors import DepthbenchError
 
 log = logging.getLogger("depthbench")
+# conf/hydra/launcher/submitit_*.yaml are checked against the plugin's schema of the same name on
+# purpose (typos fail); Hydra 1.3 warns about that matching on every run
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is validated against")
 CONF_DIR = str(
     Path(os.environ.get("DEPTHBENCH_CONF", Path(__file__).resolve().parents[2] / "conf"))
 )
