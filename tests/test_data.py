@@ -384,3 +384,10 @@ def test_splits_move_to_the_trainer_device_once() -> None:
     assert dm.split_on("train", device)[0] is x  # moved once, then reused
     dm.teardown("fit")
     assert dm.split_on("train", device)[0] is not x
+
+
+def test_train_runs_with_the_torchvision_loader(tmp_path: Path) -> None:
+    from depthbench.run import train
+
+    cfg = compose_config(["data.loader=torchvision", "data.augment=true", *FAST], tmp_path)
+    assert train(cfg)["status"] == "ok"
