@@ -101,6 +101,27 @@ def test_redact_keys_overrides_and_env_values(monkeypatch: pytest.MonkeyPatch) -
     assert cfg["logger"]["wandb"]["api_key"] == "abc"  # a copy, the input is untouched
 
 
+def test_wandb_goes_offline_without_key_or_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from depthbench import tracking
+
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setattr(tracking, "_AUTO_OFFLINE", [])
+    assert tracking.wandb_offline_reason() == "no WANDB_API_KEY and no ~/.netrc entry"
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens: refused at once
+    assert tracking.wandb_offline_reason() == "127.0.0.1 is not reachable"
+    (tmp_path / ".netrc").write_text("machine 127.0.0.1 login user password p\n")
+    (tmp_path / ".netrc").chmod(0o600)  # netrc refuses a file others can read
+    monkeypatch.delenv("WANDB_API_KEY")
+    assert tracking.wandb_api_key_available()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert tracking.wandb_offline_reason() == "WANDB_MODE=offline"
+
+
 # ---- a real run with all loggers, wandb offline by itself ------------------------------------
 def test_many_loggers_wandb_offline_run_holds_metrics_and_config(tmp_path: Path) -> None:
     """logger=many without a wandb key: offline run whose files hold the config and metrics;

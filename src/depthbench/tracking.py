@@ -126,21 +126,30 @@ def _reachable(host: str, port: int = 443, timeout: float = 2.0) -> bool:
         return False
 
 
+# this process's own reasons for going offline (Lightning then sets WANDB_MODE=dryrun)
+_AUTO_OFFLINE: list[str] = []
+
+
 def wandb_offline_reason() -> str | None:
     """Why wandb must run offline here (no key, no network), or None when online can work.
 
     ``WANDB_MODE`` set by the user wins: ``offline``/``disabled`` are honoured as given.
     """
     mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode == "dryrun" and _AUTO_OFFLINE:  # set by Lightning after our own decision
+        return _AUTO_OFFLINE[-1]
     if mode in ("offline", "dryrun", "disabled"):
         return f"WANDB_MODE={mode}"
     if mode == "online":
         return None
     if not wandb_api_key_available():
-        return "no WANDB_API_KEY and no ~/.netrc entry"
+        _AUTO_OFFLINE.append("no WANDB_API_KEY and no ~/.netrc entry")
+        return _AUTO_OFFLINE[-1]
     host = _wandb_host()
-    if not _reachable(host):
-        return f"{host} is not reachable"
+    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    if not _reachable(host, url.port or (80 if url.scheme == "http" else 443)):
+        _AUTO_OFFLINE.append(f"{host} is not reachable")
+        return _AUTO_OFFLINE[-1]
     return None
 
 
