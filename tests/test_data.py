@@ -391,3 +391,22 @@ def test_train_runs_with_the_torchvision_loader(tmp_path: Path) -> None:
 
     cfg = compose_config(["data.loader=torchvision", "data.augment=true", *FAST], tmp_path)
     assert train(cfg)["status"] == "ok"
+
+
+def test_tensor_batch_loader_resumes_mid_epoch() -> None:
+    from depthbench.data.base import TensorBatchLoader
+
+    x, y = torch.arange(20).view(20, 1), torch.arange(20)
+    ref = TensorBatchLoader(x, y, batch_size=3, shuffle=True, seed=5)
+    batches = [b for _ in range(2) for b, _ in ref]  # two epochs of 7 batches
+    live = TensorBatchLoader(x, y, batch_size=3, shuffle=True, seed=5)
+    it = iter(live)
+    for _ in range(4):
+        next(it)
+    state = live.state_dict()
+    assert state == {"epoch": 0, "batches": 4}
+    resumed = TensorBatchLoader(x, y, batch_size=3, shuffle=True, seed=5)
+    resumed.load_state_dict(state)
+    rest = [b for b, _ in resumed] + [b for b, _ in resumed]
+    assert all(torch.equal(a, b) for a, b in zip(rest, batches[4:], strict=True))
+    assert resumed.state_dict() == {"epoch": 1, "batches": 7}  # both epochs done
