@@ -55,8 +55,10 @@ def _section(exp: str, runs: list[Run], out_dir: Path, prefix: str) -> tuple[str
         shown = ["test acc", "train acc", "train loss"]
         if "grad first/last (init)" in frame:
             shown.append("grad first/last (init)")
+        if any("accelerator" in k for k in keys) or frame["test acc"].isna().all():
+            shown.append("samples/s")  # a speed sweep: throughput is the measurement
         for metric in shown:
-            if metric in frame and (frame[metric].notna().any() or failed):
+            if metric in frame and frame[metric].notna().any():
                 rows = ", ".join(k for k in keys if k != xk) or "all"
                 table = markdown_table(pivot(frame, keys, xk, metric), index=True)
                 lines += [f"**{metric}** (rows: {rows}; columns: `{xk}`)", "", table, ""]
