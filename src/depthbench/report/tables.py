@@ -135,6 +135,6 @@ def pivot(frame: pd.DataFrame, keys: list[str], column: str, metric: str) -> pd.
         index=rows, columns=column, values="cell", aggfunc="first", sort=False
     )
     with contextlib.suppress(TypeError):  # numeric order: 2, 4, 8, 16 rather than 16, 2, 4, 8
-        table = table[sorted(table.columns)]
+        table = table.reindex(columns=sorted(table.columns))
     table.columns = [f"{column}={c}" for c in table.columns]
     return table.fillna("")
