@@ -9,6 +9,7 @@ import pytest
 import torch
 from helpers import CONF_DIR, FAST, FMNIST_DEBIAN, compose_config
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from depthbench.checkpoint import load_checkpoint
 from depthbench.models import DeepCNN, DeepMLP
@@ -31,6 +32,8 @@ def test_every_group_option_composes(group: str, option: str, tmp_path: Path) ->
     cfg = compose_config([f"{group}={option}"], tmp_path)
     assert cfg.trainer.accelerator and cfg.data._target_ and cfg.model._target_
     if group == "data":
+        for key in OmegaConf.missing_keys(cfg.data):  # required user paths (text_csv's data.path)
+            OmegaConf.update(cfg, f"data.{key}", str(tmp_path / "user_file.csv"))
         datamodule = instantiate(cfg.data)
         assert hasattr(datamodule, "setup")
     if group == "model":
