@@ -65,6 +65,19 @@ def test_multirun_failed_job_is_recorded_and_the_others_finish(tmp_path: Path) -
     assert "1 failed" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_parallel_launchers_record_a_failed_job(launcher: str, tmp_path: Path) -> None:
+    """The same failing-job sweep with jobs in other processes (joblib workers, submitit)."""
+    sweep = tmp_path / launcher
+    extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
+    proc = run_train(["-m", f"hydra/launcher={launcher}", *extra, "model.depth=1,0", *TINY,
+                      f"hydra.sweep.dir={sweep}"])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["status"] for r in read_job_records(sweep)] == ["ok", "failed"]
+    assert (sweep / "summary.csv").is_file()
+
+
 def test_optuna_search_three_trials_returns_best_value(tmp_path: Path) -> None:
     sweep = tmp_path / "optuna"
     proc = run_train(
@@ -105,6 +118,10 @@ def test_hparams_search_config_composes(tmp_path: Path) -> None:
     assert compose_config([], tmp_path).optimized_metric == "val/acc"
 
 
+SCHEMA_WARNING = "ignore:.*is validated against ConfigStore schema"
+
+
+@pytest.mark.filterwarnings(SCHEMA_WARNING)
 @pytest.mark.parametrize("launcher", ["submitit_slurm", "submitit_local", "joblib"])
 def test_launcher_configs_compose(launcher: str) -> None:
     cfg = _compose_with_hydra([f"hydra/launcher={launcher}", "hydra.launcher.timeout_min=30"]
@@ -121,6 +138,7 @@ def test_launcher_configs_compose(launcher: str) -> None:
     check_launcher_installed(cfg.hydra.launcher)  # the plugins are installed with [dev]
 
 
+@pytest.mark.filterwarnings(SCHEMA_WARNING)
 def test_missing_launcher_plugin_says_which_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
