@@ -40,7 +40,8 @@ class Classifier(L.LightningModule):
         self.save_hyperparameters(ignore=["net"])
         self.net = net
         num_classes = num_classes or net.head.out_features
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        # training accuracy is two on-device counters (see training_step), not a torchmetrics
+        # object: its per-batch update costs ~5x more Python work (~130 us vs ~25 us on a CPU)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.label_smoothing = label_smoothing
@@ -51,6 +52,10 @@ class Classifier(L.LightningModule):
             net.to(memory_format=torch.channels_last)
         self._forward = torch.compile(net) if compile else net
         self.train_samples = 0  # examples seen by training_step in this process (a plain int)
+        # this epoch's sums on the device: loss x batch size, correct predictions; and the count
+        self._train_loss_sum: torch.Tensor | None = None
+        self._train_correct: torch.Tensor | None = None
+        self._train_count = 0
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         if self.channels_last and isinstance(x, torch.Tensor) and x.ndim == 4:
@@ -61,16 +66,46 @@ class Classifier(L.LightningModule):
         x, y = batch[0], batch[1]
         logits = self(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
-        metric(logits.detach(), y)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 batch_size=len(y), sync_dist=stage != "train")  # fmt: skip
+        metric.update(logits.detach(), y)  # update only: the per-batch value is never used
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(y),
+                 sync_dist=True)  # fmt: skip
         self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
+    # Training is the hot path. Two ``self.log`` calls per step were ~15% of a 20-layer MLP's
+    # step on a 2-core CPU (pyinstrument; Lightning moves its result store to the value's device
+    # on every call), so per step the loss and accuracy are only summed on the device -- no host
+    # sync -- and logged under the same names as before: ``train/loss_step`` every
+    # ``log_every_n_steps`` steps (+ ``train/loss`` on the progress bar), ``train/loss_epoch``
+    # and ``train/acc`` at the end of the epoch.
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        self.train_samples += len(batch[1])
-        return self._step(batch, "train", self.train_acc)
+        x, y = batch[0], batch[1]
+        n = len(y)
+        self.train_samples += n
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        detached = loss.detach()
+        weighted, correct = detached * n, (logits.detach().argmax(-1) == y).sum()
+        if self._train_loss_sum is None or self._train_correct is None:
+            self._train_loss_sum, self._train_correct = weighted, correct
+        else:
+            self._train_loss_sum, self._train_correct = (
+                self._train_loss_sum + weighted, self._train_correct + correct
+            )  # fmt: skip
+        self._train_count += n
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", detached, logger=True, prog_bar=False)
+            self.log("train/loss", detached, logger=False, prog_bar=True)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._train_loss_sum, self._train_correct, self._train_count = None, None, 0
+
+    def on_train_epoch_end(self) -> None:
+        if self._train_count and self._train_loss_sum is not None:
+            n = self._train_count
+            self.log("train/loss_epoch", self._train_loss_sum / n, prog_bar=False)
+            self.log("train/acc", self._train_correct.float() / n, prog_bar=True)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "val", self.val_acc)
