@@ -32,8 +32,9 @@ def test_every_group_option_composes(group: str, option: str, tmp_path: Path) ->
     cfg = compose_config([f"{group}={option}"], tmp_path)
     assert cfg.trainer.accelerator and cfg.data._target_ and cfg.model._target_
     if group == "data":
-        for key in OmegaConf.missing_keys(cfg.data):  # required user paths (text_csv's data.path)
-            OmegaConf.update(cfg, f"data.{key}", str(tmp_path / "user_file.csv"))
+        for key in OmegaConf.missing_keys(cfg):  # required user paths (text_csv's data.path)
+            if key.startswith("data."):
+                OmegaConf.update(cfg, key, str(tmp_path / "user_file.csv"))
         datamodule = instantiate(cfg.data)
         assert hasattr(datamodule, "setup")
     if group == "model":
