@@ -118,7 +118,7 @@ def test_hparams_search_config_composes(tmp_path: Path) -> None:
     assert compose_config([], tmp_path).optimized_metric == "val/acc"
 
 
-SCHEMA_WARNING = "ignore:.*is validated against ConfigStore schema"
+SCHEMA_WARNING = r"ignore:\s*'hydra/launcher/submitit_\w+' is validated against"
 
 
 @pytest.mark.filterwarnings(SCHEMA_WARNING)
