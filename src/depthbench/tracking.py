@@ -214,7 +214,7 @@ def wandb_logger(
     settings = wandb.Settings(
         save_code=False, disable_git=True, x_disable_meta=True, init_timeout=60.0
     )
-    return WandbLogger(
+    logger = WandbLogger(
         project=project,
         entity=entity,
         group=group or sweep_group(),
@@ -228,6 +228,11 @@ def wandb_logger(
         **({"mode": mode} if mode else {}),
         **kwargs,
     )
+    # Lightning always passes anonymous=None, which wandb >= 0.19 warns about on every run
+    init_args = getattr(logger, "_wandb_init", {})
+    if init_args.get("anonymous", 0) is None:
+        del init_args["anonymous"]
+    return logger
 
 
 def finish_wandb(exit_code: int = 0) -> None:
