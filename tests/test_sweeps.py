@@ -47,8 +47,11 @@ def test_multirun_failed_job_is_recorded_and_the_others_finish(tmp_path: Path) -
     """Three jobs, the middle one invalid (depth 0): jobs 0 and 2 train, job 1 is recorded as
     failed in its metrics.json, jobs.jsonl and summary.csv, and the sweep exits 0."""
     sweep = tmp_path / "sweep"
-    proc = run_train(["-m", "model.depth=1,0,2", *TINY, f"hydra.sweep.dir={sweep}"])
+    secret = "+notes.api_key=sk-sweep-secret-77"  # must land nowhere in the sweep folder
+    proc = run_train(["-m", "model.depth=1,0,2", *TINY, secret, f"hydra.sweep.dir={sweep}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
+    for path in sweep.rglob("*"):
+        assert not path.is_file() or b"sk-sweep-secret-77" not in path.read_bytes(), path
     records = read_job_records(sweep)
     assert [r["job"] for r in records] == [0, 1, 2]
     assert [r["status"] for r in records] == ["ok", "failed", "ok"]

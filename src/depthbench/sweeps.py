@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 
 from depthbench.distributed import end_distributed_job
 from depthbench.errors import ConfigError, DivergenceError
-from depthbench.tracking import finish_wandb, redact
+from depthbench.tracking import finish_wandb, redact, redact_yaml_file
 
 log = logging.getLogger("depthbench")
 
@@ -82,6 +82,8 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
         "overrides": " ".join(hydra_cfg.overrides.task),
         "output_dir": str(out_dir),
     }
+    if _is_rank_zero():  # the sweeper saved the command line's overrides before the first job
+        redact_yaml_file(Path(hydra_cfg.sweep.dir) / "multirun.yaml")
     try:
         metrics = train(cfg)
     except Exception as e:  # any failure of this job; KeyboardInterrupt still stops the sweep
@@ -137,6 +139,7 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        redact_yaml_file(sweep_dir / "multirun.yaml")
         rows = read_job_records(sweep_dir)
         if not rows:
             return

@@ -86,7 +86,9 @@ def redact_yaml_file(path: Path) -> None:
     original = OmegaConf.load(path)
     cleaned = redact(OmegaConf.to_container(original, resolve=False))
     if cleaned != OmegaConf.to_container(original, resolve=False):
-        OmegaConf.save(OmegaConf.create(cleaned), path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: parallel jobs read it
+        OmegaConf.save(OmegaConf.create(cleaned), tmp)
+        tmp.replace(path)
 
 
 def redact_hydra_outputs() -> None:
