@@ -282,6 +282,10 @@ class ReferentAttention(L.Callback):
         self._count = 0
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not hasattr(trainer.datamodule, "vocab") or not hasattr(
+            pl_module.net, "forward_attention"
+        ):
+            raise ConfigError("ReferentAttention needs a transformer on data=coreference")
         self._sums, self._by_word, self._count = {}, {}, 0
 
     def _roles(

@@ -160,6 +160,11 @@ class TokenDataModule(InMemoryDataModule):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.splits and list(state["vocab"]) != self.vocab.words:  # resuming on other text
+            raise DataError(
+                f"{self.name}: the checkpoint's vocabulary ({len(state['vocab'])} words) differs "
+                f"from this data's ({len(self.vocab)}); resume on the data it was trained on"
+            )
         self.vocab = Vocabulary(state["vocab"])
         self.classes = list(state["classes"])
         self.max_len = int(state["max_len"])

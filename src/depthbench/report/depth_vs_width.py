@@ -103,9 +103,18 @@ def plot(frame: pd.DataFrame, path: Path) -> Path:
     for ax, data in zip(axes[0], datasets):
         ok = frame[(frame.data == data) & (frame.status == "ok")]
         for color, depth in zip(colors, depths):
-            line = ok[ok.depth == depth].groupby("budget")[["params", "test_acc"]].mean()
-            if len(line):
-                ax.plot(line.params, line.test_acc, "o-", color=color, label=f"depth {depth}")
+            cells = ok[ok.depth == depth].groupby("budget")
+            line, spread = cells[["params", "test_acc"]].mean(), cells.test_acc.std().fillna(0.0)
+            if len(line):  # the mean over seeds, with their standard deviation where several
+                ax.errorbar(
+                    line.params,
+                    line.test_acc,
+                    yerr=spread,
+                    fmt="o-",
+                    color=color,
+                    capsize=2,
+                    label=f"depth {depth}",
+                )
         ax.set_xscale("log")
         ax.set_xlabel("parameters (exact count)")
         ax.set_ylabel("test accuracy")
@@ -138,6 +147,18 @@ def write_report(runs: list[Run], out: Path, targets: dict[str, float]) -> Path:
         width = ok.pivot_table(index="budget", columns="depth", values="width", aggfunc="first")
         lines += [f"## {data}", "", "Test accuracy (rows: parameter budget; columns: depth):", ""]
         lines += [markdown_table(acc.rename(columns=lambda d: f"depth {d}"), index=True), ""]
+        seeds = ok.groupby(["depth", "budget"]).size()
+        if seeds.max() > 1:
+            std = ok.pivot_table(index="budget", columns="depth", values="test_acc", aggfunc="std")
+            lines += [
+                f"Mean over {seeds.min()}-{seeds.max()} seeds per cell; their standard deviation:",
+                "",
+                markdown_table(std.rename(columns=lambda d: f"depth {d}"), index=True),
+                "",
+            ]
+        train = ok.pivot_table(index="budget", columns="depth", values="train_acc", aggfunc="mean")
+        lines += ["Training accuracy (last epoch, running mean over its batches):", ""]
+        lines += [markdown_table(train.rename(columns=lambda d: f"depth {d}"), index=True), ""]
         if width.notna().any().any():
             lines += ["Solved width (units per hidden layer):", ""]
             table = width.astype("Int64").rename(columns=lambda d: f"depth {d}")
