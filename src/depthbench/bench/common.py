@@ -1,0 +1,89 @@
+"""Shared pieces of the benchmarks: composing configs, the machine record, medians, results.
+
+Every benchmark writes its own section of ``docs/results/bench.json`` (the other sections are
+kept) and ``docs/results/bench.md`` is re-rendered from the whole JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[3]
+RESULTS_DIR = ROOT / "docs" / "results"
+CONF_DIR = ROOT / "conf"
+
+
+def compose(overrides: Sequence[str], output_dir: Path) -> Any:
+    """The train config exactly as ``python train.py <overrides>`` composes it (no Hydra run)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="train", overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.data_dir = os.environ.get("DEPTHBENCH_DATA", str(ROOT / "data"))
+    return cfg
+
+
+def machine() -> dict[str, Any]:
+    """Where and with what the numbers were measured."""
+    import lightning
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "platform": platform.platform(),
+        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "command": " ".join(["python -m depthbench.bench", *sys.argv[1:]]),
+    }
+
+
+def median(values: Sequence[float]) -> float:
+    """Median of a non-empty sequence."""
+    return float(statistics.median(values))
+
+
+def spread(values: Sequence[float]) -> tuple[float, float]:
+    """(min, max) of a non-empty sequence: the range the median came from."""
+    return float(min(values)), float(max(values))
+
+
+def save_section(name: str, payload: dict[str, Any], results_dir: Path = RESULTS_DIR) -> Path:
+    """Store ``payload`` as section ``name`` of bench.json and re-render bench.md."""
+    from depthbench.bench.report import render
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / "bench.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data[name] = {"machine": machine(), **payload}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
+    (results_dir / "bench.md").write_text(render(data))
+    return path

@@ -1,0 +1,189 @@
+"""Framework overhead: the real ``run.train`` path against a raw PyTorch loop, per training step.
+
+Both sides train the same network (same init seed), on the same in-memory Fashion-MNIST split,
+with the same batch size, optimizer and scheduler partials (instantiated from the same config),
+number of steps, threads and device. The raw loop is what a careful person writes by hand: the
+training set normalised once into one float tensor, a random permutation per epoch, slicing.
+The framework side is ``depthbench.run.train`` on a composed config with the default callbacks
+(checkpointing, NaN guard, LR monitor, progress bar) and CSV logger, timed from the inside by
+:class:`~depthbench.bench.timing.StepTimer`; validation and test are off (per-step cost only).
+
+Every step is timed (end of one step to end of the next). Per run we keep the mean over the
+timed window, the median step and the 10th-percentile step, and the process CPU time per step;
+on a machine shared with other work the median and low percentile are the least disturbed.
+Repeats alternate framework / raw so drift hits both alike; ratios are paired per repeat and
+the median over repeats is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import open_dict
+
+from depthbench.bench.common import compose, median, save_section, spread
+
+# name -> config overrides; the two networks of the issue (20-layer MLP, small CNN)
+MODELS: dict[str, list[str]] = {
+    "mlp20": ["model=mlp", "model.depth=20", "model.width=256"],
+    "mlp20_w128": ["model=mlp", "model.depth=20", "model.width=128"],
+    "cnn": ["model=cnn"],
+}
+STATS = ("median_ms", "p10_ms", "mean_ms", "cpu_ms")
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _stats(step_times: list[float], window_s: float, cpu_s: float, steps: int) -> dict:
+    t = np.asarray(step_times) * 1e3
+    return {
+        "median_ms": float(np.median(t)) if len(t) else window_s / steps * 1e3,
+        "p10_ms": float(np.percentile(t, 10)) if len(t) else window_s / steps * 1e3,
+        "mean_ms": window_s / steps * 1e3,
+        "cpu_ms": cpu_s / steps * 1e3,
+    }
+
+
+def framework_steps(
+    overrides: list[str], steps: int, warmup: int, device: str, workdir: Path
+) -> dict[str, float]:
+    """Per-step statistics of ``run.train`` after ``warmup`` steps (one run)."""
+    from depthbench.run import train
+
+    out = workdir / f"fw-{time.time_ns()}"
+    cfg = compose(
+        [
+            *overrides,
+            f"trainer.max_steps={steps}",
+            "trainer.max_epochs=-1",
+            "+trainer.limit_val_batches=0",
+            "test=false",
+            f"trainer.accelerator={'gpu' if device.startswith('cuda') else 'cpu'}",
+        ],
+        out,
+    )
+    timing_file = out / "step_timer.json"
+    with open_dict(cfg):
+        cfg.callbacks.step_timer = {
+            "_target_": "depthbench.bench.timing.StepTimer",
+            "out_file": str(timing_file),
+            "warmup_steps": warmup,
+            "last_step": steps,
+            "sync_cuda": device.startswith("cuda"),
+        }
+    out.mkdir(parents=True, exist_ok=True)
+    train(cfg)
+    t = json.loads(timing_file.read_text())
+    timed = t["timed_steps"]
+    step_times = [] if device.startswith("cuda") else t["step_times"]  # async on a GPU
+    return _stats(step_times, t["step_seconds"] * timed, t["step_cpu_seconds"] * timed, timed)
+
+
+def raw_steps(overrides: list[str], steps: int, warmup: int, device: str) -> dict[str, float]:
+    """Per-step statistics of a hand-written loop over the same data, model and optimizer."""
+    from depthbench.run import build_data, build_net
+
+    cfg = compose(overrides, Path(tempfile.gettempdir()))
+    torch.manual_seed(cfg.seed)
+    dm = build_data(cfg)
+    x_raw, y = dm.splits["train"]
+    x = dm.transform(x_raw, False).contiguous()  # normalised once, kept in memory
+    net = build_net(cfg.model, dm).to(device).train()
+    optimizer = instantiate(cfg.optimizer)(params=[p for p in net.parameters()])
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    scheduler = scheduler(optimizer=optimizer, total_steps=steps) if scheduler else None
+    batch_size, n = cfg.data.batch_size, len(y)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step, start, cpu_start, last, step_times = 0, 0.0, 0.0, 0.0, []
+    while step < steps:
+        perm = torch.randperm(n, generator=gen)
+        for b in range(0, n, batch_size):
+            i = perm[b : b + batch_size]
+            xb, yb = x[i].to(device, non_blocking=True), y[i].to(device, non_blocking=True)
+            loss = F.cross_entropy(net(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            step += 1
+            if step == warmup:
+                _sync(device)
+                start, cpu_start = time.perf_counter(), time.process_time()
+            now = time.perf_counter()
+            if step > warmup:
+                step_times.append(now - last)
+            last = now
+            if step == steps:
+                break
+    _sync(device)
+    window, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return _stats([] if device.startswith("cuda") else step_times, window, cpu, steps - warmup)
+
+
+def run(
+    models: list[str], steps: int, warmup: int, repeats: int, threads: int, device: str
+) -> dict[str, Any]:
+    """Alternate framework and raw runs ``repeats`` times per model; medians and ratios."""
+    torch.set_num_threads(threads)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="depthbench-bench-") as tmp:
+        for name in models:
+            overrides = ["data=fashion_mnist", *MODELS[name]]
+            fw, raw = [], []
+            for _ in range(repeats):
+                fw.append(framework_steps(overrides, steps, warmup, device, Path(tmp)))
+                raw.append(raw_steps(overrides, steps, warmup, device))
+                pairs = ", ".join(f"{k} {fw[-1][k]:.2f}/{raw[-1][k]:.2f}" for k in STATS)
+                print(f"overhead {name} (framework/raw): {pairs}", flush=True)
+            entry: dict[str, Any] = {"overrides": overrides}
+            for k in STATS:
+                paired = [f[k] / r[k] for f, r in zip(fw, raw)]
+                entry[k] = {
+                    "framework": median([f[k] for f in fw]),
+                    "raw": median([r[k] for r in raw]),
+                    "ratio": median(paired),
+                    "ratio_range": spread(paired),
+                }
+            entry["runs"] = {"framework": fw, "raw": raw}
+            results[name] = entry
+    return {
+        "device": device,
+        "threads": threads,
+        "steps": steps,
+        "warmup_steps": warmup,
+        "repeats": repeats,
+        "batch_size": 128,
+        "models": results,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """``python -m depthbench.bench overhead [--device cuda] ...``"""
+    p = argparse.ArgumentParser(prog="depthbench.bench overhead", description=__doc__)
+    p.add_argument("--models", default="mlp20,mlp20_w128,cnn", help=f"of {', '.join(MODELS)}")
+    p.add_argument("--steps", type=int, default=200, help="steps per run (incl. warm-up)")
+    p.add_argument("--warmup", type=int, default=30, help="untimed first steps")
+    p.add_argument("--repeats", type=int, default=5, help="framework/raw pairs per model")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--no-save", action="store_true", help="print only")
+    a = p.parse_args(argv)
+    result = run(a.models.split(","), a.steps, a.warmup, a.repeats, a.threads, a.device)
+    for name, r in result["models"].items():
+        print(f"{name}: framework/raw " + ", ".join(f"{k} {r[k]['ratio']:.3f}" for k in STATS))
+    if not a.no_save:
+        save_section(f"overhead_{a.device}", result)
+    return result

@@ -1,0 +1,153 @@
+"""Render ``docs/results/bench.json`` as ``bench.md``: one table per benchmark, with provenance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+HEADER = """# depthbench benchmarks
+
+Produced by `make bench` (`python -m depthbench.bench`; one section: `python -m depthbench.bench
+SECTION`). Every figure below is a median over the stated number of runs, and every ratio is
+taken between runs made in the same invocation, alternating, never across machines or days.
+**The machine has 2 CPU cores that were shared with other work while these ran** (several people
+training and testing on it at once): absolute times are slower and noisier than on an idle
+machine; ratios of alternating runs and CPU-time ratios are the numbers to read.
+"""
+
+
+def _machine(section: dict[str, Any]) -> str:
+    m = section.get("machine", {})
+    return (
+        f"*{m.get('cpu', '?')}, {m.get('cpu_count', '?')} cores, GPU: {m.get('gpu') or 'none'}; "
+        f"torch {m.get('torch', '?')}, lightning {m.get('lightning', '?')}, "
+        f"Python {m.get('python', '?')}; {m.get('date_utc', '?')} UTC; "
+        f"`{m.get('command', '?')}`*"
+    )
+
+
+def _overhead(s: dict[str, Any], device: str) -> list[str]:
+    out = [
+        f"## Framework overhead ({device}): `train.py` path vs a raw PyTorch loop",
+        "",
+        _machine(s),
+        "",
+        f"Per training step, {s['repeats']} alternating framework/raw pairs per model, "
+        f"{s['steps']} steps each (first {s['warmup_steps']} untimed), batch {s['batch_size']}, "
+        f"{s['threads']} thread(s). Framework = `depthbench.run.train` with the default "
+        "callbacks (atomic checkpointing, NaN guard, exact-resume state, LR monitor, progress "
+        "bar) and CSV logger; raw = a hand-written loop (same net, init, optimizer, scheduler, "
+        "data in memory). Ratio = framework / raw, paired per repeat, median (range).",
+        "",
+        "| model | framework ms/step (median step) | raw ms/step | ratio: median step "
+        "| ratio: 10th pct step | ratio: CPU time | ratio: mean over window |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def ratio(r: dict[str, Any], k: str) -> str:
+        lo, hi = r[k]["ratio_range"]
+        return f"**{r[k]['ratio']:.3f}** ({lo:.2f}-{hi:.2f})"
+
+    for name, r in s["models"].items():
+        out.append(
+            f"| {name} (`{' '.join(r['overrides'][1:])}`) | {r['median_ms']['framework']:.2f} "
+            f"| {r['median_ms']['raw']:.2f} | {ratio(r, 'median_ms')} | {ratio(r, 'p10_ms')} "
+            f"| {ratio(r, 'cpu_ms')} | {ratio(r, 'mean_ms')} |"
+        )
+    return [*out, ""]
+
+
+def _tta(s: dict[str, Any]) -> list[str]:
+    out = [
+        "## Time to accuracy: Fashion-MNIST on the CPU (whole process, start to end)",
+        "",
+        _machine(s),
+        "",
+        f"Median of {s['repeats']} run(s) each. Wall seconds from spawning the process to its "
+        "exit (imports, data loading, training, test, outputs).",
+        "",
+        "| run | target test acc | wall s | test acc reached | epochs | fit s (training only) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in s["results"].values():
+        runs = r["runs"]
+        accs = ", ".join(f"{x['test_acc']:.4f}" for x in runs)
+        ok = "yes" if r["all_reached"] else "**no**"
+        out.append(
+            f"| `{r['command']}` | {r['target']:.0%} | **{r['wall_seconds_median']:.1f}** "
+            f"| {accs} ({ok}) | {runs[0]['epochs']} | {runs[0]['fit_seconds']:.1f} |"
+        )
+    return [*out, ""]
+
+
+def _flops(s: dict[str, Any]) -> list[str]:
+    t = s["train"]
+    return [
+        "## Hardware efficiency: training FLOP/s of a wide MLP vs the measured matmul peak",
+        "",
+        _machine(s),
+        "",
+        f"DeepMLP depth {t['depth']}, width {t['width']}, batch {t['batch']}, SGD, "
+        f"{s['threads']} thread(s); FLOPs = 6 x batch x Linear weights per step; median of "
+        f"{t['steps']} steps. Peak: best {s['matmul_n']}x{s['matmul_n']} fp32 `torch.mm`.",
+        "",
+        "| training GFLOP/s | matmul peak GFLOP/s | fraction of peak |",
+        "|---|---|---|",
+        f"| {s['train_gflops']:.1f} | {s['matmul_peak_gflops']:.1f} "
+        f"| **{s['fraction_of_peak']:.0%}** |",
+        "",
+    ]
+
+
+def _scaling(s: dict[str, Any]) -> list[str]:
+    out = ["## Scaling: seconds per epoch against depth and training-set size", "", _machine(s)]
+    for key, col in (("depth_sweep", "depth"), ("size_sweep", "train_size")):
+        sw = s[key]
+        f = sw["fit"]
+        extra = f", {sw['train_size']} training images" if "train_size" in sw else ""
+        out += [
+            "",
+            f"**{col}** ({sw['model']}{extra}; median of {s['repeats']} runs, epochs "
+            f"2..{s['epochs_per_run']} of each; validation off): least-squares line seconds = "
+            f"{f['intercept_s']:.3f} + "
+            f"{f['slope_s']:.3g} x {col}, R^2 = **{f['r2']:.4f}**, log-log slope "
+            f"{f['loglog_slope']:.2f}.",
+            "",
+            f"| {col} | s/epoch | ms per unit |",
+            "|---|---|---|",
+        ]
+        for p in sw["points"]:
+            out.append(f"| {p[col]} | {p['epoch_seconds']:.3f} "
+                       f"| {p['epoch_seconds'] / p[col] * 1e3:.3f} |")  # fmt: skip
+    return [*out, ""]
+
+
+def _gpu(s: dict[str, Any]) -> list[str]:
+    out = ["## GPU: ResNet training throughput (bf16 + channels-last)", "", _machine(s), ""]
+    if not s.get("measured"):
+        how = "`python -m depthbench.bench gpu` and `... overhead --device cuda` on a GPU machine"
+        return [*out, f"**Not measured**: {s.get('reason')}. Run {how}.", ""]
+    f, b = s["bf16_channels_last"], s["fp32"]
+    return [
+        *out,
+        f"{s['gpu']}: {f['arch']}, batch {f['batch']}: **{f['images_per_second']:.0f} images/s** "
+        f"(bf16, channels-last) vs {b['images_per_second']:.0f} (fp32): {s['speedup']:.2f}x.",
+        "",
+    ]
+
+
+def render(data: dict[str, Any]) -> str:
+    """Markdown for every section present in ``data``."""
+    lines = [HEADER]
+    if "overhead_cpu" in data:
+        lines += _overhead(data["overhead_cpu"], "CPU")
+    if "overhead_cuda" in data:
+        lines += _overhead(data["overhead_cuda"], "GPU")
+    if "tta" in data:
+        lines += _tta(data["tta"])
+    if "flops" in data:
+        lines += _flops(data["flops"])
+    if "scaling" in data:
+        lines += _scaling(data["scaling"])
+    lines += _gpu(data.get("gpu", {"measured": False, "reason": "not run on a GPU machine"}))
+    lines.append("Data-path benchmark: see [bench_data.md](bench_data.md).")
+    return "\n".join(lines) + "\n"
