@@ -85,14 +85,14 @@ def plot_attention(
         for layer, m in enumerate(maps):
             a = axes[b, 1 + layer]
             a.imshow(m[b].mean(0), cmap="magma")  # (heads, T, T) -> (T, T)
-            a.set_title(f"layer {layer}: query x key", fontsize=7)
+            a.set_title(f"layer {layer} (query x key)", fontsize=7)
         if cls_grid:
             a = axes[b, -1]
             cls = maps[-1][b].mean(0)[0, 1:].reshape(side, side)
             a.imshow(inp.mean(0), cmap="gray")
             h, w = inp.shape[-2:]
             a.imshow(cls, cmap="jet", alpha=0.5, extent=(-0.5, w - 0.5, h - 0.5, -0.5))
-            a.set_title("last layer: class token -> patches", fontsize=7)
+            a.set_title("cls -> patches (last)", fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
