@@ -62,8 +62,9 @@ def _tta(s: dict[str, Any]) -> list[str]:
         "",
         _machine(s),
         "",
-        f"Median of {s['repeats']} run(s) each. Wall seconds from spawning the process to its "
-        "exit (imports, data loading, training, test, outputs).",
+        f"Median of {s['repeats']} run(s) each, threads: {s.get('threads', 'default')}. Wall "
+        "seconds from spawning the process to its exit (imports, data loading, training, test, "
+        "outputs).",
         "",
         "| run | target test acc | wall s | test acc reached | epochs | fit s (training only) |",
         "|---|---|---|---|---|---|",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -26,10 +27,17 @@ EXPERIMENTS = {"fmnist_mlp_tta": 0.88, "fmnist_cnn_tta": 0.91}
 SKLEARN_TARGET = 0.88
 
 
+THREADS: int | None = None  # --threads: OMP_NUM_THREADS of every timed process (None: inherit)
+
+
 def time_process(cmd: list[str], timeout: float) -> tuple[float, subprocess.CompletedProcess]:
     """Wall seconds of ``cmd`` from spawn to exit, and its result."""
+    env = dict(os.environ)
+    if THREADS:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(THREADS)
+        env["OPENBLAS_NUM_THREADS"] = str(THREADS)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     return time.perf_counter() - start, proc
 
 
@@ -129,7 +137,7 @@ def run(names: list[str], repeats: int, sklearn: bool, timeout: float) -> dict[s
             "command": rs[0]["command"],
             "runs": rs,
         }
-    return {"repeats": repeats, "results": summary}
+    return {"repeats": repeats, "threads": THREADS or "default", "results": summary}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
@@ -139,12 +147,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--no-sklearn", action="store_true")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per process")
+    p.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the timed processes")
     p.add_argument("--sklearn-worker", metavar="OUT", help=argparse.SUPPRESS)
     p.add_argument("--no-save", action="store_true")
     a = p.parse_args(argv)
     if a.sklearn_worker:
         sklearn_worker(a.sklearn_worker)
         return None
+    global THREADS
+    THREADS = a.threads
     result = run(a.experiments.split(","), a.repeats, not a.no_sklearn, a.timeout)
     if not a.no_save:
         save_section("tta", result)
