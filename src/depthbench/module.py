@@ -104,8 +104,9 @@ class Classifier(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         if self._train_count and self._train_loss_sum is not None:
             n = self._train_count
-            self.log("train/loss_epoch", self._train_loss_sum / n, prog_bar=False)
-            self.log("train/acc", self._train_correct.float() / n, prog_bar=True)
+            # sync_dist: the mean over processes under DDP (once per epoch, not per step)
+            self.log("train/loss_epoch", self._train_loss_sum / n, prog_bar=False, sync_dist=True)
+            self.log("train/acc", self._train_correct.float() / n, prog_bar=True, sync_dist=True)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "val", self.val_acc)
