@@ -150,12 +150,10 @@ def write_report(runs: list[Run], out: Path, targets: dict[str, float]) -> Path:
         seeds = ok.groupby(["depth", "budget"]).size()
         if seeds.max() > 1:
             std = ok.pivot_table(index="budget", columns="depth", values="test_acc", aggfunc="std")
-            lines += [
-                f"Mean over {seeds.min()}-{seeds.max()} seeds per cell; their standard deviation:",
-                "",
-                markdown_table(std.rename(columns=lambda d: f"depth {d}"), index=True),
-                "",
-            ]
+            n = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
+            table = std.round(4).rename(columns=lambda d: f"depth {d}")
+            lines += [f"Mean over {n} seeds per cell; their standard deviation:", ""]
+            lines += [markdown_table(table, index=True), ""]
         train = ok.pivot_table(index="budget", columns="depth", values="train_acc", aggfunc="mean")
         lines += ["Training accuracy (last epoch, running mean over its batches):", ""]
         lines += [markdown_table(train.rename(columns=lambda d: f"depth {d}"), index=True), ""]
@@ -167,13 +165,9 @@ def write_report(runs: list[Run], out: Path, targets: dict[str, float]) -> Path:
         default = shallow[shallow.budget == shallow.budget.max()].test_acc.mean()
         target = targets.get(data, default)
         source = (
-            "given"
-            if data in targets
-            else (
-                f"the depth-{ok.depth.min()} network's accuracy at the largest budget "
-                f"({shallow.budget.max():,})"
-            )
+            f"the depth-{ok.depth.min()} network's at the largest budget, {shallow.budget.max():,}"
         )
+        source = "given" if data in targets else source
         lines += [f"Smallest budget reaching test accuracy {target:.4f} ({source}):", ""]
         lines += [markdown_table(smallest_budget(ok, target)), ""]
     path = out / "report.md"
