@@ -170,3 +170,12 @@ def test_eval_checkpoint_and_resume(tmp_path: Path) -> None:
         compose_config([*overrides, "trainer.max_epochs=4", f"ckpt_path={run_dir}"], tmp_path / "r")
     )
     assert resumed["epochs"] == 4 and resumed["steps"] == 12
+
+
+def test_last_checkpoint_follows_the_final_epoch_even_when_val_acc_plateaus(tmp_path: Path) -> None:
+    """last.ckpt must hold the final epoch, not the epoch of the best val/acc."""
+    overrides = [o for o in FAST if not o.startswith("trainer.max_epochs")]
+    # lr 0: val/acc never improves after epoch 0, so no top-k save happens later
+    train(compose_config([*overrides, "trainer.max_epochs=4", "optimizer.lr=1e-12"], tmp_path))
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] == 12 and ckpt["epoch"] == 3

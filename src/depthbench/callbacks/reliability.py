@@ -72,6 +72,35 @@ class AtomicModelCheckpoint(ModelCheckpoint):
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         self._last_global_step_saved = previous_step
 
+    # Lightning 2.6 refreshes last.ckpt only when a top-k checkpoint was saved at the same step,
+    # so once val/acc plateaus last.ckpt goes stale (resume and eval would start from an old
+    # epoch). These overrides refresh last.ckpt at every epoch end regardless.
+    def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        self._last_saved_as_last_step = trainer.global_step
+
+    def _refresh_stale_last(self, trainer: L.Trainer) -> None:
+        if (
+            not self.save_last
+            or trainer.fast_dev_run
+            or trainer.sanity_checking
+            or trainer.state.fn != "fit"
+            or trainer.global_step == 0
+            or getattr(self, "_last_saved_as_last_step", -1) == trainer.global_step
+        ):
+            return
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._refresh_stale_last(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_stale_last(trainer)
+
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         bad = nonfinite_parameters(trainer.lightning_module)
         if bad:
