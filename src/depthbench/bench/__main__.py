@@ -1,4 +1,4 @@
-"""``python -m depthbench.bench [overhead|tta|flops|scaling|data|gpu|all] [options]``
+"""``python -m depthbench.bench [overhead|tta|flops|scaling|data|gpu|profile|all] [options]``
 
 ``all`` (the default, ``make bench``) runs every CPU benchmark, plus the GPU ones when CUDA is
 available. Each writes its section of ``docs/results/bench.json`` and re-renders ``bench.md``
@@ -20,6 +20,7 @@ BENCHMARKS = {
     "scaling": "depthbench.bench.scaling",
     "data": "depthbench.bench.data",
     "gpu": "depthbench.bench.gpu",
+    "profile": "depthbench.bench.profile",
 }
 CPU_ALL = ("flops", "overhead", "scaling", "data", "tta")
 
