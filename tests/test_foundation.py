@@ -179,3 +179,17 @@ def test_last_checkpoint_follows_the_final_epoch_even_when_val_acc_plateaus(tmp_
     train(compose_config([*overrides, "trainer.max_epochs=4", "optimizer.lr=1e-12"], tmp_path))
     ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 12 and ckpt["epoch"] == 3
+
+
+@pytest.mark.parametrize("family", [DeepMLP, DeepCNN])
+def test_preactivation_keeps_deep_relu_residual_sums_bounded(family) -> None:
+    """Post-activation ReLU branches add a positive mean each block; pre-activation ones do not."""
+    torch.manual_seed(0)
+    depth, shape = (1202, [1, 8, 8]) if family is DeepMLP else (200, [1, 8, 8])
+    kw = {"input_shape": shape, "num_classes": 10, "depth": depth, "width": 16, "residual": True}
+    x = torch.randn(8, *shape)
+    with torch.no_grad():
+        pre = family(**kw, preactivation=True).forward_features(x).norm(dim=1).mean()
+        post = family(**kw).forward_features(x).norm(dim=1).mean()
+    assert torch.isfinite(pre) and pre < 1e3
+    assert post > 10 * pre
