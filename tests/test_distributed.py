@@ -90,7 +90,9 @@ def test_rank_command_rejoins_the_sweep_job(tmp_path: Path) -> None:
         command, cwd = hydra_rank_command(1)
     finally:
         HydraConfig.instance().cfg = None
-    assert cwd == str(ROOT) and "-m" not in command and "--multirun" not in command
+    # the program is `python train.py` or `python -m <module>` (pytest run as `python -m pytest`)
+    args = command[3:] if command[1] == "-m" else command[2:]
+    assert cwd == str(ROOT) and "-m" not in args and "--multirun" not in args
     assert command[len(command) - 4 - len(overrides) : -4] == overrides
     assert f"hydra.run.dir='{job_dir}'" in command
     assert "hydra.mode=RUN" in command and "hydra.output_subdir=null" in command
