@@ -193,3 +193,9 @@ def test_preactivation_keeps_deep_relu_residual_sums_bounded(family) -> None:
         post = family(**kw).forward_features(x).norm(dim=1).mean()
     assert torch.isfinite(pre) and pre < 1e3
     assert post > 10 * pre
+
+
+def test_logger_none_trains_with_the_default_callbacks(tmp_path: Path) -> None:
+    metrics = train(compose_config([*FAST, "logger=none"], tmp_path))
+    assert metrics["status"] == "ok" and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert not (tmp_path / "csv").exists()

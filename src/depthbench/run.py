@@ -86,6 +86,10 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
     callbacks += [ConfigInCheckpoint(resolved), LogResolvedConfig(resolved)]
     callbacks += extra_callbacks or []
     loggers = _instantiate_group(cfg.get("logger"))
+    if not loggers:  # logger=none: the LR monitor has nowhere to write and Lightning refuses it
+        callbacks = [
+            c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)
+        ]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
