@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -42,3 +45,16 @@ FAST = [
     "+trainer.limit_test_batches=2",
     "callbacks.progress_bar.refresh_rate=0",
 ]
+
+
+def run_train(args: list[str]) -> subprocess.CompletedProcess:
+    """``python train.py ARGS`` in the repo as a real process, single-threaded; output captured."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import CONF_DIR, compose_config
+from helpers import CONF_DIR, compose_config, run_train
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -23,18 +20,6 @@ from depthbench.run import build_data, build_module, build_net, train
 
 ROOT = Path(CONF_DIR).parent
 NO_GPU = not torch.cuda.is_available()
-
-
-def run_train(args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def _full_split_accuracy(ckpt: Path, split: str) -> float:

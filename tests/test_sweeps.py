@@ -5,14 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import CONF_DIR, compose_config
+from helpers import CONF_DIR, compose_config, run_train
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -28,19 +25,6 @@ TINY = [
     "+trainer.limit_test_batches=1",
     "callbacks.progress_bar.refresh_rate=0",
 ]
-
-
-def run_train(args: list[str]) -> subprocess.CompletedProcess:
-    """``python train.py ARGS`` in the repo, single-threaded; output captured."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_multirun_failed_job_is_recorded_and_the_others_finish(tmp_path: Path) -> None:

@@ -370,6 +370,19 @@ class InMemoryDataModule(L.LightningDataModule):
     def test_dataloader(self) -> TensorBatchLoader | DataLoader:
         return self._loader("test", shuffle=False)
 
+    def try_download(self, fetch: Callable[[], object]) -> str | None:
+        """Run the torchvision download ``fetch`` when ``data.download`` is on.
+
+        Returns None when it worked, else why not (for the dataset's one-line DataError).
+        """
+        if not getattr(self, "download", False):
+            return "download disabled"
+        try:
+            fetch()
+        except Exception as e:  # no network, DNS failure, HTTP error, checksum mismatch...
+            return f"download failed: {type(e).__name__}: {e}"
+        return None
+
     def model_kwargs(self) -> dict:
         """Extra keyword arguments for the model (e.g. ``vocab_size`` of a text dataset)."""
         return {}

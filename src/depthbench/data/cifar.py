@@ -72,15 +72,12 @@ class CIFAR10DataModule(InMemoryDataModule):
         """Make the batch files available: already there, or a torchvision download."""
         if self.files_present():
             return
-        reason = "download disabled"
-        if self.download:
-            import torchvision.datasets
+        import torchvision.datasets
 
-            try:
-                getattr(torchvision.datasets, self.torchvision_class)(str(self.root), download=True)
-                return
-            except Exception as e:  # no network, DNS failure, HTTP error, checksum mismatch...
-                reason = f"download failed: {type(e).__name__}: {e}"
+        dataset_class = getattr(torchvision.datasets, self.torchvision_class)
+        reason = self.try_download(lambda: dataset_class(str(self.root), download=True))
+        if reason is None:
+            return
         raise DataError(
             f"{self.name} not found in {self.data_dir} ({reason}); run once with "
             f"data.download=true on a machine with internet, or extract {self.archive} "

@@ -50,15 +50,11 @@ class Flowers102DataModule(InMemoryDataModule):
         """Make the files available: already there, or a torchvision download (330 MB)."""
         if self.files_present():
             return
-        reason = "download disabled"
-        if self.download:
-            from torchvision.datasets import Flowers102
+        from torchvision.datasets import Flowers102
 
-            try:
-                Flowers102(str(self.root), split="train", download=True)
-                return
-            except Exception as e:  # no network, DNS failure, HTTP error, checksum mismatch...
-                reason = f"download failed: {type(e).__name__}: {e}"
+        reason = self.try_download(lambda: Flowers102(str(self.root), split="train", download=True))
+        if reason is None:
+            return
         raise DataError(
             f"{self.name} not found in {self.data_dir} ({reason}); run once with "
             f"data.download=true on a machine with internet, or put 102flowers.tgz (extracted to "

@@ -89,16 +89,17 @@ class IdxDataModule(InMemoryDataModule):
         """Make the raw files available: already there, a local copy, or a torchvision download."""
         if self.files_present() or self.fetch_local():
             return
-        if not self.download:
-            raise self.missing_error("download disabled")
         import torchvision.datasets
 
         dataset_class = getattr(torchvision.datasets, self.folder)
-        try:
+
+        def fetch() -> None:
             for train in (True, False):
                 dataset_class(str(self.root), train=train, download=True)
-        except Exception as e:  # no network, DNS failure, HTTP error, checksum mismatch...
-            raise self.missing_error(f"download failed: {type(e).__name__}: {e}") from e
+
+        reason = self.try_download(fetch)
+        if reason is not None:
+            raise self.missing_error(reason)
 
     def load_splits(self) -> dict[str, Batch]:
         if not self.files_present():
