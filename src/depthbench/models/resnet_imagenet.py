@@ -15,12 +15,13 @@ from torch import nn
 
 from depthbench.errors import ConfigError
 from depthbench.models.backbones import torchvision_model
+from depthbench.models.contract import ClassifierNet
 from depthbench.models.layers import check_positive_int
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 
-class TorchvisionResNet(nn.Module):
+class TorchvisionResNet(ClassifierNet):
     """A torchvision ResNet whose ``fc`` is our ``head``; input channels follow ``input_shape``.
 
     With pretrained weights and a 1-channel input, the first convolution's RGB filters are summed
@@ -70,14 +71,3 @@ class TorchvisionResNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, 512 or 2048) after global average pooling."""
         return self.body(x)
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, num_features) -> (B, num_classes)."""
-        return self.head(self.dropout(features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head with a fresh one for ``num_classes`` classes."""
-        self.head = nn.Linear(self.num_features, num_classes)
