@@ -31,7 +31,9 @@ def test_gradflow_and_activations_on_a_tiny_mlp(tmp_path):
     assert grads.step.min() == 0  # the gradient at initialisation, before any update
     assert sorted(grads.step.unique()) == [0, 2, 4]  # 2 epochs x 3 batches, every 2 steps
     at_init = grads[grads.step == 0].sort_values("index")
-    assert at_init.layer.tolist() == [*(f"blocks.{i}.layer" for i in range(5)), "head"]
+    # depth 5: the stem, then two blocks of two layers
+    blocks = [f"blocks.{b}.layers.{i}" for b in range(2) for i in range(2)]
+    assert at_init.layer.tolist() == ["stem.0", *blocks, "head"]
     assert at_init["index"].tolist() == list(range(6))
     assert grads.grad_norm.map(math.isfinite).all() and (grads.grad_norm > 0).all()
     assert (tmp_path / "gradflow.png").stat().st_size > 1000

@@ -136,7 +136,7 @@ def test_depthbench_checkpoint_as_backbone(tmp_path: Path) -> None:
     dm = build_data(second)
     net = build_net(second.model, dm)
     saved = torch.load(ckpt, weights_only=True)["state_dict"]
-    key = "blocks.1.layer.weight"
+    key = "blocks.0.layers.1.weight"
     assert torch.equal(net.backbone.net.state_dict()[key], saved[f"net.{key}"])
     assert net.image_size == (8, 8) and net.head.out_features == 10
     metrics = train(second)

@@ -11,9 +11,9 @@ from helpers import CONF_DIR, FAST, FMNIST_DEBIAN, compose_config
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from depthbench.checkpoint import load_checkpoint
-from depthbench.models import DeepCNN, DeepMLP
-from depthbench.run import evaluate, train
+import depthbench.checkpoint
+from depthbench.checkpoint import SHAPES_KEY, load_checkpoint, load_net
+from depthbench.run import build_data, build_module, build_net, build_trainer, evaluate, train
 
 # groups whose options are instantiated objects, and the groups that only set values
 GROUPS = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir() and p.name != "hydra")
@@ -65,66 +65,6 @@ def test_train_help_lists_groups(tmp_path: Path) -> None:
         assert f"{group}:" in out
 
 
-@pytest.mark.parametrize("family", [DeepMLP, DeepCNN])
-@pytest.mark.parametrize("depth", [1, 10, 200])
-@pytest.mark.parametrize(
-    "flags", [{}, {"residual": True}, {"batchnorm": True}], ids=["plain", "residual", "batchnorm"]
-)
-def test_deep_nets_forward_backward(family, depth: int, flags: dict) -> None:
-    torch.manual_seed(0)
-    width = 8 if family is DeepCNN else 32
-    net = family(input_shape=[1, 8, 8], num_classes=10, depth=depth, width=width, **flags)
-    x = torch.randn(16, 1, 8, 8)
-    out = net(x)
-    assert out.shape == (16, 10)
-    assert torch.isfinite(out).all()
-    torch.nn.functional.cross_entropy(out, torch.arange(16) % 10).backward()
-    first = net.blocks[0].layer.weight.grad
-    last = net.blocks[-1].layer.weight.grad
-    assert first is not None and torch.isfinite(last).all()
-    if flags == {"batchnorm": True} and depth == 200:
-        # Plain nets with batch norm have exploding gradients at init (Yang et al. 2019,
-        # "A Mean Field Theory of Batch Normalization"): the first layer's gradient is orders of
-        # magnitude above the last layer's, or overflows.
-        assert not torch.isfinite(first).all() or first.norm() > 1e3 * last.norm()
-    else:
-        assert torch.isfinite(first).all()
-
-
-def test_deep_mlp_builds_at_1000_blocks() -> None:
-    net = DeepMLP(input_shape=[64], num_classes=10, depth=1200, width=8, residual=True)
-    assert len(net.blocks) == 1200
-    out = net(torch.randn(2, 64))
-    assert torch.isfinite(out).all()
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"depth": 0}, "depth must be an integer >= 1"),
-        ({"width": -3}, "width must be an integer >= 1"),
-        ({"activation": "swishy"}, "unknown activation 'swishy'; allowed: relu"),
-        ({"init": "orthogonal"}, "unknown init 'orthogonal'"),
-    ],
-)
-def test_deep_net_bad_arguments(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        DeepMLP(input_shape=[8], num_classes=2, **kwargs)
-
-
-def test_residual_flag_changes_only_skips() -> None:
-    plain = DeepMLP(input_shape=[16], num_classes=4, depth=5, width=16)
-    residual = DeepMLP(input_shape=[16], num_classes=4, depth=5, width=16, residual=True)
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert count(plain) == count(residual)  # 16 -> 16: identity shortcuts, no projection
-
-
-def test_reset_classifier() -> None:
-    net = DeepCNN(input_shape=[1, 8, 8], num_classes=10, depth=3)
-    net.reset_classifier(3)
-    assert net(torch.randn(2, 1, 8, 8)).shape == (2, 3)
-
-
 def test_train_digits_writes_metrics_and_checkpoints(tmp_path: Path) -> None:
     metrics = train(compose_config(FAST, tmp_path))
     saved = json.loads((tmp_path / "metrics.json").read_text())
@@ -162,7 +102,10 @@ def test_eval_checkpoint_and_resume(tmp_path: Path) -> None:
     cfg = compose_config([f"ckpt_path={ckpt}", "+trainer.limit_test_batches=2"], eval_dir, "eval")
     metrics = evaluate(cfg)
     assert 0.0 <= metrics["test/acc"] <= 1.0
-    assert json.loads((eval_dir / "metrics.json").read_text())["ckpt_path"] == str(ckpt)
+    saved = json.loads((eval_dir / "metrics.json").read_text())
+    assert saved["ckpt_path"] == str(ckpt) and saved["status"] == "ok"
+    assert saved["model"] == "DeepMLP" and saved["steps"] == 6 and saved["params"] > 0
+    assert saved["output_dir"] == str(eval_dir)
 
     # resume: 2 more epochs on top of the 2 in last.ckpt
     overrides = [o for o in FAST if not o.startswith("trainer.max_epochs")]
@@ -181,21 +124,35 @@ def test_last_checkpoint_follows_the_final_epoch_even_when_val_acc_plateaus(tmp_
     assert ckpt["global_step"] == 12 and ckpt["epoch"] == 3
 
 
-@pytest.mark.parametrize("family", [DeepMLP, DeepCNN])
-def test_preactivation_keeps_deep_relu_residual_sums_bounded(family) -> None:
-    """Post-activation ReLU branches add a positive mean each block; pre-activation ones do not."""
-    torch.manual_seed(0)
-    depth, shape = (1202, [1, 8, 8]) if family is DeepMLP else (200, [1, 8, 8])
-    kw = {"input_shape": shape, "num_classes": 10, "depth": depth, "width": 16, "residual": True}
-    x = torch.randn(8, *shape)
-    with torch.no_grad():
-        pre = family(**kw, preactivation=True).forward_features(x).norm(dim=1).mean()
-        post = family(**kw).forward_features(x).norm(dim=1).mean()
-    assert torch.isfinite(pre) and pre < 1e3
-    assert post > 10 * pre
-
-
 def test_logger_none_trains_with_the_default_callbacks(tmp_path: Path) -> None:
     metrics = train(compose_config([*FAST, "logger=none"], tmp_path))
     assert metrics["status"] == "ok" and (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert not (tmp_path / "csv").exists()
+
+
+def test_load_net_equals_the_trained_module_without_loading_data(tmp_path: Path, monkeypatch):
+    """load_net: the trained weights, in eval mode, with the run config, built from the spec
+    stored in the checkpoint (no data module), and from the data for an older checkpoint."""
+    cfg = compose_config([*FAST, "logger=none", "model.dropout=0.3"], tmp_path)
+    datamodule = build_data(cfg)
+    module = build_module(cfg, build_net(cfg.model, datamodule))
+    build_trainer(cfg).fit(module, datamodule=datamodule)
+    x = datamodule.transform(datamodule.splits["test"][0][:16], False)
+    with torch.no_grad():
+        expected = module.eval()(x)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"  # written after the last step
+
+    def no_data(_cfg):
+        raise AssertionError("load_net instantiated the data module")
+
+    with monkeypatch.context() as m:
+        m.setattr(depthbench.checkpoint, "build_data", no_data)
+        net, run_cfg = load_net(ckpt)
+    assert not net.training and run_cfg.model.dropout == 0.3 and run_cfg.seed == cfg.seed
+    with torch.no_grad():
+        assert torch.equal(net(x), expected)
+
+    legacy = load_checkpoint(ckpt)
+    del legacy[SHAPES_KEY]["model_kwargs"]  # written before the spec held the model's extras
+    with torch.no_grad():
+        assert torch.equal(load_net(legacy)[0](x), expected)
