@@ -45,7 +45,9 @@ def test_report_tables_csv_figures_and_failed_runs(sweep, tmp_path):
     row = next(ln for ln in report.splitlines() if ln.startswith("| all |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "failed" and cells[4] == "failed"  # depth 0 and 3
-    assert all(0 <= float(c) <= 1 for c in cells[2:4])  # depth 1 and 2: accuracies
+    # depth 1 and 2: one seed each, so an accuracy labelled n=1
+    assert all(c.endswith(" (n=1)") and 0 <= float(c.split()[0]) <= 1 for c in cells[2:4])
+    assert "One run per setting" in report and "every number is one run" not in report
     results = pd.read_csv(tmp_path / "results.csv")
     assert len(results) == 4
     assert results.set_index("model.depth").status.to_dict() == {

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from depthbench.report.collect import collect_runs
-from depthbench.report.writer import write_report
+from depthbench.report.writer import outcome_counts, write_report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,5 +34,4 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(2)
     report = write_report(runs, args.out or args.paths[0], args.paths, note=args.note)
-    failed = sum(not r.ok for r in runs)
-    print(f"{report}: {len(runs)} runs ({failed} failed)")
+    print(f"{report}: {outcome_counts(runs)}")

@@ -1,8 +1,10 @@
 """Find Hydra run folders and read what each run left behind: config, overrides, metrics.
 
 A run folder is any folder with a ``.hydra/`` subfolder (single runs and the numbered jobs of
-a multirun alike). A run without ``metrics.json``, or whose ``metrics.json`` has a status other
-than ``ok``, is reported as failed, with the last error line of its log when there is one.
+a multirun alike). Each run ends in one of three outcomes: ``ok``; ``diverged`` (the loss or
+weights became non-finite: ``metrics.json`` says so, or, in files written before the guard was
+always on, says ``ok`` beside a NaN ``train/loss``); or failed (no ``metrics.json``, or any other
+status), with the last error line of its log when there is one.
 """
 
 from __future__ import annotations
@@ -33,6 +35,19 @@ class Run:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == "diverged"
+
+    @property
+    def diverged_at_step(self) -> int | None:
+        """The step at which a diverged run's loss became non-finite (None: not recorded)."""
+        step = self.metrics.get("diverged_at_step") if self.diverged else None
+        try:
+            return None if step is None else int(step)
+        except (TypeError, ValueError):
+            return None
 
     def file(self, name: str) -> Path | None:
         """``path / name`` if the run wrote it."""
@@ -102,11 +117,20 @@ def load_run(run_dir: Path) -> Run:
         except json.JSONDecodeError as e:
             run.error = f"unreadable metrics.json: {e}"
         run.status = str(run.metrics.get("status", "failed"))
+        if run.ok and not math.isfinite(run.metric("train/loss")) and _has(run, "train/loss"):
+            # written before the divergence guard was on in every run: "ok" with a NaN loss
+            run.status = "diverged"
+            run.error = "train/loss is not finite (metrics.json says ok: written without the guard)"
         if not run.ok and not run.error:
             run.error = str(run.metrics.get("error", ""))
     else:
         run.error = _last_error(run_dir) or "no metrics.json (crashed, killed or still running)"
     return run
+
+
+def _has(run: Run, key: str) -> bool:
+    """Whether ``metrics.json`` holds a value for ``key`` (a NaN counts; null or absent do not)."""
+    return run.metrics.get(key) is not None
 
 
 def _load_yaml(path: Path) -> Any:

@@ -1,4 +1,11 @@
-"""Runs -> one row each (swept values, status, metrics), swept keys, pivots, markdown tables."""
+"""Runs -> one row each (swept values, status, metrics), swept keys, pivots, markdown tables.
+
+``seed`` is a sweep axis like any other, but it is never a row or a column: runs that differ
+only by their seed are one setting, and every table cell is that setting's mean ± sample
+standard deviation over the runs that finished ``ok`` (``0.912 ± 0.004 (n=3)``, ``0.912 (n=1)``).
+Diverged and failed runs are their own outcome, counted beside the mean and never averaged
+into it (``diverged at step 37``, ``0.91 ± 0.01 (n=2), 1 diverged``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from depthbench.report.collect import Run
+from depthbench.report.collect import Run, config_value
 
 # metrics.json keys shown in the tables, with their column titles
 METRICS = {
@@ -23,6 +30,10 @@ METRICS = {
 }
 # the swept key drawn along the x axis / table columns, by preference
 X_PREFERENCE = ("depth", "train_size", "samples_per_class", "accelerator")
+# the key whose values are repetitions of one setting, not settings (train.yaml's ``seed``)
+SEED_KEY = "seed"
+# the outcomes a run can have besides "ok" and "diverged" (anything else counts as failed)
+OUTCOMES = ("ok", "diverged")
 
 
 def typed(value: str | None) -> Any:
@@ -53,8 +64,14 @@ def fixed_overrides(runs: list[Run]) -> dict[str, str]:
     return {k: v for k, v in common.items() if k not in swept}
 
 
+def setting_keys(keys: list[str]) -> list[str]:
+    """``keys`` without the seed: the keys whose values make a setting (a row or a column)."""
+    return [k for k in keys if k != SEED_KEY]
+
+
 def x_key(keys: list[str]) -> str | None:
     """The swept key to put along the x axis / table columns (depth first), else the last."""
+    keys = setting_keys(keys)
     for name in X_PREFERENCE:
         for k in keys:
             if k.split(".")[-1] == name or k == name:
@@ -81,29 +98,39 @@ def gradflow_summary(run: Run) -> dict[str, float]:
 
 
 def runs_frame(runs: list[Run], keys: list[str]) -> pd.DataFrame:
-    """One row per run: experiment, job, swept values, status, metrics, gradient ratios."""
+    """One row per run: experiment, job, swept values, seed, status, metrics, gradient ratios."""
     rows = []
     for run in runs:
         row: dict[str, Any] = {"experiment": run.experiment, "job": run.path.name}
         row.update({k: typed(run.overrides.get(k)) for k in keys})
+        seed = run.overrides.get(SEED_KEY)
+        row[SEED_KEY] = typed(seed) if seed is not None else config_value(run, SEED_KEY)
         row["status"] = run.status
+        row["diverged_at_step"] = run.diverged_at_step
         row.update({title: run.metric(k) for k, title in METRICS.items()})
         row.update(gradflow_summary(run))
         row["error"] = run.error
         row["run_dir"] = str(run.path)
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:  # whole steps, blank where the run did not diverge (also in the CSV)
+        frame["diverged_at_step"] = frame["diverged_at_step"].astype("Int64")
+    return frame
 
 
 def fmt(value: Any) -> str:
-    """A table cell: 4 significant digits, thousands separators from 1,000 up."""
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value).lower()
+    """A table cell: 4 significant digits, thousands separators from 1,000 up to 10 million."""
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"  # a diverged run's loss; missing metrics are left out of the tables
+        if abs(value) >= 1e7 and not math.isinf(value):
+            return f"{value:.4g}"  # 1.68e+23, not a row of 24 digits
         if abs(value) >= 1000 and not math.isinf(value):
             return f"{value:,.0f}"
         return f"{value:.4g}"
@@ -120,14 +147,125 @@ def markdown_table(df: pd.DataFrame, index: bool = False) -> str:
     return "\n".join([header, rule, *body])
 
 
-def pivot(frame: pd.DataFrame, keys: list[str], column: str, metric: str) -> pd.DataFrame:
-    """Rows: the other swept keys; columns: ``column``'s values; cells: ``metric`` or 'failed'."""
-    rows = [k for k in keys if k != column]
+def _hashable(value: Any) -> Any:
+    """A key value usable as a group label (a list override such as ``[8,16]`` becomes text)."""
+    try:
+        hash(value)
+    except TypeError:
+        return str(value)
+    return value
+
+
+def aggregate_seeds(frame: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
+    """One row per setting (the values of ``keys`` but the seed): ``metric`` over its seeds.
+
+    ``frame`` has one row per run, with the ``keys``, a ``status`` column ("ok", "diverged",
+    anything else is failed), ``metric`` and, optionally, ``diverged_at_step``. Returns the
+    non-seed keys, then ``mean`` and ``std`` (sample standard deviation, ddof=1; NaN for n=1)
+    of ``metric`` over the ok runs that have it, ``n`` (those ok runs), ``n_diverged``,
+    ``n_failed`` and ``diverged_at_steps`` (the recorded steps of the diverged runs, sorted).
+    Settings keep their first-seen order; a missing key value stays NaN.
+    """
+    keys = setting_keys(keys)
     cells = frame.copy()
-    cells[rows] = cells[rows].astype(object).where(cells[rows].notna(), "")  # keep partial rows
-    cells["cell"] = [
-        fmt(v) if s == "ok" else s for v, s in zip(cells[metric], cells["status"], strict=True)
-    ]
+    for k in keys:
+        cells[k] = cells[k].map(_hashable)
+    groups = cells.groupby(keys, sort=False, dropna=False) if keys else [((), cells)]
+    rows = []
+    for values, group in groups:
+        values = values if isinstance(values, tuple) else (values,)
+        status = group["status"]
+        ok = pd.to_numeric(group.loc[status == "ok", metric], errors="coerce").dropna()
+        steps = group.loc[status == "diverged"].get("diverged_at_step", pd.Series(dtype=float))
+        rows.append(
+            {
+                **dict(zip(keys, values, strict=True)),
+                "mean": float(ok.mean()) if len(ok) else math.nan,
+                "std": float(ok.std(ddof=1)) if len(ok) > 1 else math.nan,
+                "n": len(ok),
+                "n_diverged": int((status == "diverged").sum()),
+                "n_failed": int((~status.isin(OUTCOMES)).sum()),
+                "diverged_at_steps": sorted(int(s) for s in steps.dropna()),
+            }
+        )
+    columns = [*keys, "mean", "std", "n", "n_diverged", "n_failed", "diverged_at_steps"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def fmt_std(value: float) -> str:
+    """A standard deviation: two significant digits (``0.0041``), whole numbers from 100 up."""
+    if not math.isfinite(value):
+        return fmt(value)
+    return fmt(value) if abs(value) >= 100 else f"{value:.2g}"
+
+
+def _diverged_text(n_diverged: int, total: int, steps: list[int]) -> str:
+    if n_diverged == 1 and total == 1:
+        return f"diverged at step {steps[0]}" if steps else "diverged"
+    where = ""
+    if steps:
+        where = f", step {steps[0]}" if steps[0] == steps[-1] else f", steps {steps[0]}-{steps[-1]}"
+    return f"diverged ({n_diverged}/{total}{where})"
+
+
+def seed_cell(
+    mean: float,
+    std: float,
+    n: int,
+    n_diverged: int = 0,
+    n_failed: int = 0,
+    diverged_at_steps: list[int] | tuple[int, ...] = (),
+) -> str:
+    """A table cell for one setting, from one row of :func:`aggregate_seeds`.
+
+    ``0.912 ± 0.0041 (n=3)``; ``0.912 (n=1)``; ``0.91 ± 0.01 (n=2), 1 diverged``;
+    ``diverged at step 37``; ``diverged (3/3, steps 12-40)``; ``failed``; ``n/a`` (ok runs
+    without this metric).
+    """
+    steps = sorted(diverged_at_steps)
+    total = n + n_diverged + n_failed
+    parts = []
+    if n:
+        spread = f" ± {fmt_std(std)}" if n > 1 else ""
+        parts.append(f"{fmt(float(mean))}{spread} (n={n})")
+    if n_diverged:
+        parts.append(f"{n_diverged} diverged" if n else _diverged_text(n_diverged, total, steps))
+    if n_failed:
+        alone = not parts
+        parts.append(("failed" if total == 1 else f"failed ({n_failed}/{total})") if alone
+                     else f"{n_failed} failed")  # fmt: skip
+    return ", ".join(parts) or "n/a"
+
+
+def seed_cells(agg: pd.DataFrame) -> list[str]:
+    """:func:`seed_cell` of every row of an :func:`aggregate_seeds` frame."""
+    columns = ["mean", "std", "n", "n_diverged", "n_failed", "diverged_at_steps"]
+    return [seed_cell(*row) for row in agg[columns].itertuples(index=False)]
+
+
+def seeds_per_setting(frame: pd.DataFrame, keys: list[str]) -> tuple[int, int]:
+    """The fewest and most runs (any outcome) that share one setting of the non-seed ``keys``."""
+    agg = aggregate_seeds(frame.assign(_run=1.0), keys, "_run")
+    runs = agg.n + agg.n_diverged + agg.n_failed
+    return (int(runs.min()), int(runs.max())) if len(runs) else (0, 0)
+
+
+def _blank_missing(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    table = table.copy()
+    table[keys] = table[keys].astype(object).where(table[keys].notna(), "")  # keep partial rows
+    return table
+
+
+def pivot(frame: pd.DataFrame, keys: list[str], column: str, metric: str) -> pd.DataFrame:
+    """Rows: the other swept keys; columns: ``column``'s values; cells: :func:`seed_cell`.
+
+    The seed is neither a row nor a column: each cell aggregates the runs of one setting.
+    """
+    keys = setting_keys(keys)
+    rows = [k for k in keys if k != column]
+    cells = aggregate_seeds(frame, keys, metric)
+    cells["cell"] = seed_cells(cells)
+    cells = _blank_missing(cells, rows)
     if not rows:
         cells["run"] = "all"
         rows = ["run"]
@@ -138,3 +276,18 @@ def pivot(frame: pd.DataFrame, keys: list[str], column: str, metric: str) -> pd.
         table = table.reindex(columns=sorted(table.columns))
     table.columns = [f"{column}={c}" for c in table.columns]
     return table.fillna("")
+
+
+def seed_summary(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Rows: the settings of the non-seed ``keys`` (one row "all" without any); columns: metrics.
+
+    The table of a sweep with no axis to pivot on (only seeds, or a single run).
+    """
+    keys = setting_keys(keys)
+    table = None
+    for metric in metrics:
+        agg = aggregate_seeds(frame, keys, metric)
+        if table is None:
+            table = _blank_missing(agg[keys], keys) if keys else pd.DataFrame({"run": ["all"]})
+        table[metric] = seed_cells(agg)
+    return pd.DataFrame() if table is None else table

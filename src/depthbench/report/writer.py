@@ -12,10 +12,14 @@ from depthbench.report import figures
 from depthbench.report.collect import Run
 from depthbench.report.tables import (
     METRICS,
+    SEED_KEY,
     fixed_overrides,
     markdown_table,
     pivot,
     runs_frame,
+    seed_summary,
+    seeds_per_setting,
+    setting_keys,
     swept_keys,
     typed,
     x_key,
@@ -26,13 +30,54 @@ RUN_IMAGES = ("attention.png", "filters.png", "feature_maps.png", "gradflow.png"
 MAX_RUN_IMAGES = 4  # runs whose pictures are copied, per experiment and picture kind
 
 
+def outcome_counts(runs: list[Run]) -> str:
+    """``"4 runs, 2 ok, 2 failed."``, with ``"1 diverged, "`` before "failed" when there are any."""
+    diverged = sum(r.diverged for r in runs)
+    failed = sum(not r.ok and not r.diverged for r in runs)
+    middle = f"{diverged} diverged, " if diverged else ""
+    return f"{len(runs)} runs, {len(runs) - diverged - failed} ok, {middle}{failed} failed."
+
+
+def _seed_text(seed: object) -> str:
+    """``3`` and ``3.0`` (an int column with a gap) both read ``3``."""
+    if isinstance(seed, (int, float)) and not isinstance(seed, bool) and float(seed).is_integer():
+        return str(int(seed))
+    return str(seed)
+
+
+def _seeds_line(frame: pd.DataFrame, settings: list[str]) -> tuple[str, str]:
+    """A sentence on the number of seeds per setting, and the caption the tables carry."""
+    fewest, most = seeds_per_setting(frame, settings)
+    seeds = ", ".join(dict.fromkeys(_seed_text(s) for s in frame[SEED_KEY] if pd.notna(s)))
+    seeds = f" (`seed` = {seeds})" if seeds else ""
+    if most <= 1:
+        return (
+            f"One run per setting{seeds}: n = 1, so no spread across seeds is measured.",
+            "one run per cell, n = 1",
+        )
+    n = f"{most}" if fewest == most else f"{fewest}-{most}"
+    return (
+        f"{n} runs per setting{seeds}: cells are mean ± sample std over the ok runs (n).",
+        f"mean ± std over seeds, n = {n} runs",
+    )
+
+
+def _outcome_line(run: Run, keys: list[str]) -> str:
+    what = "interrupted" if run.status == "interrupted" else "failed"
+    if run.diverged:
+        step = run.diverged_at_step
+        what = "diverged" if step is None else f"diverged at step {step}"
+    return f"- **{what}**: `{run.path.name}` {label_of(run, keys)}: {run.error or run.status}"
+
+
 def _section(exp: str, runs: list[Run], out_dir: Path, prefix: str) -> tuple[str, pd.DataFrame]:
     keys = swept_keys(runs)
-    xk = x_key(keys)
+    settings = setting_keys(keys)  # the seed is a sweep axis but never a row or column
+    xk = x_key(settings)
     frame = runs_frame(runs, keys)
-    failed = [r for r in runs if not r.ok]
+    not_ok = [r for r in runs if not r.ok]
     lines = [f"## {exp}", ""]
-    lines.append(f"{len(runs)} runs, {len(runs) - len(failed)} ok, {len(failed)} failed.")
+    lines.append(outcome_counts(runs))
     if keys:
         swept = "; ".join(
             f"`{k}` = {', '.join(dict.fromkeys(str(r.overrides.get(k)) for r in runs))}"
@@ -42,31 +87,39 @@ def _section(exp: str, runs: list[Run], out_dir: Path, prefix: str) -> tuple[str
     fixed = fixed_overrides(runs)
     if fixed:
         lines.append("Fixed overrides: " + ", ".join(f"`{k}={v}`" for k, v in fixed.items()) + ".")
-    lines.append("")
-    if len(failed) > 5:
-        lines += ["<details><summary>failed runs</summary>", ""]
-    for r in failed:
-        lines.append(f"- **failed**: `{r.path.name}` {label_of(r, keys)}: {r.error or r.status}")
-    if failed:
-        lines += ["", "</details>", ""] if len(failed) > 5 else [""]
+    seeds_sentence, caption = _seeds_line(frame, settings)
+    lines += [seeds_sentence, ""]
+    if len(not_ok) > 5:
+        lines += ["<details><summary>diverged and failed runs</summary>", ""]
+    lines += [_outcome_line(r, keys) for r in not_ok]
+    if not_ok:
+        lines += ["", "</details>", ""] if len(not_ok) > 5 else [""]
 
-    # the pivots: swept values as rows/columns, one metric per table
+    # the pivots: swept values as rows/columns, one metric per table, seeds aggregated per cell
+    shown = ["test acc", "train acc", "train loss"]
+    if "grad first/last (init)" in frame:
+        shown.append("grad first/last (init)")
+    if any("accelerator" in k for k in keys) or frame["test acc"].isna().all():
+        shown.append("samples/s")  # a speed sweep: throughput is the measurement
+    shown = [m for m in shown if m in frame and frame[m].notna().any()]
     if xk and len(runs) > 1:
-        shown = ["test acc", "train acc", "train loss"]
-        if "grad first/last (init)" in frame:
-            shown.append("grad first/last (init)")
-        if any("accelerator" in k for k in keys) or frame["test acc"].isna().all():
-            shown.append("samples/s")  # a speed sweep: throughput is the measurement
         for metric in shown:
-            if metric in frame and frame[metric].notna().any():
-                rows = ", ".join(k for k in keys if k != xk) or "all"
-                table = markdown_table(pivot(frame, keys, xk, metric), index=True)
-                lines += [f"**{metric}** (rows: {rows}; columns: `{xk}`)", "", table, ""]
+            rows = ", ".join(k for k in settings if k != xk) or "all"
+            table = markdown_table(pivot(frame, settings, xk, metric), index=True)
+            lines += [f"**{metric}** (rows: {rows}; columns: `{xk}`; {caption})", "", table, ""]
+    elif len(runs) > 1 and shown:  # seeds only: one row, a column per metric
+        table = markdown_table(seed_summary(frame, settings, shown))
+        lines += [f"**{', '.join(shown)}** ({caption})", "", table, ""]
 
     # every run, every metric
-    columns = ["job", *keys, "status", *METRICS.values()]
+    columns = ["job", *keys, "status", "diverged_at_step", *METRICS.values()]
+    if SEED_KEY not in keys:
+        columns.insert(1 + len(keys), SEED_KEY)
     columns += [c for c in frame.columns if c.startswith("grad ")]
     table = frame[[c for c in columns if c in frame and (frame[c].notna().any() or c in keys)]]
+    results = [c for c in ("train acc", "test acc", "train loss", "test loss") if c in table]
+    table = table.astype(object).where(table.notna(), None)  # missing: a blank cell
+    table.loc[table.status != "ok", results] = None  # a diverged run's numbers are no result
     lines += [
         "<details><summary>all runs</summary>",
         "",
@@ -76,7 +129,7 @@ def _section(exp: str, runs: list[Run], out_dir: Path, prefix: str) -> tuple[str
         "",
     ]
 
-    pictures = _figures(runs, frame, keys, xk, out_dir, prefix)
+    pictures = _figures(runs, frame, settings, xk, out_dir, prefix)
     for title, name in pictures:
         lines += [f"**{title}**", "", f"![{title}]({name})", ""]
     return "\n".join(lines), frame
@@ -136,8 +189,11 @@ def write_report(
     parts = [
         "# depthbench report",
         "",
-        f"`depthbench report {src}` on {when}: {len(runs)} runs, "
-        f"{sum(not r.ok for r in runs)} failed; every number is one run (one seed).",
+        f"`depthbench report {src}` on {when}: {outcome_counts(runs)} Runs that differ only "
+        "by `seed` are one setting: a cell is the mean ± sample standard deviation over its "
+        "runs that finished ok, with n their number (n=1: a single run, no spread). Diverged "
+        "and failed runs are counted beside it, never averaged in; in figures, diverged runs "
+        "are red crosses at the top of the axis.",
         "",
     ]
     if note:
