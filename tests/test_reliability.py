@@ -13,7 +13,7 @@ import time
 import lightning as L
 import pytest
 import torch
-from helpers import ROOT, compose_config
+from helpers import ROOT, compose_config, run_train
 from omegaconf import open_dict
 
 from depthbench.checkpoint import load_checkpoint
@@ -70,6 +70,70 @@ def test_nan_loss_stops_with_step_and_causes(tmp_path):
     assert "depth 8 without normalisation" in message and "\n" not in message
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "diverged" and "at step" in metrics["error"]
+    assert f"at step {metrics['diverged_at_step']} " in message
+
+
+# every metrics.json holds these; a diverged one exactly these three more
+USUAL = {"status", "output_dir", "model", "data", "params", "epochs", "steps"}
+DIVERGED = USUAL | {"diverged_at_step", "last_finite_loss", "error"}
+# a ReLU + He net of the vanishing-gradients experiment (which drops the callbacks group):
+# finite losses at steps 0 and 1, then NaN/inf at step 2 with this learning rate
+EXPLODING = ["experiment=vanishing_gradients", "model.activation=relu", "model.init=kaiming",
+             "optimizer.lr=1e4", "trainer.max_steps=12"]  # fmt: skip
+
+
+def _diverged_metrics(overrides: list[str], out) -> dict:
+    with pytest.raises(DivergenceError):
+        train(compose_config(overrides, out))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == DIVERGED, set(metrics) ^ DIVERGED
+    assert metrics["status"] == "diverged" and "\n" not in metrics["error"]
+    assert isinstance(metrics["diverged_at_step"], int)
+    return metrics
+
+
+def test_lr_1e4_inside_an_experiment_without_callbacks_ends_diverged(tmp_path):
+    metrics = _diverged_metrics(EXPLODING, tmp_path)
+    assert metrics["diverged_at_step"] == 2 and metrics["steps"] == 3
+    assert isinstance(metrics["last_finite_loss"], float) and metrics["last_finite_loss"] > 1e3
+    assert "became nan at step 2" in metrics["error"] or "became inf at step 2" in metrics["error"]
+
+
+def test_sparse_checks_report_the_same_step_and_loss(tmp_path):
+    """check_every_n_steps > 1 keeps the first bad step and the last finite loss on the device;
+    n larger than the run: the end-of-training read still finds it."""
+    every = _diverged_metrics(EXPLODING, tmp_path / "every")
+    for n in (4, 1000):
+        sparse = _diverged_metrics(
+            [*EXPLODING[:-1], "trainer.max_steps=6", "callbacks=default", "logger=none",
+             "~callbacks.progress_bar", f"callbacks.divergence_guard.check_every_n_steps={n}"],
+            tmp_path / str(n),
+        )  # fmt: skip
+        assert sparse["diverged_at_step"] == every["diverged_at_step"]
+        assert sparse["last_finite_loss"] == pytest.approx(every["last_finite_loss"], rel=1e-6)
+        assert sparse["steps"] == (4 if n == 4 else 6)
+
+
+def test_non_finite_weights_at_the_end_are_diverged_never_ok(tmp_path):
+    """Weights poisoned after the last step, every loss finite: the end-of-fit check catches it."""
+    cfg = compose_config(["callbacks=none", "logger=none", "trainer.max_steps=3"], tmp_path)
+    with open_dict(cfg):
+        cfg.callbacks = {"poison": {"_target_": "test_reliability.PoisonWeights", "step": 3}}
+    with pytest.raises(DivergenceError, match=r"non-finite weights in .* at the end of training"):
+        train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics) == DIVERGED and metrics["status"] == "diverged"
+    assert metrics["diverged_at_step"] == 2 and metrics["last_finite_loss"] > 0
+
+
+def test_divergence_from_the_command_line_exits_2_with_one_line(tmp_path):
+    proc = run_train([*EXPLODING, "trainer.max_steps=4", f"hydra.run.dir={tmp_path}"])
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    lines = [line for line in out.splitlines() if "DivergenceError: " in line]
+    assert len(lines) == 1 and "at step 2" in lines[0], out[-2000:]
+    assert "Traceback" not in out
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "diverged"
 
 
 class PoisonWeights(L.Callback):
@@ -98,7 +162,9 @@ def test_nan_weights_never_overwrite_last_good_checkpoint(tmp_path):
     checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 21  # the end of epoch 0 (steps 5..20 were replaced by it)
     assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values())
-    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "diverged"
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "diverged" and metrics["diverged_at_step"] == 25
+    assert metrics["last_finite_loss"] > 0  # step 25's loss, computed before the poisoning
 
 
 class _Exploit:

@@ -52,6 +52,33 @@ def test_multirun_failed_job_is_recorded_and_the_others_finish(tmp_path: Path) -
     assert "1 failed" in proc.stdout + proc.stderr
 
 
+def test_multirun_diverged_job_is_recorded_as_diverged_and_the_sweep_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Two jobs of an experiment that drops the callbacks group, the second with lr 1e4: it is
+    "diverged" (with its step and last finite loss) in metrics.json, jobs.jsonl and summary.csv;
+    the first is ok; the sweep exits 0."""
+    sweep = tmp_path / "sweep"
+    proc = run_train(
+        ["-m", "experiment=vanishing_gradients", "hydra.sweeper.params={}", "model.depth=4",
+         "model.activation=relu", "model.init=kaiming", "optimizer.lr=0.01,1e4",
+         "trainer.max_steps=8", "diagnostics=none", f"hydra.sweep.dir={sweep}"]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = read_job_records(sweep)
+    assert [r["status"] for r in records] == ["ok", "diverged"]
+    diverged = json.loads((sweep / "1" / "metrics.json").read_text())
+    assert diverged["status"] == "diverged" and isinstance(diverged["diverged_at_step"], int)
+    assert isinstance(diverged["last_finite_loss"], float) and "at step" in diverged["error"]
+    assert "traceback" not in diverged  # the same record as a single run's
+    for key in ("diverged_at_step", "last_finite_loss"):
+        assert records[1][key] == diverged[key]
+    assert json.loads((sweep / "0" / "metrics.json").read_text())["status"] == "ok"
+    with open(sweep / "summary.csv") as f:
+        assert [row["status"] for row in csv.DictReader(f)] == ["ok", "diverged"]
+    assert "1 diverged (jobs 1)" in proc.stdout + proc.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_parallel_launchers_record_a_failed_job(launcher: str, tmp_path: Path) -> None:

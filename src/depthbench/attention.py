@@ -30,7 +30,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from depthbench.checkpoint import CONFIG_KEY, load_checkpoint
+from depthbench.checkpoint import CONFIG_KEY, load_checkpoint, load_net
 from depthbench.data.text import UNK, Vocabulary, encode_batch, tokenize, unpack
 from depthbench.errors import CheckpointError, ConfigError, DepthbenchError
 
@@ -92,23 +92,8 @@ def load_text_model(path: str | Path) -> TextModel:
     model_cfg = OmegaConf.create(config["model"])
     if not hasattr(instantiate(model_cfg, _partial_=True).func, "forward_attention"):
         raise CheckpointError(f"{path}: model {model_cfg.get('_target_')} has no attention to read")
-    net = instantiate(
-        model_cfg,
-        input_shape=[max_len],
-        num_classes=len(classes),
-        vocab_size=len(vocab),
-        max_len=max_len,
-    )
-    weights = {
-        k.removeprefix("net."): v
-        for k, v in checkpoint["state_dict"].items()
-        if k.startswith("net.")
-    }
-    try:
-        net.load_state_dict(weights)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the network of its config: {e}") from e
-    return TextModel(net.eval(), vocab, max_len, list(classes), config)
+    net, _ = load_net(checkpoint)
+    return TextModel(net, vocab, max_len, list(classes), config)
 
 
 # ---- one sentence --------------------------------------------------------------------------

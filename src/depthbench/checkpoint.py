@@ -7,17 +7,21 @@ with ``torch.load(..., weights_only=True)``: a foreign or malicious file is reje
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
+from depthbench.build import build_data, build_net, data_spec
 from depthbench.errors import CheckpointError
 
 CONFIG_KEY = "depthbench_config"
-# the data the net was built for: input_shape, num_classes, and the normalisation mean/std
-# (so the fine-tuner can rebuild the net and feed it the input it was trained on)
+# the data spec the net was built for (``build.data_spec``): input_shape, num_classes, the
+# normalisation mean/std and extra model arguments, so the net is rebuilt without its data
 SHAPES_KEY = "depthbench_data"
 
 
@@ -33,13 +37,7 @@ class ConfigInCheckpoint(L.Callback):
         checkpoint[CONFIG_KEY] = self.config
         dm = getattr(trainer, "datamodule", None)
         if dm is not None and getattr(dm, "input_shape", None):
-            normalized = getattr(dm, "normalize", False)
-            checkpoint[SHAPES_KEY] = {
-                "input_shape": [int(s) for s in dm.input_shape],
-                "num_classes": int(dm.num_classes),
-                "mean": [float(m) for m in dm.mean.flatten()] if normalized else [0.0],
-                "std": [float(s) for s in dm.std.flatten()] if normalized else [1.0],
-            }
+            checkpoint[SHAPES_KEY] = data_spec(dm)
         hparams = checkpoint.get("hyper_parameters")
         if hparams:  # optimizer/scheduler partials -> their config, so weights_only can load it
             checkpoint["hyper_parameters"] = {
@@ -102,3 +100,39 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     ):
         raise CheckpointError(f"{path} is not a depthbench checkpoint (no state_dict/{CONFIG_KEY})")
     return checkpoint
+
+
+def stored_data_spec(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The data spec of a loaded checkpoint's net.
+
+    A checkpoint written before the spec held ``model_kwargs`` gets it from its run's data,
+    instantiated from the stored config (slower, and the data must be there).
+    """
+    spec = checkpoint.get(SHAPES_KEY)
+    if spec and "model_kwargs" in spec:
+        return dict(spec)
+    return data_spec(build_data(OmegaConf.create(checkpoint[CONFIG_KEY])))
+
+
+def load_net(checkpoint: str | Path | Mapping[str, Any]) -> tuple[nn.Module, DictConfig]:
+    """The trained network of a checkpoint (in eval mode) and the run config stored with it.
+
+    ``checkpoint``: a file, loaded with ``weights_only=True``, or a checkpoint already loaded by
+    ``load_checkpoint``. The net is built by ``build.build_net`` from the stored model config and
+    data spec, and gets the weights under ``net.`` of the LightningModule's state dict.
+    """
+    name = "checkpoint" if isinstance(checkpoint, Mapping) else str(checkpoint)
+    ckpt = checkpoint if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint)
+    config = OmegaConf.create(ckpt[CONFIG_KEY])
+    net = build_net(config.model, stored_data_spec(ckpt))
+    weights = {
+        k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")
+    }
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as e:
+        first_line = str(e).strip().splitlines()[0]
+        raise CheckpointError(
+            f"{name}: weights do not fit the network of its config ({first_line})"
+        ) from e
+    return net.eval(), config

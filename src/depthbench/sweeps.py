@@ -4,8 +4,9 @@ Hydra's basic sweeper reads every job's return value after a batch and re-raises
 exception, which ends the whole sweep (``hydra/_internal/core_plugins/basic_sweeper.py``); the
 Optuna sweeper does the same once failures exceed ``max_failure_rate``. So in a multirun
 ``run_sweep_job`` catches a job's exception itself: the job's ``metrics.json`` says
-``"status": "failed"`` with the error, a line goes to ``<sweep dir>/jobs.jsonl``, and the job
-returns NaN (Optuna records the trial as failed and goes on). A single run still raises.
+``"status": "failed"`` with the error (or ``"diverged"`` with the step, as ``run.train`` wrote
+it), a line goes to ``<sweep dir>/jobs.jsonl``, and the job returns NaN (Optuna records the trial
+as failed and goes on). A single run still raises.
 
 ``SweepCallback`` (a Hydra callback, ``conf/hydra/default.yaml``) checks that an optional launcher
 plugin is installed before the sweep starts and writes ``<sweep dir>/summary.csv`` at its end.
@@ -29,12 +30,15 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from depthbench.distributed import end_distributed_job
-from depthbench.errors import ConfigError, DivergenceError
+from depthbench.errors import ConfigError
+from depthbench.metrics_file import error_line, write_metrics
 from depthbench.tracking import finish_wandb, redact, redact_yaml_file
 
 log = logging.getLogger("depthbench")
 
 JOBS_FILE = "jobs.jsonl"
+# copied from a diverged job's metrics.json into its jobs.jsonl line
+DIVERGED_FIELDS = ("diverged_at_step", "last_finite_loss")
 SUMMARY_FILE = "summary.csv"
 # launcher plugins that are optional extras: module -> how to install it
 OPTIONAL_PLUGINS = {
@@ -62,18 +66,13 @@ def append_job_record(sweep_dir: Path, record: dict[str, Any]) -> None:
         f.write(line)
 
 
-def _one_line(error: BaseException) -> str:
-    # the innermost cause says what was wrong (Hydra wraps it in an InstantiationException)
-    while error.__cause__ is not None:
-        error = error.__cause__
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
-
-
 def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> float | None:
-    """Run one multirun job; record its outcome; return ``cfg.optimized_metric`` (NaN: failed)."""
-    from depthbench.run import write_json
+    """Run one multirun job; record its outcome; return ``cfg.optimized_metric`` (NaN: failed).
 
+    A job that diverges keeps the ``metrics.json`` that ``train`` wrote (``diverged_at_step``,
+    ``last_finite_loss``) and its jobs.jsonl line copies those fields; any other failure is
+    written as ``failed`` with its error and traceback.
+    """
     hydra_cfg = HydraConfig.get()
     out_dir = Path(cfg.paths.output_dir)
     metric = cfg.get("optimized_metric")
@@ -89,15 +88,20 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
     except Exception as e:  # any failure of this job; KeyboardInterrupt still stops the sweep
         end_distributed_job()
         finish_wandb(exit_code=1)
-        error = _one_line(e)
-        log.error("job %s failed (%s); the sweep goes on", hydra_cfg.job.num, error)
+        error = error_line(e)
+        # what train recorded of a fit that ended in error (absent: it failed before the fit)
+        recorded: dict[str, Any] = getattr(e, "depthbench_metrics", None) or {}
+        status = "diverged" if recorded.get("status") == "diverged" else "failed"
+        log.error("job %s %s (%s); the sweep goes on", hydra_cfg.job.num, status, error)
         if _is_rank_zero():
-            status = "diverged" if isinstance(e, DivergenceError) else "failed"
-            failed = {"status": status, "error": error, "traceback": traceback.format_exc()}
-            write_json(out_dir / "metrics.json", redact({**failed, "output_dir": str(out_dir)}))
-            append_job_record(
-                Path(hydra_cfg.sweep.dir), {**record, "status": status, "error": error}
-            )
+            outcome: dict[str, Any] = {"status": status, "error": error}
+            if status == "diverged":  # train's metrics.json already says so
+                outcome.update({k: recorded[k] for k in DIVERGED_FIELDS})
+            else:
+                write_metrics(
+                    out_dir, **{**recorded, **outcome, "traceback": traceback.format_exc()}
+                )
+            append_job_record(Path(hydra_cfg.sweep.dir), {**record, **outcome})
         return math.nan
     end_distributed_job()  # the next job (same process) starts its own DDP ranks
     value = metrics.get(metric) if metric else None
@@ -148,11 +152,14 @@ class SweepCallback(Callback):
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
-        failed = [r for r in rows if r.get("status") != "ok"]
+        counts = [
+            f"{len(jobs)} {status} (jobs {', '.join(str(r['job']) for r in jobs)})"
+            for status in ("failed", "diverged", "interrupted")
+            if (jobs := [r for r in rows if r.get("status") == status])
+        ]
         log.info(
-            "sweep: %d jobs, %d failed%s; summary in %s",
+            "sweep: %d jobs%s; summary in %s",
             len(rows),
-            len(failed),
-            f" (jobs {', '.join(str(r['job']) for r in failed)})" if failed else "",
+            "".join(f", {c}" for c in counts) or ", all ok",
             sweep_dir / SUMMARY_FILE,
         )

@@ -5,8 +5,10 @@
   SIGKILL at any moment leaves either the previous ``last.ckpt`` or the new one, never half of
   one. It also refuses to save weights that are not finite.
 * :class:`DivergenceGuard` stops the run with a :class:`~depthbench.errors.DivergenceError` when
-  the training loss becomes NaN or infinite, naming the step and the likely causes. Lightning
-  runs checkpoint callbacks after all others, so the NaN step is never checkpointed.
+  the training loss becomes NaN or infinite, naming the step and the likely causes, and keeps
+  that step and the last finite loss for ``metrics.json``. Lightning runs checkpoint callbacks
+  after all others, so the NaN step is never checkpointed. ``run.train`` adds one to every run
+  whose callbacks have none (``callbacks=none`` included).
 * :class:`ExactResume` restores the random generators and the training loader's position, so
   a resumed run (even one killed mid-epoch) equals an uninterrupted one in deterministic mode.
 """
@@ -130,8 +132,13 @@ def _last_checkpoint(trainer: L.Trainer) -> str | None:
     return None
 
 
-def divergence_message(trainer: L.Trainer, pl_module: L.LightningModule, value: float) -> str:
-    """One line: where the loss diverged, the likely causes with this run's values, what's kept."""
+def divergence_message(
+    trainer: L.Trainer, pl_module: L.LightningModule, value: float, step: int | None = None
+) -> str:
+    """One line: where the loss diverged, the likely causes with this run's values, what's kept.
+
+    ``step``: the global step of the non-finite loss (default: the trainer's current step).
+    """
     lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
     net = getattr(pl_module, "net", pl_module)
     depth, act = getattr(net, "depth", None), getattr(net, "activation", None)
@@ -144,8 +151,8 @@ def divergence_message(trainer: L.Trainer, pl_module: L.LightningModule, value: 
         causes.append(f"saturating {act} activations (try relu with kaiming init)")
     kept = _last_checkpoint(trainer)
     return (
-        f"training loss became {value} at step {trainer.global_step} (epoch "
-        f"{trainer.current_epoch}); likely causes: {'; '.join(causes)}; "
+        f"training loss became {value} at step {trainer.global_step if step is None else step} "
+        f"(epoch {trainer.current_epoch}); likely causes: {'; '.join(causes)}; "
         f"last good checkpoint: {kept or 'none saved yet'}"
     )
 
@@ -154,16 +161,51 @@ class DivergenceGuard(L.Callback):
     """Stop training with a DivergenceError as soon as the training loss is NaN or infinite.
 
     ``check_every_n_steps=1`` (default) reads the loss every step: free on a CPU, one host
-    sync per step on a GPU. A larger value accumulates a non-finite flag on the device and
-    reads it every n steps (the checkpoint callback still never saves non-finite weights).
+    sync per step on a GPU. A larger value keeps the first non-finite step and the last finite
+    loss on the device and reads them every n steps (the checkpoint callback still never saves
+    non-finite weights). At the end of training the guard also checks what a step check can
+    miss: the final epoch's mean loss and the weights.
+
+    What it saw is kept for the run's ``metrics.json``: ``diverged_at_step`` (the global step,
+    as logged with ``train/loss``, of the first non-finite loss; None while training is fine)
+    and ``last_finite_loss`` (None until a finite loss was seen).
     """
 
     def __init__(self, check_every_n_steps: int = 1) -> None:
         if check_every_n_steps < 1:
             raise ValueError(f"check_every_n_steps must be >= 1, got {check_every_n_steps}")
         self.check_every_n_steps = check_every_n_steps
-        self._flag: torch.Tensor | None = None
-        self._first_bad: torch.Tensor | None = None
+        self._diverged_at: int | None = None
+        self._step = 0  # the global step of the current batch (before its optimizer step)
+        self._last_finite: float | torch.Tensor | None = None
+        # check_every_n_steps > 1, on the device: first non-finite step (-1: none) and its loss
+        self._bad_step: torch.Tensor | None = None
+        self._bad_value: torch.Tensor | None = None
+
+    @property
+    def diverged_at_step(self) -> int | None:
+        """The step of the first non-finite loss seen, also one not yet read from the device
+        (another callback, e.g. the checkpoint's weight check, may have stopped the run first)."""
+        if self._diverged_at is None and self._bad_step is not None and int(self._bad_step) >= 0:
+            return int(self._bad_step)
+        return self._diverged_at
+
+    @property
+    def last_finite_loss(self) -> float | None:
+        """The last finite training loss seen (one host sync when it is kept on the device)."""
+        value = self._last_finite
+        value = float(value) if isinstance(value, torch.Tensor) else value
+        return value if value is not None and math.isfinite(value) else None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._diverged_at, self._last_finite = None, None
+        self._bad_step = self._bad_value = None
+        self._step = trainer.global_step
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, i: int
+    ) -> None:
+        self._step = trainer.global_step
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int
@@ -174,16 +216,48 @@ class DivergenceGuard(L.Callback):
         loss = loss.detach()
         if self.check_every_n_steps == 1:
             value = float(loss)
-            if not math.isfinite(value):
-                raise DivergenceError(divergence_message(trainer, pl_module, value))
-            return
-        bad = ~torch.isfinite(loss)
-        self._flag = bad if self._flag is None else self._flag | bad
-        if trainer.global_step % self.check_every_n_steps == 0 and bool(self._flag):
+            if math.isfinite(value):
+                self._last_finite = value
+                return
+            self._diverge(trainer, pl_module, value, self._step)
+        finite = torch.isfinite(loss)
+        if self._bad_step is None or self._bad_value is None:
+            self._bad_step = torch.full_like(loss, -1, dtype=torch.long)
+            self._bad_value, self._last_finite = loss.clone(), torch.full_like(loss, math.nan)
+        first = ~finite & (self._bad_step < 0)
+        self._bad_step = torch.where(first, self._step, self._bad_step)
+        self._bad_value = torch.where(first, loss, self._bad_value)
+        self._last_finite = torch.where(finite, loss, self._last_finite)
+        if (self._step + 1) % self.check_every_n_steps == 0:
+            self._read(trainer, pl_module)
+
+    def _read(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Raise if the device copy holds a non-finite step (one host sync)."""
+        if self._bad_step is not None and self._bad_value is not None:
+            step = int(self._bad_step)
+            if step >= 0:
+                self._diverge(trainer, pl_module, float(self._bad_value), step)
+
+    def _diverge(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, value: float, step: int
+    ) -> None:
+        self._diverged_at = step
+        raise DivergenceError(divergence_message(trainer, pl_module, value, step))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._read(trainer, pl_module)  # the last (< n) steps since the previous read
+        metrics = trainer.callback_metrics
+        for key in ("train/loss_epoch", "train/loss"):
+            if key in metrics and not math.isfinite(float(metrics[key])):
+                # every step's loss was finite, yet not their mean (e.g. a sum overflowed)
+                self._diverge(trainer, pl_module, float(metrics[key]), self._step)
+        bad = nonfinite_parameters(pl_module)
+        if bad:
+            self._diverged_at = self._step
+            kept = _last_checkpoint(trainer)
             raise DivergenceError(
-                divergence_message(trainer, pl_module, float("nan")).replace(
-                    "at step", f"within {self.check_every_n_steps} steps before step"
-                )
+                f"non-finite weights in {', '.join(bad)} at the end of training (step "
+                f"{trainer.global_step}); last good checkpoint: {kept or 'none saved yet'}"
             )
 
 

@@ -141,24 +141,12 @@ def depthbench_backbone(checkpoint: str | Path) -> Backbone:
     Its input size and normalisation are those of the data it was trained on, as recorded in the
     checkpoint.
     """
-    from hydra.utils import instantiate
-
-    from depthbench.checkpoint import CONFIG_KEY, SHAPES_KEY, load_checkpoint
+    from depthbench.checkpoint import load_checkpoint, load_net, stored_data_spec
 
     ckpt = load_checkpoint(checkpoint)
-    shapes = ckpt.get(SHAPES_KEY)
-    if not shapes:
-        raise CheckpointError(
-            f"{checkpoint} does not record its input shape and classes ({SHAPES_KEY}); "
-            "re-train it with this version of depthbench"
-        )
-    input_shape, num_classes = list(shapes["input_shape"]), int(shapes["num_classes"])
-    net = instantiate(ckpt[CONFIG_KEY]["model"], input_shape=input_shape, num_classes=num_classes)
-    state = {k[4:]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as e:
-        raise CheckpointError(f"{checkpoint}: weights do not fit the saved model: {e}") from e
+    spec = stored_data_spec(ckpt)
+    net, _ = load_net(ckpt)
+    input_shape = list(spec["input_shape"])
     net.head = nn.Identity()  # the old head is dropped: the fine-tuner brings its own
     blocks = _top_blocks(net)
     return Backbone(
@@ -167,8 +155,8 @@ def depthbench_backbone(checkpoint: str | Path) -> Backbone:
         blocks,
         in_channels=input_shape[0] if len(input_shape) > 1 else 1,
         image_size=tuple(input_shape[1:]) if len(input_shape) > 1 else None,
-        mean=tuple(shapes.get("mean", (0.0,))),
-        std=tuple(shapes.get("std", (1.0,))),
+        mean=tuple(spec["mean"]),
+        std=tuple(spec["std"]),
     )
 
 

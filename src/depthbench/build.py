@@ -1,0 +1,61 @@
+"""From configs to the data module and the network built for it.
+
+A network's shape comes from its data: the *data spec* (``data_spec``) holds the input shape of
+one example, the number of classes, the normalisation statistics and any extra model arguments
+(e.g. ``vocab_size`` of a text dataset). ``build_net`` builds a net from a model config and a
+spec; the same spec is stored in every checkpoint, so a net is rebuilt without its data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+
+def build_data(cfg: DictConfig) -> L.LightningDataModule:
+    """Instantiate the data module and load it, so the model can read its shapes."""
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule
+
+
+def data_spec(datamodule: Any) -> dict[str, Any]:
+    """What a net needs from its (set-up) data, as plain ints, floats and lists.
+
+    ``mean``/``std`` are the statistics the inputs were normalised with ([0.0]/[1.0] when the
+    data is not normalised), so a net can recover raw inputs (the fine-tuner does).
+    """
+    normalized = getattr(datamodule, "normalize", False)
+    extra = datamodule.model_kwargs() if hasattr(datamodule, "model_kwargs") else {}
+    return {
+        "input_shape": [int(s) for s in datamodule.input_shape],
+        "num_classes": int(datamodule.num_classes),
+        "mean": [float(m) for m in datamodule.mean.flatten()] if normalized else [0.0],
+        "std": [float(s) for s in datamodule.std.flatten()] if normalized else [1.0],
+        "model_kwargs": dict(extra),
+    }
+
+
+def build_net(model_cfg: DictConfig, data: Any) -> torch.nn.Module:
+    """Instantiate the network for ``data``: a set-up data module or its ``data_spec``.
+
+    The net gets the spec's ``input_shape``, ``num_classes`` and ``model_kwargs``; a model config
+    with ``data_mean``/``data_std`` left null (the fine-tuner) also gets the normalisation
+    statistics.
+    """
+    spec = data if isinstance(data, Mapping) else data_spec(data)
+    kwargs = dict(spec.get("model_kwargs", {}))
+    if model_cfg.get("data_mean", 0) is None and model_cfg.get("data_std", 0) is None:
+        kwargs["data_mean"], kwargs["data_std"] = list(spec["mean"]), list(spec["std"])
+    return instantiate(
+        model_cfg,
+        input_shape=list(spec["input_shape"]),
+        num_classes=int(spec["num_classes"]),
+        **kwargs,
+    )

@@ -1,0 +1,61 @@
+"""The one writer of a run's ``metrics.json``: how the run ended, and what it measured.
+
+Every file holds ``status`` and ``output_dir``, and, where known, ``model``, ``params``,
+``epochs`` and ``steps``. The status is one of:
+
+* ``ok``: training (or evaluation) finished with finite losses and weights;
+* ``diverged``: the loss or the weights became NaN/inf; the file also holds
+  ``diverged_at_step`` (the global step of the first non-finite loss), ``last_finite_loss``
+  (a float, or null when no finite loss was seen) and ``error`` (one line);
+* ``interrupted``: stopped by Ctrl+C or SIGTERM;
+* ``failed``: an exception ended the run; ``error`` says which (one line).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from depthbench.tracking import redact
+
+METRICS_FILE = "metrics.json"
+STATUSES = ("ok", "diverged", "interrupted", "failed")
+# the fields a status needs beyond status and output_dir
+REQUIRED = {
+    "diverged": ("diverged_at_step", "last_finite_loss", "error"),
+    "failed": ("error",),
+}
+
+
+def write_metrics(out_dir: str | Path, status: str, **fields: Any) -> Path:
+    """Write ``<out_dir>/metrics.json`` atomically (tmp file + rename); return its path.
+
+    The file holds ``status``, then ``fields``, then ``output_dir`` (``out_dir`` unless given),
+    with secrets redacted. Raises ValueError for a status not in ``STATUSES`` or a missing field
+    the status needs.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"metrics status must be one of {', '.join(STATUSES)}; got {status!r}")
+    missing = [k for k in REQUIRED.get(status, ()) if k not in fields]
+    if missing:
+        raise ValueError(f"a {status!r} metrics.json needs {', '.join(missing)}")
+    if status == "diverged" and not isinstance(fields["diverged_at_step"], int):
+        raise ValueError(f"diverged_at_step must be an int, got {fields['diverged_at_step']!r}")
+    out_dir = Path(out_dir)
+    payload = {"status": status, **fields, "output_dir": str(fields.get("output_dir", out_dir))}
+    payload = redact(payload)  # an error line may quote a secret-named override
+    path = out_dir / METRICS_FILE
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    tmp.replace(path)  # atomic: a reader sees the old file or the new one, never half of one
+    return path
+
+
+def error_line(error: BaseException) -> str:
+    """``Type: message`` of the innermost cause, first line only (Hydra wraps errors)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"

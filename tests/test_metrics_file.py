@@ -1,0 +1,85 @@
+"""``write_metrics``, the one writer of metrics.json: statuses checked, atomic replacement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from depthbench.metrics_file import STATUSES, error_line, write_metrics
+
+
+@pytest.mark.parametrize("status", ["OK", "nan", "", "crashed"])
+def test_refuses_a_status_outside_the_four(status: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="ok, diverged, interrupted, failed"):
+        write_metrics(tmp_path, status)
+    assert not list(tmp_path.iterdir())
+
+
+def test_diverged_and_failed_need_their_fields(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs diverged_at_step, last_finite_loss"):
+        write_metrics(tmp_path, "diverged", error="loss became nan")
+    with pytest.raises(ValueError, match="diverged_at_step must be an int"):
+        write_metrics(tmp_path, "diverged", diverged_at_step="3", last_finite_loss=1.0, error="x")
+    with pytest.raises(ValueError, match="needs error"):
+        write_metrics(tmp_path, "failed")
+
+
+def test_writes_status_fields_and_output_dir(tmp_path: Path) -> None:
+    path = write_metrics(tmp_path / "run", "diverged", diverged_at_step=3, last_finite_loss=None,
+                         error="training loss became nan at step 3", steps=4)  # fmt: skip
+    assert path == tmp_path / "run" / "metrics.json"
+    saved = json.loads(path.read_text())
+    assert saved == {
+        "status": "diverged",
+        "diverged_at_step": 3,
+        "last_finite_loss": None,
+        "error": "training loss became nan at step 3",
+        "steps": 4,
+        "output_dir": str(tmp_path / "run"),
+    }
+    assert set(STATUSES) == {"ok", "diverged", "interrupted", "failed"}
+
+
+def test_replaces_the_old_file_in_one_rename(tmp_path: Path, monkeypatch) -> None:
+    """Until the rename, metrics.json holds the old record and the tmp file the whole new one."""
+    write_metrics(tmp_path, "ok", steps=1)
+    seen = []
+    rename = Path.replace
+
+    def checked_replace(self: Path, target: Path) -> Path:
+        seen.append((json.loads(Path(target).read_text())["steps"], json.loads(self.read_text())))
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "replace", checked_replace)
+    write_metrics(tmp_path, "failed", error="RuntimeError: boom", steps=2)
+    assert seen == [(1, {"status": "failed", "error": "RuntimeError: boom", "steps": 2,
+                         "output_dir": str(tmp_path)})]  # fmt: skip
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no tmp file left
+
+
+def test_unserialisable_payload_leaves_the_old_file(tmp_path: Path) -> None:
+    write_metrics(tmp_path, "ok", steps=1)
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("cannot print")
+
+    with pytest.raises(RuntimeError):
+        write_metrics(tmp_path, "ok", steps=Unprintable())
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 1
+
+
+def test_secrets_are_redacted_and_errors_are_one_line(tmp_path: Path) -> None:
+    try:
+        try:
+            raise ValueError("api_key=sk-live-123\nsecond line")
+        except ValueError as inner:
+            raise RuntimeError("wrapped") from inner
+    except RuntimeError as e:
+        line = error_line(e)
+    assert line.startswith("ValueError: ") and "\n" not in line and "second" not in line
+    write_metrics(tmp_path, "failed", error=line)
+    assert "sk-live-123" not in (tmp_path / "metrics.json").read_text()
