@@ -14,6 +14,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from depthbench.errors import ConfigError
+from depthbench.report.collect import collect_runs
+from depthbench.report.writer import write_report
 from depthbench.sweeps import check_launcher_installed, read_job_records
 
 ROOT = Path(CONF_DIR).parent
@@ -77,6 +79,9 @@ def test_multirun_diverged_job_is_recorded_as_diverged_and_the_sweep_goes_on(
     with open(sweep / "summary.csv") as f:
         assert [row["status"] for row in csv.DictReader(f)] == ["ok", "diverged"]
     assert "1 diverged (jobs 1)" in proc.stdout + proc.stderr
+    # the sweep's report shows the diverged job as diverged, with its step, not as an accuracy
+    report = write_report(collect_runs([sweep]), tmp_path / "report").read_text()
+    assert f"diverged at step {diverged['diverged_at_step']}" in report
 
 
 @pytest.mark.slow

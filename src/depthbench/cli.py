@@ -73,6 +73,7 @@ SUBCOMMANDS: dict[str, str] = {
     "eval": "depthbench.cli:_eval_argv",
     "attention": "depthbench.attention:main",
     "report": "depthbench.report.cli:main",
+    "lesson": "depthbench.lesson.run:main",
 }
 
 
@@ -96,3 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     module_name, func = SUBCOMMANDS[argv[0]].split(":")
     getattr(importlib.import_module(module_name), func)(argv[1:])
+
+
+if __name__ == "__main__":  # python -m depthbench.cli SUBCOMMAND ... (the lesson's sweeps)
+    main()

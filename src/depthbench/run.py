@@ -70,6 +70,8 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
         callbacks = [
             c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)
         ]
+    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it must hide
+        callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 

@@ -1,0 +1,168 @@
+"""Write ``lesson.md`` (and ``lesson.json``, one figure per claim) from the claims' verdicts."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from depthbench.lesson.claims import Claim
+from depthbench.lesson.verdicts import CONFIRMED, NOT_CONFIRMED, Figure, Verdict
+from depthbench.report.figures import mark_diverged, pyplot
+from depthbench.report.tables import markdown_table
+
+BADGE = {CONFIRMED: "**confirmed**", NOT_CONFIRMED: "**not confirmed**"}
+
+
+@dataclass
+class ClaimResult:
+    """A claim with its verdict and the runs behind it."""
+
+    claim: Claim
+    verdict: Verdict
+    runs_dir: Path | None = None
+    outcomes: dict[str, int] = field(default_factory=dict)  # status -> number of runs
+    bad_runs: list[str] = field(default_factory=list)  # "job (overrides): diverged at step N"
+    seconds: float | None = None  # wall time of the claim's sweeps
+
+
+def draw(figure: Figure, path: Path, title: str) -> Path:
+    """Errorbar (or bar) charts, one subplot per panel: mean ± std over seeds per series;
+    diverged runs as red crosses; the criterion's thresholds as dashed lines."""
+    plt = pyplot()
+    panels: dict[str, list] = {}
+    for s in figure.series:
+        panels.setdefault(s.panel, []).append(s)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels) + 0.6, 3.6),
+                             squeeze=False)  # fmt: skip
+    for ax, (panel, series) in zip(axes.flat, panels.items(), strict=True):
+        _draw_panel(ax, figure, series)
+        ax.set_title(panel or title, fontsize=9)
+    if len(panels) > 1:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _draw_panel(ax: Any, figure: Figure, series: list) -> None:
+    width = 0.8 / max(len(series), 1)
+    grouped = figure.categorical and any(len(s.x) > 1 for s in series)
+    for i, s in enumerate(series):
+        if figure.categorical:
+            offset = (i - (len(series) - 1) / 2) * width if grouped else 0.0
+            xs = [x + offset for x in s.x]
+            mean = [0.0 if math.isnan(m) else m for m in s.mean]
+            bars = ax.bar(xs, mean, width=width if grouped else 0.6, yerr=s.std, capsize=3,
+                          label=s.label)  # fmt: skip
+            color = bars.patches[0].get_facecolor() if bars.patches else None
+            mark_diverged(ax, [x + offset for x in s.diverged_x], color=color, row=i)
+        else:
+            line = ax.errorbar(s.x, s.mean, yerr=s.std, marker="o", ms=4, capsize=3,
+                               label=s.label)  # fmt: skip
+            mark_diverged(ax, sorted(set(s.diverged_x)), color=line[0].get_color(), row=i)
+    for y, text in figure.hlines:
+        ax.axhline(y, color="grey", ls="--", lw=0.8)
+        ax.annotate(text, (1.0, y), xycoords=("axes fraction", "data"), fontsize=6,
+                    ha="right", va="bottom", color="grey")  # fmt: skip
+    if figure.categorical:
+        ax.set_xticks(range(len(figure.xticks)), figure.xticks, fontsize=7, rotation=10)
+    if figure.logx:
+        ax.set_xscale("log", base=2)
+        xs = sorted({x for s in series for x in s.x})
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    if figure.logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(figure.xlabel)
+    ax.set_ylabel(figure.ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _verdict_line(v: Verdict) -> str:
+    return BADGE.get(v.outcome, f"**{v.outcome}**")
+
+
+def write_page(
+    results: list[ClaimResult], out_dir: Path, header: dict[str, Any], command: str
+) -> Path:
+    """Write ``out_dir/lesson.md``, ``lesson.json`` and ``lesson_<claim>.png``; return the page."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# The lesson, checked",
+        "",
+        "Each claim of *Deep Neural Networks — Why Depth Changes Everything* with the criterion "
+        "written in `conf/lesson/<claim>.yaml` before the runs, the numbers measured over "
+        "several seeds (mean ± sample std, n = ok runs), and a verdict. Diverged and failed runs "
+        "are counted apart, never as an accuracy.",
+        "",
+        f"Made by `{command}` on {header['date']}; profile `{header['profile']}`, "
+        f"{header['seeds']} seeds; {header['machine']}; torch {header['torch']}, lightning "
+        f"{header['lightning']}; wall time {header['wall']}.",
+        "",
+        "| # | claim | verdict | measured |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        link = f"[{r.claim.title}](#{r.claim.order}-{_anchor(r.claim.title)})"
+        summary = r.verdict.summary.replace("|", "\\|")
+        lines.append(f"| {r.claim.order} | {link} | {_verdict_line(r.verdict)} | {summary} |")
+    lines.append("")
+    records = []
+    for r in results:
+        c, v = r.claim, r.verdict
+        lines += [f"## {c.order}. {c.title}", "", f"> {c.claim}", ""]
+        if c.sources:
+            lines += [f"Sources: {c.sources}.", ""]
+        text = " ".join(str(c.criterion.get("text", "")).split())
+        lines += [f"**Criterion** (`conf/lesson/{c.name}.yaml`): {text}", ""]
+        lines += [f"**Verdict:** {_verdict_line(v)} — {v.summary}.", ""]
+        if v.checks:
+            lines += ["| requirement | measured | holds |", "|---|---|---|"]
+            for ch in v.checks:
+                holds = "n/a" if ch.passed is None else ("yes" if ch.passed else "**no**")
+                lines.append(f"| {ch.requirement} | {ch.measured} | {holds} |")
+            lines.append("")
+        if v.table is not None and not v.table.empty:
+            lines += [markdown_table(v.table), ""]
+        if v.figure is not None and v.figure.series:
+            name = f"lesson_{c.name}.png"
+            draw(v.figure, out_dir / name, c.title)
+            lines += [f"![{c.title}]({name})", ""]
+        if r.outcomes:
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(r.outcomes.items()))
+            when = f" in {r.seconds:.0f} s" if r.seconds is not None else ""
+            lines += [
+                f"Runs: {sum(r.outcomes.values())} ({counts}){when}; folders under `{r.runs_dir}`.",
+                "",
+            ]
+        for bad in r.bad_runs:
+            lines.append(f"- {bad}")
+        if r.bad_runs:
+            lines.append("")
+        records.append(
+            {
+                "claim": c.name,
+                "title": c.title,
+                "verdict": v.outcome,
+                "summary": v.summary,
+                "checks": [ch.__dict__ for ch in v.checks],
+                "outcomes": r.outcomes,
+                "seconds": r.seconds,
+            }
+        )
+    page = out_dir / "lesson.md"
+    page.write_text("\n".join(lines).rstrip() + "\n")
+    (out_dir / "lesson.json").write_text(
+        json.dumps({**header, "command": command, "claims": records}, indent=2, default=str) + "\n"
+    )
+    return page
+
+
+def _anchor(title: str) -> str:
+    """GitHub's heading anchor of the words after "N. "."""
+    keep = "".join(ch for ch in title.lower() if ch.isalnum() or ch in " -")
+    return keep.replace(" ", "-")
