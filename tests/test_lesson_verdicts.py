@@ -180,7 +180,8 @@ def test_attention() -> None:
 
 def test_transfer() -> None:
     c = criterion("transfer")
-    frame = runs([{"model.freeze": True, "test acc": 0.7}, {"model.freeze": False, "test acc": 0.4}])
+    frame = runs([{"model.freeze": True, "test acc": 0.7},
+                  {"model.freeze": False, "test acc": 0.4}])  # fmt: skip
     assert V.transfer({"main": frame}, c).outcome == V.CONFIRMED
     close = runs([{"model.freeze": True, "test acc": 0.42}, {"model.freeze": False,
                                                              "test acc": 0.40}])  # fmt: skip
