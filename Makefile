@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 export PYTHONHASHSEED := 0
 
-.PHONY: help install data train test test-slow lint format bench gallery clean
+.PHONY: help install data train test test-slow lint format bench lesson clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -50,14 +50,11 @@ test-slow: install  ## the slow tests only
 bench: install  ## benchmarks -> docs/results/bench.md and bench.json
 	$(BIN)/python -m depthbench.bench $(ARGS)
 
-# Each experiment's CPU default, then its report into docs/results/<experiment>/ (issue 5).
-GALLERY ?= vanishing_gradients thousand_layers degradation batchnorm transformer resnet_cifar transfer cpu_vs_gpu
-gallery: install  ## run every experiment's CPU default and write docs/results/<experiment>/
-	for e in $(GALLERY); do \
-		rm -rf outputs/multiruns/$$e/gallery; \
-		OMP_NUM_THREADS=1 $(BIN)/python train.py -m experiment=$$e hydra.sweep.dir=outputs/multiruns/$$e/gallery; \
-		$(BIN)/python -m depthbench.report outputs/multiruns/$$e/gallery --out docs/results/$$e; \
-	done
+# Every claim of the lesson: its sweeps over 3 seeds, a verdict per claim, docs/results/lesson.md.
+# PROFILE=full for the paper-sized GPU runs; ARGS="--only degradation" for one claim.
+PROFILE ?= quick
+lesson: install  ## check every claim of the lesson (~30 min on 2 cores) -> docs/results/lesson.md
+	$(BIN)/python -m depthbench.cli lesson --profile $(PROFILE) --seeds 3 --out docs/results $(ARGS)
 
 clean:  ## remove run outputs and caches (keeps .venv)
 	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache

@@ -147,3 +147,12 @@ def test_reset_classifier() -> None:
 def test_parameter_budget_solves_the_width() -> None:
     net = DeepMLP(input_shape=[40], num_classes=10, depth=4, params=10_000, residual=True)
     assert abs(count(net) - 10_000) / 10_000 < 0.1
+
+
+def test_he_is_another_name_for_kaiming_init() -> None:
+    nets = []
+    for init in ("he", "kaiming"):
+        torch.manual_seed(0)
+        nets.append(DeepMLP(input_shape=[8], num_classes=2, depth=3, width=8, init=init))
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -8,7 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import ROOT
+import pytest
+import torch
+from helpers import ROOT, compose_config
+from hydra.utils import instantiate
+
+from depthbench.lesson.claims import load_claims
 
 
 def lesson(*args: str) -> subprocess.CompletedProcess:
@@ -55,3 +60,24 @@ def test_lesson_unknown_claim_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "unknown claim vanishing; allowed: vanishing_gradients, fixes" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "r").exists()
+
+
+def _first_value(override: str) -> str:
+    """``model.depth=2,4,8`` -> ``model.depth=2``: one job of the sweep, for compose()."""
+    key, _, value = override.partition("=")
+    return f"{key}={value.split(',')[0]}" if "," in value and "[" not in value else override
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_every_claim_sweep_composes_and_builds_its_model(profile: str, tmp_path: Path) -> None:
+    """Each sweep's first job composes as train.py would, and its network builds (meta device)."""
+    for claim in load_claims():
+        for name, overrides in claim.sweeps(profile).items():
+            cfg = compose_config([_first_value(o) for o in overrides], tmp_path)
+            assert cfg.model._target_, (claim.name, name)
+            if "DeepMLP" in cfg.model._target_ or "DeepCNN" in cfg.model._target_:
+                shape = [40] if "mnist1d" in cfg.data._target_.lower() else [1, 28, 28]
+                if "DeepCNN" in cfg.model._target_ and shape == [40]:
+                    shape = [1, 40]
+                with torch.device("meta"):
+                    instantiate(cfg.model, input_shape=shape, num_classes=10)

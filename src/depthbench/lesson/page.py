@@ -26,6 +26,7 @@ class ClaimResult:
     outcomes: dict[str, int] = field(default_factory=dict)  # status -> number of runs
     bad_runs: list[str] = field(default_factory=list)  # "job (overrides): diverged at step N"
     seconds: float | None = None  # wall time of the claim's sweeps
+    report: Path | None = None  # the full report of the claim's runs (depthbench report)
 
 
 def draw(figure: Figure, path: Path, title: str) -> Path:
@@ -135,8 +136,12 @@ def write_page(
         if r.outcomes:
             counts = ", ".join(f"{n} {s}" for s, n in sorted(r.outcomes.items()))
             when = f" in {r.seconds:.0f} s" if r.seconds is not None else ""
+            every = ""
+            if r.report is not None:
+                every = f" [every run]({r.report.relative_to(out_dir).as_posix()});"
             lines += [
-                f"Runs: {sum(r.outcomes.values())} ({counts}){when}; folders under `{r.runs_dir}`.",
+                f"Runs: {sum(r.outcomes.values())} ({counts}){when};{every} folders under "
+                f"`{r.runs_dir}`.",
                 "",
             ]
         for bad in r.bad_runs:

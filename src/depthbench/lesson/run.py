@@ -32,6 +32,7 @@ from depthbench.lesson.measures import MEASURES
 from depthbench.lesson.page import ClaimResult, write_page
 from depthbench.report.collect import collect_runs, config_value
 from depthbench.report.tables import runs_frame, swept_keys, typed
+from depthbench.report.writer import write_report
 
 log = logging.getLogger("depthbench")
 TIMES_FILE = "seconds.txt"  # per sweep folder: the wall time of its process
@@ -230,7 +231,12 @@ def lesson(args: argparse.Namespace) -> Path:
     command = "depthbench lesson " + " ".join(
         a for a in (sys.argv[2:] if sys.argv[1:2] == ["lesson"] else sys.argv[1:])
     )
-    page = write_page(results, args.out or root, header, command.strip())
+    out = args.out or root
+    for r in results:  # every run of a claim, in the report's tables and figures
+        if r.runs_dir is not None:
+            r.report = write_report(collect_runs([r.runs_dir]), out / "lesson" / r.claim.name,
+                                    sources=[r.runs_dir])  # fmt: skip
+    page = write_page(results, out, header, command.strip())
     for r in results:
         log.info("lesson: %d. %s: %s", r.claim.order, r.claim.title, r.verdict.outcome)
     return page

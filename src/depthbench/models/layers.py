@@ -16,7 +16,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,
     "identity": nn.Identity,
 }
-INITS = ("default", "kaiming", "xavier")
+INITS = ("default", "kaiming", "he", "xavier")  # "he" is another name for "kaiming"
 
 
 def make_activation(name: str) -> nn.Module:
@@ -36,8 +36,8 @@ def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
 def init_weights(module: nn.Module, scheme: str, activation: str = "relu") -> None:
     """Re-initialise every Linear/Conv weight in ``module`` with ``scheme``.
 
-    ``default`` keeps PyTorch's init (Kaiming-uniform with a=sqrt(5)); ``kaiming`` is He et al.
-    2015 (fan-in, gain for ReLU); ``xavier`` is Glorot & Bengio 2010 (fan-in + fan-out, gain 1),
+    ``default`` keeps PyTorch's init (Kaiming-uniform with a=sqrt(5)); ``kaiming`` (or ``he``) is
+    He et al. 2015 (fan-in, gain for ReLU); ``xavier`` is Glorot & Bengio 2010 (fan-in + fan-out, gain 1),
     the init the lesson pairs with sigmoid/tanh. Biases are zeroed for both non-default schemes.
     """
     if scheme not in INITS:
@@ -47,7 +47,7 @@ def init_weights(module: nn.Module, scheme: str, activation: str = "relu") -> No
     nonlinearity = "leaky_relu" if activation == "leaky_relu" else "relu"
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-            if scheme == "kaiming":
+            if scheme in ("kaiming", "he"):
                 nn.init.kaiming_normal_(m.weight, nonlinearity=nonlinearity)
             else:
                 nn.init.xavier_normal_(m.weight)
