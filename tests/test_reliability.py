@@ -202,3 +202,12 @@ def test_same_seed_same_metrics(tmp_path):
     first = train(compose_config(overrides, tmp_path / "a"))
     second = train(compose_config(overrides, tmp_path / "b"))
     assert {k: first[k] for k in COMPARED} == {k: second[k] for k in COMPARED}
+
+
+@pytest.mark.parametrize("callbacks", ["default", "early_stopping", "none"])
+def test_progress_bar_off_works_with_every_callbacks_option(callbacks: str, tmp_path) -> None:
+    """Lightning refuses a progress-bar callback when the bar is off; the run drops it."""
+    overrides = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+                 "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1",
+                 f"callbacks={callbacks}", "trainer.enable_progress_bar=false"]  # fmt: skip
+    assert train(compose_config(overrides, tmp_path))["status"] == "ok"
