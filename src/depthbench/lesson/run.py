@@ -1,13 +1,14 @@
 """``depthbench lesson``: run every claim's sweeps over seeds, decide each verdict, write the page.
 
     depthbench lesson [--profile quick|full] [--seeds N] [--only CLAIM,...] [--jobs J]
-                      [--runs DIR] [--out DIR] [--from DIR] [--set KEY=VALUE ...]
+                      [--runs DIR [--resume]] [--out DIR] [--from DIR] [--set KEY=VALUE ...]
 
 Each sweep of a claim is one ``train.py -m`` process (overrides from ``conf/lesson/<claim>.yaml``
 plus ``seed=0..N-1``) writing into ``<runs>/<claim>/<sweep>/``; ``--jobs`` runs that many
 processes side by side, each with ``cores / jobs`` threads. ``--from DIR`` decides the verdicts
-from the runs already in ``DIR`` without training. Nothing already written is overwritten: the
-runs folder must be new (or given with ``--from``).
+from the runs already in ``DIR`` without training. Nothing already written is overwritten: a
+claim whose folder already exists under ``--runs`` is refused (other claims may be added to it);
+with ``--resume`` its finished sweeps are kept and only the missing ones run.
 """
 
 from __future__ import annotations
@@ -174,6 +175,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="decide from the runs in this folder; train nothing",
     )
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --runs: keep the sweeps that finished there, run the others",
+    )
+    p.add_argument(
         "--out", type=Path, default=None, help="where lesson.md goes (default: the runs folder)"
     )
     p.add_argument(
@@ -203,10 +209,11 @@ def lesson(args: argparse.Namespace) -> Path:
     else:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d_%H-%M-%S")
         root = args.runs or Path("outputs/lesson") / args.profile / stamp
-        if root.exists() and any(root.iterdir()):
+        taken = [c.name for c in claims if (root / c.name).exists()]
+        if taken and not args.resume:  # runs are never overwritten; other claims may join
             raise ConfigError(
-                f"--runs {root} already holds runs; give a new folder, or read "
-                f"them with --from {root}"
+                f"--runs {root} already holds runs of {', '.join(taken)}; give a new folder, "
+                f"or read them with --from {root}"
             )
         jobs = []
         for claim in claims:
@@ -214,8 +221,15 @@ def lesson(args: argparse.Namespace) -> Path:
                 log.info("lesson: %s needs a GPU; not measured here", claim.name)
                 continue
             for sweep, overrides in claim.sweeps(args.profile).items():
-                cmd = sweep_command(overrides, root / claim.name / sweep, args.seeds, args.extra)
-                jobs.append((cmd, root / claim.name / sweep))
+                sweep_dir = root / claim.name / sweep
+                if (sweep_dir / TIMES_FILE).is_file():  # --resume: a finished sweep is kept
+                    log.info("lesson: %s finished before; kept", sweep_dir)
+                    continue
+                if sweep_dir.exists():
+                    raise ConfigError(f"{sweep_dir} holds an unfinished sweep; move it away "
+                                      "to run it again")  # fmt: skip
+                cmd = sweep_command(overrides, sweep_dir, args.seeds, args.extra)
+                jobs.append((cmd, sweep_dir))
         run_sweeps(jobs, args.jobs)
     wall = time.perf_counter() - start
     results = [decide(c, root / c.name if (root / c.name).is_dir() else None) for c in claims]
