@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from helpers import CONF_DIR, compose_config
 
-from depthbench.tracking import REDACTED, is_secret_name, log_image, redact
+from depthbench.redaction import REDACTED, is_secret_name, redact
+from depthbench.tracking import log_image
 
 ROOT = Path(CONF_DIR).parent
 TINY = [
