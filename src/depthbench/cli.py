@@ -71,7 +71,7 @@ def eval_main(cfg: DictConfig) -> None:
 SUBCOMMANDS: dict[str, str] = {
     "train": "depthbench.cli:_train_argv",
     "eval": "depthbench.cli:_eval_argv",
-    "attention": "depthbench.attention:main",
+    "attention": "depthbench.attention_cli:main",
     "report": "depthbench.report.cli:main",
     "lesson": "depthbench.lesson.run:main",
 }
