@@ -19,6 +19,9 @@ Runs alternate between the paths so the drift of a shared machine hits all alike
 ``--repeats`` are reported. Results go to ``docs/results/bench_data.{json,md}``.
 
     python -m depthbench.bench.data [--models mlp20,cnn] [--steps 60] [--repeats 3]
+
+One file over 300 lines on purpose: one benchmark read top to bottom (the three data paths, the
+timed loop, the summary and its Markdown report), like the other ``bench/`` modules.
 """
 
 from __future__ import annotations
