@@ -44,7 +44,7 @@ from depthbench.bench.common import RESULTS_DIR, compose, machine, median, sprea
 from depthbench.data.base import InMemoryDataModule
 from depthbench.data.fashion_mnist import FashionMNISTDataModule
 
-# the two networks of the issue: a 20-layer MLP and a small CNN (the model=cnn default)
+# the two benchmark networks: a 20-layer MLP and a small CNN (the model=cnn default)
 MODELS: dict[str, list[str]] = {
     "mlp20": ["model=mlp", "model.depth=20", "model.width=256"],
     "cnn": ["model=cnn"],

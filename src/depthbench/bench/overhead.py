@@ -32,7 +32,7 @@ from omegaconf import open_dict
 
 from depthbench.bench.common import compose, median, save_section, spread
 
-# name -> config overrides; the two networks of the issue (20-layer MLP, small CNN)
+# name -> config overrides; the two benchmark networks (20-layer MLP, small CNN)
 MODELS: dict[str, list[str]] = {
     "mlp20": ["model=mlp", "model.depth=20", "model.width=256"],
     "mlp20_w128": ["model=mlp", "model.depth=20", "model.width=128"],
