@@ -33,6 +33,7 @@ from depthbench.data import (
 from depthbench.data.augment import random_crop, random_flip
 from depthbench.data.base import InMemoryDataModule
 from depthbench.data.cache import cache_path, load_or_build
+from depthbench.data.classic import classic_dataset
 from depthbench.errors import ConfigError, DataError
 
 SHARED_DATA = ROOT / "data"  # Fashion-MNIST is decompressed (and MNIST-1D generated) once
@@ -84,7 +85,7 @@ def _image_tree(root: Path, classes: dict[str, int], folder: str = "train") -> N
 
 def _assert_same_examples(dm: InMemoryDataModule, split: str, n: int = 6) -> None:
     """The classic per-sample path and the in-memory batch path give identical examples."""
-    ds = dm.classic_dataset(split)
+    ds = classic_dataset(dm, split)
     classic = torch.stack([ds[i][0] for i in range(n)])
     labels = torch.tensor([ds[i][1] for i in range(n)])
     x, y = dm.splits[split]
@@ -394,7 +395,7 @@ def test_train_runs_with_the_torchvision_loader(tmp_path: Path) -> None:
 
 
 def test_tensor_batch_loader_resumes_mid_epoch() -> None:
-    from depthbench.data.base import TensorBatchLoader
+    from depthbench.data.loader import TensorBatchLoader
 
     x, y = torch.arange(20).view(20, 1), torch.arange(20)
     ref = TensorBatchLoader(x, y, batch_size=3, shuffle=True, seed=5)

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 import torch
-from helpers import FAST, ROOT, compose_config
+from helpers import FAST, compose_config
 
 from depthbench.diagnostics.activations import activation_stats
 from depthbench.run import train
@@ -56,7 +56,6 @@ def test_features_draws_filters_and_feature_maps_of_a_cnn(tmp_path):
     assert not (tmp_path / "attention.png").exists()  # a CNN has no attention: skipped
 
 
-@pytest.mark.skipif(not (ROOT / "conf/model/transformer.yaml").exists(), reason="no transformer")
 def test_attention_draws_the_maps_of_a_transformer(tmp_path):
     _train(["diagnostics=attention", "model=transformer", "model.depth=2", "model.dim=16",
             "model.heads=2", "model.patch_size=2", *TINY], tmp_path)  # fmt: skip

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from helpers import CONF_DIR, compose_config
 
-from depthbench.tracking import REDACTED, is_secret_name, log_image, redact
+from depthbench.redaction import REDACTED, is_secret_name, redact
+from depthbench.tracking import log_image
 
 ROOT = Path(CONF_DIR).parent
 TINY = [
@@ -164,14 +165,12 @@ def test_many_loggers_wandb_offline_run_holds_metrics_and_config(tmp_path: Path)
 
 def test_log_image_to_tensorboard_and_wandb_and_not_csv(tmp_path: Path) -> None:
     import lightning as L
-    import matplotlib
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+    from depthbench.plotting import pyplot
     from depthbench.tracking import finish_wandb, wandb_logger
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(2, 2))
     ax.plot([0, 1], [1, 0])
     png = tmp_path / "plot.png"

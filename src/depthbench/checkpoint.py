@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -23,26 +22,6 @@ CONFIG_KEY = "depthbench_config"
 # the data spec the net was built for (``build.data_spec``): input_shape, num_classes, the
 # normalisation mean/std and extra model arguments, so the net is rebuilt without its data
 SHAPES_KEY = "depthbench_data"
-
-
-class ConfigInCheckpoint(L.Callback):
-    """Store the resolved run config in each checkpoint and keep its hyper-parameters plain."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-
-    def on_save_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        checkpoint[CONFIG_KEY] = self.config
-        dm = getattr(trainer, "datamodule", None)
-        if dm is not None and getattr(dm, "input_shape", None):
-            checkpoint[SHAPES_KEY] = data_spec(dm)
-        hparams = checkpoint.get("hyper_parameters")
-        if hparams:  # optimizer/scheduler partials -> their config, so weights_only can load it
-            checkpoint["hyper_parameters"] = {
-                k: self.config.get(k) if callable(v) else v for k, v in dict(hparams).items()
-            }
 
 
 def resolve_ckpt_path(value: str | None, output_dir: Path, required: bool = False) -> str | None:

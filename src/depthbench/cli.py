@@ -46,9 +46,9 @@ def _guarded(fn, cfg: DictConfig):
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def train_main(cfg: DictConfig) -> float | None:
     """Train (``python train.py ...``); returns ``cfg.optimized_metric`` for sweepers."""
+    from depthbench.redaction import redact_hydra_outputs
     from depthbench.run import train
     from depthbench.sweeps import in_multirun, run_sweep_job
-    from depthbench.tracking import redact_hydra_outputs
 
     redact_hydra_outputs()  # no secret in the run folder's .hydra/*.yaml
     if in_multirun():  # a failing job is recorded (metrics.json, jobs.jsonl); the sweep goes on
@@ -71,7 +71,7 @@ def eval_main(cfg: DictConfig) -> None:
 SUBCOMMANDS: dict[str, str] = {
     "train": "depthbench.cli:_train_argv",
     "eval": "depthbench.cli:_eval_argv",
-    "attention": "depthbench.attention:main",
+    "attention": "depthbench.attention_cli:main",
     "report": "depthbench.report.cli:main",
     "lesson": "depthbench.lesson.run:main",
 }

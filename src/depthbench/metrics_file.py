@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from depthbench.tracking import redact
+from depthbench.redaction import redact
 
 METRICS_FILE = "metrics.json"
 STATUSES = ("ok", "diverged", "interrupted", "failed")

@@ -20,12 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 from depthbench.build import build_data, build_net
 from depthbench.callbacks.finetune import finetune_callbacks
 from depthbench.callbacks.reliability import DivergenceGuard
-from depthbench.checkpoint import ConfigInCheckpoint, load_checkpoint, load_net
+from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
+from depthbench.checkpoint import load_checkpoint, load_net
 from depthbench.distributed import check_accelerator
 from depthbench.errors import DivergenceError
 from depthbench.metrics_file import error_line, write_metrics
 from depthbench.module import Classifier
-from depthbench.tracking import LogResolvedConfig, finish_wandb, redact
+from depthbench.redaction import redact
+from depthbench.tracking import finish_wandb
 from depthbench.validation import validate_eval_config, validate_train_config
 
 log = logging.getLogger("depthbench")

@@ -32,7 +32,8 @@ from omegaconf import DictConfig
 from depthbench.distributed import end_distributed_job
 from depthbench.errors import ConfigError
 from depthbench.metrics_file import error_line, write_metrics
-from depthbench.tracking import finish_wandb, redact, redact_yaml_file
+from depthbench.redaction import redact, redact_yaml_file
+from depthbench.tracking import finish_wandb
 
 log = logging.getLogger("depthbench")
 

@@ -1,13 +1,14 @@
-"""Experiment tracking: the wandb logger factory, secret redaction, config and image logging.
+"""Experiment tracking: the wandb logger factory and image logging.
 
 - ``wandb_logger(...)`` (``logger=wandb``) builds Lightning's ``WandbLogger`` with the project,
   entity, group and tags of the config; the runs of one Hydra multirun share a group (the sweep
   folder's name). Without an API key, or when the wandb server cannot be reached, it runs offline
   and says how to ``wandb sync`` later: a run never blocks on the network.
-- ``redact(obj)`` removes secrets (API keys, tokens, passwords) from whatever is logged or written
-  to the outputs folder; ``LogResolvedConfig`` logs the run's resolved, redacted config.
 - ``log_image(trainer, key, image)``: one call for diagnostics that works for wandb, TensorBoard and
   is a no-op for CSV.
+
+Secrets are removed by ``depthbench.redaction``; the run config is logged by
+``depthbench.callbacks.run_config.LogResolvedConfig``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
-import re
 import socket
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -25,84 +24,9 @@ from urllib.parse import urlparse
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
+from depthbench.redaction import redact
+
 log = logging.getLogger("depthbench")
-
-REDACTED = "***redacted***"
-# a config key or environment variable is secret when its last word is one of these
-# (`api_key`, `WANDB_API_KEY`, `hf_token`, `client_secret`, `password`; not `keys` or `monkey`)
-SECRET_NAME = re.compile(
-    r"(^|[_.\-])(api_?key|key|token|secret|password|passwd|credentials?|auth)$", re.IGNORECASE
-)
-_SECRET_WORD = r"(?:api_?key|key|token|secret|password|passwd|credentials?|auth)"
-# `name=value` inside a string, as in Hydra's overrides (`+logger.wandb.api_key=abc`) and its
-# comma-joined `override_dirname`: the value up to the next comma or space is secret
-SECRET_ASSIGNMENT = re.compile(
-    rf"((?:^|(?<=[\s,]))[~+]{{0,2}}(?:[\w.@/\-]*[_.\-])?{_SECRET_WORD}=)[^,\s]*", re.IGNORECASE
-)
-
-
-def is_secret_name(name: str) -> bool:
-    """True when a config key or environment variable name denotes a secret."""
-    return bool(SECRET_NAME.search(str(name).split(".")[-1].split("/")[-1]))
-
-
-def _secret_env_values() -> list[str]:
-    # values of secret-named environment variables, so an interpolated `${oc.env:HF_TOKEN}` under
-    # an innocent key is caught too; short values (`1`, `true`) would redact too much
-    return [v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 8]
-
-
-def redact(obj: Any, secrets: list[str] | None = None) -> Any:
-    """A copy of ``obj`` (dicts, lists, strings) with every secret replaced by ``REDACTED``.
-
-    Secret: the value of a key named like a secret (``api_key``, ``token``, ``password``, ...),
-    the value part of a ``name=value`` string whose name is such a key, and any occurrence of the
-    value of a secret-named environment variable (``WANDB_API_KEY``, ``HF_TOKEN``, ...).
-    """
-    secrets = _secret_env_values() if secrets is None else secrets
-    if isinstance(obj, Mapping):
-        return {
-            k: REDACTED if is_secret_name(k) and v not in (None, "") else redact(v, secrets)
-            for k, v in obj.items()
-        }
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(redact(v, secrets) for v in obj)
-    if isinstance(obj, str):
-        obj = SECRET_ASSIGNMENT.sub(rf"\g<1>{REDACTED}", obj)
-        for secret in secrets:
-            obj = obj.replace(secret, REDACTED)
-    return obj
-
-
-def redact_yaml_file(path: Path) -> None:
-    """Rewrite a YAML file (Hydra's ``config.yaml``, ``hydra.yaml``, ``overrides.yaml``) redacted.
-
-    Interpolations are kept as written (``${oc.env:HF_TOKEN}`` names no secret), values redacted.
-    """
-    from omegaconf import OmegaConf
-
-    if not path.is_file():
-        return
-    original = OmegaConf.load(path)
-    cleaned = redact(OmegaConf.to_container(original, resolve=False))
-    if cleaned != OmegaConf.to_container(original, resolve=False):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: parallel jobs read it
-        OmegaConf.save(OmegaConf.create(cleaned), tmp)
-        tmp.replace(path)
-
-
-def redact_hydra_outputs() -> None:
-    """Redact the config files Hydra saved into this job's run folder (``.hydra/*.yaml``)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.output_subdir is None:
-        return
-    folder = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir
-    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
-        redact_yaml_file(folder / name)
 
 
 # ---- wandb -----------------------------------------------------------------------------------
@@ -249,29 +173,7 @@ def finish_wandb(exit_code: int = 0) -> None:
         wandb.finish(exit_code=exit_code)
 
 
-# ---- what gets logged ------------------------------------------------------------------------
-class LogResolvedConfig(L.Callback):
-    """Log the run's resolved (and redacted) config to every logger when training/testing starts.
-
-    Lightning logs the module's hyper-parameters at the start of every stage (fit, test), with
-    the optimizer and scheduler partials as null; logging the config right after, at
-    ``on_train_start`` and ``on_test_start``, puts their real config back.
-    """
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = redact(config)
-
-    def _log(self, trainer: L.Trainer) -> None:
-        for logger in trainer.loggers:
-            logger.log_hyperparams(self.config)
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log(trainer)
-
-    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log(trainer)
-
-
+# ---- images -----------------------------------------------------------------------------------
 def log_image(
     trainer: L.Trainer, key: str, image: str | Path | Any, step: int | None = None
 ) -> None:

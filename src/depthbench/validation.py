@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from depthbench.checkpoint import load_checkpoint, resolve_ckpt_path
 from depthbench.errors import ConfigError
-from depthbench.models.layers import ACTIVATIONS, INITS
+from depthbench.models.layers import ACTIVATIONS, INITS, check_positive_int
 
 # model keys that are sizes: an integer >= 1 whenever set (null = not used / solved)
 MODEL_SIZE_KEYS = ("depth", "width", "stages", "dim", "heads", "patch_size", "params")
@@ -30,15 +30,6 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def check_positive_int(key: str, value: Any, allow_null: bool = True) -> None:
-    """``value`` must be an integer >= 1 (or null when ``allow_null``)."""
-    if value is None and allow_null:
-        return
-    if not _is_int(value) or value < 1:
-        allowed = "an integer >= 1" + (" or null" if allow_null else "")
-        raise ConfigError(f"{key} must be {allowed}, got {value!r}")
 
 
 def check_positive_number(key: str, value: Any) -> None:

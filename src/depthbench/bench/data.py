@@ -19,6 +19,9 @@ Runs alternate between the paths so the drift of a shared machine hits all alike
 ``--repeats`` are reported. Results go to ``docs/results/bench_data.{json,md}``.
 
     python -m depthbench.bench.data [--models mlp20,cnn] [--steps 60] [--repeats 3]
+
+One file over 300 lines on purpose: one benchmark read top to bottom (the three data paths, the
+timed loop, the summary and its Markdown report), like the other ``bench/`` modules.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from depthbench.bench.common import RESULTS_DIR, compose, machine, median, sprea
 from depthbench.data.base import InMemoryDataModule
 from depthbench.data.fashion_mnist import FashionMNISTDataModule
 
-# the two networks of the issue: a 20-layer MLP and a small CNN (the model=cnn default)
+# the two benchmark networks: a 20-layer MLP and a small CNN (the model=cnn default)
 MODELS: dict[str, list[str]] = {
     "mlp20": ["model=mlp", "model.depth=20", "model.width=256"],
     "cnn": ["model=cnn"],

@@ -6,7 +6,7 @@ number of steps, threads and device. The raw loop is what a careful person write
 training set normalised once into one float tensor, a random permutation per epoch, slicing.
 The framework side is ``depthbench.run.train`` on a composed config with the default callbacks
 (checkpointing, NaN guard, LR monitor, progress bar) and CSV logger, timed from the inside by
-:class:`~depthbench.bench.timing.StepTimer`; validation and test are off (per-step cost only).
+:class:`~depthbench.callbacks.timing.StepTimer`; validation and test are off (per-step cost only).
 
 Every step is timed (end of one step to end of the next). Per run we keep the mean over the
 timed window, the median step and the 10th-percentile step, and the process CPU time per step;
@@ -32,7 +32,7 @@ from omegaconf import open_dict
 
 from depthbench.bench.common import compose, median, save_section, spread
 
-# name -> config overrides; the two networks of the issue (20-layer MLP, small CNN)
+# name -> config overrides; the two benchmark networks (20-layer MLP, small CNN)
 MODELS: dict[str, list[str]] = {
     "mlp20": ["model=mlp", "model.depth=20", "model.width=256"],
     "mlp20_w128": ["model=mlp", "model.depth=20", "model.width=128"],
@@ -77,7 +77,7 @@ def framework_steps(
     timing_file = out / "step_timer.json"
     with open_dict(cfg):
         cfg.callbacks.step_timer = {
-            "_target_": "depthbench.bench.timing.StepTimer",
+            "_target_": "depthbench.callbacks.timing.StepTimer",
             "out_file": str(timing_file),
             "warmup_steps": warmup,
             "last_step": steps,

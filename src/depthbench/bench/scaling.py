@@ -1,7 +1,7 @@
 """Scaling: seconds per training epoch against depth (1 to 1,000+ blocks) and training-set size.
 
 Each point is a real ``run.train`` on Fashion-MNIST (no validation, no test), timed per epoch
-from the inside by :class:`~depthbench.bench.timing.StepTimer`; the first epoch is a warm-up and
+from the inside by :class:`~depthbench.callbacks.timing.StepTimer`; the first epoch is a warm-up and
 the median of the later ones is kept, then the median over ``--repeats`` runs. Depth uses the
 residual MLP (``model=residual``, width 64) so every depth trains; size uses a 4-layer MLP.
 A least-squares line ``seconds = a + b * x`` is fitted to each sweep; linear growth shows as
@@ -46,7 +46,7 @@ def epoch_seconds(overrides: list[str], epochs: int, workdir: Path) -> float:
     timing = out / "step_timer.json"
     with open_dict(cfg):
         cfg.callbacks.step_timer = {
-            "_target_": "depthbench.bench.timing.StepTimer",
+            "_target_": "depthbench.callbacks.timing.StepTimer",
             "out_file": str(timing),
         }
     out.mkdir(parents=True, exist_ok=True)

@@ -1,146 +1,32 @@
-"""The one in-memory data path: whole splits as tensors, batches served by index.
+"""The one in-memory data module: whole splits as tensors, batches served by index.
 
 A dataset subclass only says how to load its splits (``load_splits``, usually decoded once and
 cached on disk by ``depthbench.data.cache``); this base class makes the train/val/test splits with
 a fixed seed, takes a balanced ``train_size`` subset, computes the normalisation statistics on the
-training split, moves the splits to the GPU when the trainer runs on one, and serves batches
-from memory, normalising and augmenting whole batches as tensor operations instead of one sample
-at a time. ``loader="torchvision"`` serves the same splits through the classic per-sample path
-(``depthbench.data.classic``) and a ``torch.utils.data.DataLoader`` instead, for comparison.
+training split (``data.stats``), moves the splits to the GPU when the trainer runs on one, and
+serves batches from memory (``data.loader.TensorBatchLoader``), normalising and augmenting whole
+batches as tensor operations instead of one sample at a time. ``loader="torchvision"`` serves the
+same splits through the classic per-sample path (``data.classic``) and a
+``torch.utils.data.DataLoader`` instead, for comparison.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader
 
 from depthbench.data import augment as batch_augment
-from depthbench.data.classic import (
-    ArraySampleDataset,
-    ImageFileSampleDataset,
-    is_image_tensor,
-    sample_transform,
-)
+from depthbench.data.classic import classic_loader
+from depthbench.data.loader import Batch, TensorBatchLoader
+from depthbench.data.stats import balanced_subset, channel_stats, to_float
 from depthbench.errors import ConfigError
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-Transform = Callable[[torch.Tensor, bool], torch.Tensor]
+__all__ = ["Batch", "InMemoryDataModule"]
 LOADERS = ("memory", "torchvision")
-
-
-class TensorBatchLoader:
-    """Iterate over ``(x, y)`` batches of in-memory tensors, optionally shuffled each epoch.
-
-    ``transform(x_batch, train)`` turns a raw batch (uint8 or float) into model input. The
-    shuffle order is drawn from ``seed`` + epoch, so a run is reproducible; ``rank`` and
-    ``world_size`` shard the indices for distributed training. The batches live on the device of
-    ``x`` (the GPU when the data module moved the splits there).
-    """
-
-    def __init__(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        batch_size: int,
-        shuffle: bool,
-        transform: Transform | None = None,
-        drop_last: bool = False,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        self.x, self.y = x, y
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.transform = transform
-        self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.epoch = 0
-
-    def _indices(self) -> torch.Tensor:
-        n = len(self.y)
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed + self.epoch)
-            idx = torch.randperm(n, generator=g)
-        else:
-            idx = torch.arange(n)
-        if self.world_size > 1:  # pad to a multiple of world_size, then take every k-th
-            pad = (-n) % self.world_size
-            idx = torch.cat([idx, idx[:pad]])[self.rank :: self.world_size]
-        return idx
-
-    def __len__(self) -> int:
-        n = len(self.y) + (-len(self.y)) % self.world_size
-        n //= self.world_size
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self) -> Iterator[Batch]:
-        idx = self._indices().to(self.x.device)
-        self._serving, self._served = self.epoch, getattr(self, "_skip", 0)
-        self.epoch, self._skip = self.epoch + 1, 0
-        for b in range(self._served, len(self)):
-            self._served = b + 1
-            i = idx[b * self.batch_size : (b + 1) * self.batch_size]
-            x = self.x[i]
-            if self.transform is not None:
-                x = self.transform(x, self.shuffle)
-            yield x, self.y[i]
-
-    # Lightning saves these in every checkpoint (a "stateful" loader), so a resumed run -- even
-    # one killed mid-epoch -- continues with the same shuffle order at the next unseen batch.
-    def state_dict(self) -> dict[str, int]:
-        """The epoch being served and how many of its batches were handed out."""
-        epoch, served = getattr(self, "_serving", self.epoch), getattr(self, "_served", 0)
-        return {"epoch": epoch, "batches": served}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Resume at ``state``: the next ``__iter__`` skips the batches already served."""
-        self.epoch, self._skip = int(state["epoch"]), int(state["batches"])
-        if self._skip >= len(self):  # saved after the epoch's last batch: start the next one
-            self.epoch, self._skip = self.epoch + 1, 0
-
-
-def balanced_subset(y: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Indices of ``size`` examples taken round-robin over the classes in a seeded order."""
-    perm = torch.randperm(len(y), generator=generator)
-    labels = y[perm]
-    rank_in_class = torch.zeros_like(labels)
-    for c in labels.unique():
-        mask = labels == c
-        rank_in_class[mask] = torch.arange(int(mask.sum()))
-    # sort by (rank within class, position): one of each class, then a second of each, ...
-    order = torch.argsort(rank_in_class * len(y) + torch.arange(len(y)))
-    return perm[order[:size]].sort().values
-
-
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float32 in [0, 1]; anything else -> float32 as is. Always a new tensor."""
-    if x.dtype == torch.uint8:
-        return x.float().div_(255.0)  # the same arithmetic as torchvision's ToTensor
-    return x.to(torch.float32, copy=True)
-
-
-def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (dim 1) mean and std of ``to_float(x)``, in chunks (float64 sums).
-
-    Chunking keeps memory small: CIFAR's 50,000 images as one float tensor would be 600 MB.
-    """
-    if x.ndim == 1:
-        x = x.unsqueeze(1)
-    total = torch.zeros(x.shape[1], dtype=torch.float64)
-    total_sq = torch.zeros_like(total)
-    dims = [0, *range(2, x.ndim)]
-    for start in range(0, len(x), chunk):
-        xf = to_float(x[start : start + chunk]).double()
-        total += xf.sum(dim=dims)
-        total_sq += xf.square().sum(dim=dims)
-    count = x.numel() // x.shape[1]
-    mean = total / count
-    var = (total_sq - count * mean.square()) / max(count - 1, 1)  # unbiased, like Tensor.std
-    return mean.float(), var.clamp_min(0).sqrt().float().clamp_min(1e-6)
 
 
 class InMemoryDataModule(L.LightningDataModule):
@@ -202,7 +88,8 @@ class InMemoryDataModule(L.LightningDataModule):
         self.input_shape: tuple[int, ...] = ()
         self.mean = torch.zeros(1)
         self.std = torch.ones(1)
-        self._sources: dict[str, Batch] = {}
+        # the splits as loaded (before val/train_size), kept for the classic path only
+        self.raw_splits: dict[str, Batch] = {}
         self._on_device: dict[tuple[str, str], Batch] = {}
         self._stats_on: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -253,7 +140,7 @@ class InMemoryDataModule(L.LightningDataModule):
                 f"of {self.name}; allowed: 1..{len(y)}"
             )
         if self.loader == "torchvision":
-            self._sources = raw  # the classic path indexes the loaded splits one row at a time
+            self.raw_splits = raw  # the classic path indexes the loaded splits one row at a time
         self.num_classes = int(max(int(s[1].max()) for s in self.splits.values()) + 1)
         self.input_shape = tuple(x.shape[1:])
         self.mean, self.std = channel_stats(x)
@@ -264,8 +151,6 @@ class InMemoryDataModule(L.LightningDataModule):
         self._stats_on.clear()
 
     # ---- the fast path: whole batches as tensor ops --------------------------------------
-    _to_float = staticmethod(to_float)
-
     def transform(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         """Raw batch -> float batch: augmented (when ``train`` and ``augment``), normalised."""
         x = to_float(x)
@@ -310,7 +195,7 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> TensorBatchLoader | DataLoader:
         if self.loader == "torchvision":
-            return self.classic_loader(split, shuffle)
+            return classic_loader(self, split, shuffle)
         x, y = self.split_on(split, self.target_device())
         world = self.trainer.world_size if self.trainer is not None else 1
         rank = self.trainer.global_rank if self.trainer is not None else 0
@@ -323,42 +208,6 @@ class InMemoryDataModule(L.LightningDataModule):
             seed=self.seed,
             rank=rank,
             world_size=world,
-        )
-
-    # ---- the classic path: one example at a time + DataLoader ----------------------------
-    def classic_dataset(self, split: str, train: bool = False) -> Dataset:
-        """``split`` as a per-sample torchvision-style dataset (augmented when ``train``)."""
-        if not self._sources:
-            raise RuntimeError("classic_dataset needs loader='torchvision' (and setup() first)")
-        source, rows = self.split_index[split]
-        x, y = self._sources[source]
-        aug = train and self.augment
-        transform = sample_transform(
-            image=is_image_tensor(x),
-            example_shape=self.input_shape,
-            mean=self.mean if self.normalize else None,
-            std=self.std if self.normalize else None,
-            crop_padding=self.crop_padding if aug else 0,
-            flip=self.flip and aug,
-        )
-        if source in self.source_files:
-            files = self.source_files[source]
-            ds: Dataset = ImageFileSampleDataset(files, y, tuple(x.shape[-2:]), transform)
-        else:
-            ds = ArraySampleDataset(x, y, transform)
-        return Subset(ds, rows.tolist())
-
-    def classic_loader(self, split: str, shuffle: bool) -> DataLoader:
-        """A ``DataLoader`` over ``classic_dataset(split)`` with ``num_workers`` processes."""
-        pin = self.target_device().type == "cuda"
-        return DataLoader(
-            self.classic_dataset(split, train=shuffle),
-            batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=pin,
-            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> TensorBatchLoader | DataLoader:

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import transforms as T
 
 from depthbench.data.augment import random_crop, random_flip
 from depthbench.data.images import load_image
+
+if TYPE_CHECKING:
+    from depthbench.data.base import InMemoryDataModule
 
 SampleTransform = Callable[[object], torch.Tensor]
 
@@ -119,3 +123,40 @@ def sample_transform(
         else:
             steps.append(ChannelNormalize(mean, std))
     return T.Compose(steps)
+
+
+def classic_dataset(dm: InMemoryDataModule, split: str, train: bool = False) -> Dataset:
+    """``split`` of ``dm`` as a per-sample torchvision-style dataset (augmented when ``train``)."""
+    if not dm.raw_splits:
+        raise RuntimeError("classic_dataset needs loader='torchvision' (and setup() first)")
+    source, rows = dm.split_index[split]
+    x, y = dm.raw_splits[source]
+    aug = train and dm.augment
+    transform = sample_transform(
+        image=is_image_tensor(x),
+        example_shape=dm.input_shape,
+        mean=dm.mean if dm.normalize else None,
+        std=dm.std if dm.normalize else None,
+        crop_padding=dm.crop_padding if aug else 0,
+        flip=dm.flip and aug,
+    )
+    if source in dm.source_files:
+        files = dm.source_files[source]
+        ds: Dataset = ImageFileSampleDataset(files, y, tuple(x.shape[-2:]), transform)
+    else:
+        ds = ArraySampleDataset(x, y, transform)
+    return Subset(ds, rows.tolist())
+
+
+def classic_loader(dm: InMemoryDataModule, split: str, shuffle: bool) -> DataLoader:
+    """A ``DataLoader`` over ``classic_dataset(split)`` with ``num_workers`` processes."""
+    pin = dm.target_device().type == "cuda"
+    return DataLoader(
+        classic_dataset(dm, split, train=shuffle),
+        batch_size=dm.batch_size if shuffle else dm.eval_batch_size,
+        shuffle=shuffle,
+        num_workers=dm.num_workers,
+        persistent_workers=dm.num_workers > 0,
+        pin_memory=pin,
+        generator=torch.Generator().manual_seed(dm.seed),
+    )

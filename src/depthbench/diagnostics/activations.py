@@ -16,7 +16,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from depthbench.diagnostics.common import CsvAppender, network, pyplot, save_figure
+from depthbench.diagnostics.common import CsvAppender, network, save_figure
+from depthbench.plotting import pyplot
 
 COLUMNS = ("step", "layer", "index", "kind", "mean", "std", "saturated", "dead")
 # Saturated: |derivative| below ~10-20% of its maximum. sigmoid' = y(1-y) < 0.0475 for

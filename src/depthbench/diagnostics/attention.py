@@ -17,7 +17,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from depthbench.diagnostics.common import network, pyplot, sample_inputs, save_figure, to_device
+from depthbench.diagnostics.common import network, sample_inputs, save_figure, to_device
+from depthbench.plotting import pyplot
 
 log = logging.getLogger("depthbench")
 

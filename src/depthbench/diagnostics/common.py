@@ -12,6 +12,9 @@ import lightning as L
 import torch
 from torch import nn
 
+from depthbench.plotting import pyplot
+from depthbench.tracking import log_image
+
 log = logging.getLogger("depthbench")
 
 
@@ -55,16 +58,6 @@ def to_device(x: Any, device: torch.device) -> Any:
     return x.to(device)
 
 
-def pyplot():
-    """matplotlib.pyplot on the non-interactive Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save_figure(fig: Any, path: Path, trainer: L.Trainer | None = None, key: str = "") -> Path:
     """Save ``fig`` as a PNG, close it, and send it to the active loggers when they take images."""
     plt = pyplot()
@@ -72,10 +65,6 @@ def save_figure(fig: Any, path: Path, trainer: L.Trainer | None = None, key: str
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     if trainer is not None and key:
-        try:  # depthbench.tracking.log_image sends a PNG to wandb / tensorboard (issue 6)
-            from depthbench.tracking import log_image
-        except ImportError:
-            return path
         try:
             log_image(trainer, key, path)
         except Exception as e:  # a logger that refuses an image must not fail the run

@@ -19,11 +19,11 @@ from torch import nn
 from depthbench.diagnostics.common import (
     evenly_spaced,
     network,
-    pyplot,
     sample_inputs,
     save_figure,
     to_device,
 )
+from depthbench.plotting import pyplot
 
 log = logging.getLogger("depthbench")
 CONVS = (nn.Conv1d, nn.Conv2d)

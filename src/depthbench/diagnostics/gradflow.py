@@ -19,10 +19,10 @@ from depthbench.diagnostics.common import (
     evenly_spaced,
     log_scalars,
     network,
-    pyplot,
     save_figure,
     weight_layers,
 )
+from depthbench.plotting import pyplot
 
 COLUMNS = ("step", "layer", "index", "grad_norm")
 

@@ -1,8 +1,9 @@
 """Plain ``nn.Module`` networks (no Lightning here), one file per family, plus a registry.
 
-Every classifier takes ``input_shape`` and ``num_classes`` keyword arguments and honours one
-contract: ``forward_features(x)``, ``forward_head(features)``, ``num_features``, ``head``
-and ``reset_classifier(num_classes)``.
+Every classifier takes ``input_shape`` and ``num_classes`` keyword arguments and is a
+``contract.ClassifierNet``: ``forward_features(x)``, ``forward_head(features, pre_logits=False)``,
+``num_features``, ``head`` and ``reset_classifier(num_classes)`` (0: no head, the net returns its
+features). ``tests/test_model_contract.py`` checks it for every name registered here.
 """
 
 from depthbench.models import resnet_cifar
@@ -16,7 +17,7 @@ from depthbench.models.transformer import TransformerClassifier
 
 register_model("mlp")(DeepMLP)
 register_model("cnn")(DeepCNN)
-# model zoo (issue 4): CIFAR ResNets, torchvision ResNets, transformer, fine-tuner
+# CIFAR ResNets (the paper's depths by name), torchvision ResNets, transformer, fine-tuner
 register_model("resnet")(CifarResNet)
 for _depth in PAPER_DEPTHS:
     register_model(f"resnet{_depth}")(getattr(resnet_cifar, f"resnet{_depth}"))

@@ -147,7 +147,7 @@ def depthbench_backbone(checkpoint: str | Path) -> Backbone:
     spec = stored_data_spec(ckpt)
     net, _ = load_net(ckpt)
     input_shape = list(spec["input_shape"])
-    net.head = nn.Identity()  # the old head is dropped: the fine-tuner brings its own
+    net.reset_classifier(0)  # the old head is dropped: the fine-tuner brings its own
     blocks = _top_blocks(net)
     return Backbone(
         _FeaturesOf(net),
@@ -175,7 +175,7 @@ def efficientnet_lite0_backbone(
     if pretrained or weights_path:
         net.load_state_dict(load_state_dict_file(weights_path or lite0_weights_path()))
     num_features = net.num_features
-    net._fc = nn.Identity()  # the ImageNet head is dropped; features are the pooled 1280
+    net.reset_classifier(0)  # the ImageNet head is dropped; features are the pooled 1280
     stem, head = (
         nn.ModuleList([net._conv_stem, net._bn0]),
         nn.ModuleList([net._conv_head, net._bn1]),

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from depthbench.errors import ConfigError
 from depthbench.models.layers import check_positive_int
 
 MAX_WIDTH = 1 << 20  # a bound for the search, far beyond anything a budget can ask for
@@ -40,7 +41,7 @@ def solve_width(builder: Callable[..., nn.Module], params: int, **kwargs: Any) -
     while count_at_width(builder, hi, **kwargs) < params:  # exponential search for an upper bound
         lo, hi = hi, hi * 2
         if hi > MAX_WIDTH:
-            raise ValueError(f"params={params} needs a width above {MAX_WIDTH}; ask for less")
+            raise ConfigError(f"params={params} needs a width above {MAX_WIDTH}; ask for less")
     while lo < hi:  # smallest width with count >= params
         mid = (lo + hi) // 2
         if count_at_width(builder, mid, **kwargs) >= params:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from depthbench.errors import ConfigError
+from depthbench.models.contract import ClassifierNet, new_head
 from depthbench.models.layers import check_positive_int
 
 LITE_MEAN = (127.0 / 255, 127.0 / 255, 127.0 / 255)
@@ -81,10 +83,10 @@ class MBConv(nn.Module):
         return out + x if self.skip else out
 
 
-class EfficientNetLite0(nn.Module):
+class EfficientNetLite0(ClassifierNet):
     """EfficientNet-Lite0: 4.65M parameters with the 1000-class head, 224 px input.
 
-    Follows the classifier contract (``head`` is the ``_fc`` layer, named as in the weights file).
+    A ``ClassifierNet`` whose ``head`` is the ``_fc`` layer, named as in the weights file.
     """
 
     def __init__(
@@ -103,7 +105,7 @@ class EfficientNetLite0(nn.Module):
         BN = {"eps": BN_EPS, "momentum": bn_momentum}
         check_positive_int("num_classes", num_classes, minimum=2)
         if len(input_shape) != 3:
-            raise ValueError(f"EfficientNetLite0 needs images (C, H, W), got {list(input_shape)}")
+            raise ConfigError(f"EfficientNetLite0 needs images (C, H, W), got {list(input_shape)}")
         self._conv_stem = SameConv2d(input_shape[0], 32, 3, 2, bias=False)
         self._bn0 = nn.BatchNorm2d(32, **BN)
         blocks = []
@@ -131,13 +133,6 @@ class EfficientNetLite0(nn.Module):
         x = self.act(self._bn1(self._conv_head(x)))  # (B, 1280, H/32, W/32)
         return x.mean(dim=(2, 3))  # (B, 1280)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, 1280) -> (B, num_classes)."""
-        return self._fc(self.dropout(features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head with a fresh one for ``num_classes`` classes."""
-        self._fc = nn.Linear(self.num_features, num_classes)
+        """A fresh ``_fc`` for ``num_classes`` classes; 0: none (the net returns its features)."""
+        self._fc = new_head(self.num_features, num_classes)

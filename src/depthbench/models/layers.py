@@ -1,10 +1,16 @@
-"""Small building blocks shared by the network families: activations, weight init, validation."""
+"""Small building blocks shared by the network families: activations, weight init, validation.
+
+A bad constructor argument raises ``ConfigError`` (a ``ValueError``), the one exception type for
+invalid configuration: the command line prints it as one line.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from torch import nn
+
+from depthbench.errors import ConfigError
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -22,14 +28,22 @@ INITS = ("default", "kaiming", "he", "xavier")  # "he" is another name for "kaim
 def make_activation(name: str) -> nn.Module:
     """Return a fresh activation module for ``name`` (one of ``ACTIVATIONS``)."""
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}")
+        raise ConfigError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
 
 
-def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
-    """Validate a size argument (depth, width, ...) and return it as an ``int``."""
+def check_positive_int(
+    name: str, value: object, minimum: int = 1, allow_null: bool = False
+) -> int | None:
+    """Validate a size argument (depth, width, ``data.batch_size``, ...) and return it.
+
+    ``value`` must be an integer >= ``minimum`` (or None when ``allow_null``); else ConfigError.
+    """
+    if value is None and allow_null:
+        return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        allowed = f"an integer >= {minimum}" + (" or null" if allow_null else "")
+        raise ConfigError(f"{name} must be {allowed}, got {value!r}")
     return value
 
 
@@ -41,7 +55,7 @@ def init_weights(module: nn.Module, scheme: str, activation: str = "relu") -> No
     the init the lesson pairs with sigmoid/tanh. Biases are zeroed for both non-default schemes.
     """
     if scheme not in INITS:
-        raise ValueError(f"unknown init {scheme!r}; allowed: {', '.join(INITS)}")
+        raise ConfigError(f"unknown init {scheme!r}; allowed: {', '.join(INITS)}")
     if scheme == "default":
         return
     nonlinearity = "leaky_relu" if activation == "leaky_relu" else "relu"

@@ -7,6 +7,8 @@ from typing import Any
 
 from torch import nn
 
+from depthbench.errors import ConfigError
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -30,5 +32,5 @@ def list_models() -> list[str]:
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the registered model ``name`` with keyword arguments ``kwargs``."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+        raise ConfigError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
     return _REGISTRY[name](**kwargs)

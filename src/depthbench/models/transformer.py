@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from depthbench.errors import ConfigError
+from depthbench.models.contract import ClassifierNet
 from depthbench.models.layers import check_positive_int
 
 POOLS = ("cls", "mean", "token")
@@ -78,11 +79,12 @@ class Block(nn.Module):
         return x, weights
 
 
-class TransformerClassifier(nn.Module):
+class TransformerClassifier(ClassifierNet):
     """ViT-style classifier for images, 1-D signals or token sequences (see the module doc).
 
-    Follows the classifier contract: ``forward_features`` -> (B, dim), ``forward_head`` ->
-    (B, num_classes), ``reset_classifier(num_classes)``; plus ``forward_attention``.
+    A ``ClassifierNet`` (``forward_features`` -> (B, dim), ``num_features = dim``) whose inputs
+    may be keyword tensors (``tokens``, ``padding_mask``, ``position``); plus
+    ``forward_attention``.
     """
 
     def __init__(
@@ -140,6 +142,7 @@ class TransformerClassifier(nn.Module):
         self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.num_features = dim
+        self.dropout = nn.Identity()  # as ViT: no dropout between the pooled token and the head
         self.head = nn.Linear(dim, num_classes)
 
     # ---- embedding -----------------------------------------------------------------------
@@ -197,10 +200,6 @@ class TransformerClassifier(nn.Module):
         keep = (~mask).unsqueeze(-1).to(h.dtype)  # (B, T', 1)
         return (h * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)  # (B, D)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, dim) -> (B, num_classes)."""
-        return self.head(features)
-
     def forward(
         self,
         x: torch.Tensor | None = None,
@@ -226,7 +225,3 @@ class TransformerClassifier(nn.Module):
             h, w = block(h, mask)
             weights.append(w)
         return weights
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head with a fresh one for ``num_classes`` classes."""
-        self.head = nn.Linear(self.num_features, num_classes)

@@ -1,0 +1,86 @@
+"""``TensorBatchLoader``: batches of in-memory tensors by index, resumable mid-epoch.
+
+The in-memory path's loader (``data.loader=memory``): no per-sample ``Dataset``, no workers;
+each batch is one indexing of the split tensors (on the GPU when the data module put them there)
+and one call of the data module's batch ``transform``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+Transform = Callable[[torch.Tensor, bool], torch.Tensor]
+
+
+class TensorBatchLoader:
+    """Iterate over ``(x, y)`` batches of in-memory tensors, optionally shuffled each epoch.
+
+    ``transform(x_batch, train)`` turns a raw batch (uint8 or float) into model input. The
+    shuffle order is drawn from ``seed`` + epoch, so a run is reproducible; ``rank`` and
+    ``world_size`` shard the indices for distributed training. The batches live on the device of
+    ``x`` (the GPU when the data module moved the splits there).
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        transform: Transform | None = None,
+        drop_last: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.x, self.y = x, y
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.transform = transform
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+
+    def _indices(self) -> torch.Tensor:
+        n = len(self.y)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            idx = torch.randperm(n, generator=g)
+        else:
+            idx = torch.arange(n)
+        if self.world_size > 1:  # pad to a multiple of world_size, then take every k-th
+            pad = (-n) % self.world_size
+            idx = torch.cat([idx, idx[:pad]])[self.rank :: self.world_size]
+        return idx
+
+    def __len__(self) -> int:
+        n = len(self.y) + (-len(self.y)) % self.world_size
+        n //= self.world_size
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        idx = self._indices().to(self.x.device)
+        self._serving, self._served = self.epoch, getattr(self, "_skip", 0)
+        self.epoch, self._skip = self.epoch + 1, 0
+        for b in range(self._served, len(self)):
+            self._served = b + 1
+            i = idx[b * self.batch_size : (b + 1) * self.batch_size]
+            x = self.x[i]
+            if self.transform is not None:
+                x = self.transform(x, self.shuffle)
+            yield x, self.y[i]
+
+    # Lightning saves these in every checkpoint (a "stateful" loader), so a resumed run -- even
+    # one killed mid-epoch -- continues with the same shuffle order at the next unseen batch.
+    def state_dict(self) -> dict[str, int]:
+        """The epoch being served and how many of its batches were handed out."""
+        epoch, served = getattr(self, "_serving", self.epoch), getattr(self, "_served", 0)
+        return {"epoch": epoch, "batches": served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume at ``state``: the next ``__iter__`` skips the batches already served."""
+        self.epoch, self._skip = int(state["epoch"]), int(state["batches"])
+        if self._skip >= len(self):  # saved after the epoch's last batch: start the next one
+            self.epoch, self._skip = self.epoch + 1, 0
