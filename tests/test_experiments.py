@@ -13,12 +13,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 EXPECTED_RUNS = {
     "vanishing_gradients": 7 * 3 * 2,  # depth x activation x init
     "vanishing_gradients_full": 8 * 3 * 2,
-    "degradation": 2 * 2 * 6,  # {mlp, cnn} x {plain, residual} x depth
+    "degradation": 2 * 2 * 4,  # {mlp, cnn} x {plain, residual} x depth
     "degradation_full": 5 * 2,  # CIFAR CNN depth x {plain, residual}
     "batchnorm": 3 * 2 * 2,  # depth x {BN off, on} x {relu, sigmoid}
     "batchnorm_full": 7 * 2 * 2,
     "thousand_layers": 2,  # plain vs residual
-    "thousand_layers_full": 4,
+    "thousand_layers_full": 2,  # plain vs residual (both pre-activation with BN)
     "resnet_cifar": 5,  # ResNet-20/32/44/56/110
     "resnet_cifar_full": 10,
     "transformer": 4,  # {transformer, cnn} x {fashion_mnist, mnist1d}

@@ -51,7 +51,7 @@ def test_lesson_only_runs_the_claim_and_writes_the_page(tmp_path: Path) -> None:
 
     # a runs folder that holds runs is never reused: one line, exit 2
     reuse = lesson("--only", "vanishing_gradients", "--runs", str(runs))
-    assert reuse.returncode == 2 and "already holds runs" in reuse.stderr
+    assert reuse.returncode == 2 and "already holds runs of vanishing_gradients" in reuse.stderr
     assert "Traceback" not in reuse.stderr
 
 

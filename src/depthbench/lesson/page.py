@@ -10,7 +10,8 @@ from typing import Any
 
 from depthbench.lesson.claims import Claim
 from depthbench.lesson.verdicts import CONFIRMED, NOT_CONFIRMED, Figure, Verdict
-from depthbench.report.figures import mark_diverged, pyplot
+from depthbench.plotting import pyplot
+from depthbench.report.figures import mark_diverged
 from depthbench.report.tables import markdown_table
 
 BADGE = {CONFIRMED: "**confirmed**", NOT_CONFIRMED: "**not confirmed**"}

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from depthbench.errors import ConfigError
 from depthbench.models.budget import solve_width
 from depthbench.models.contract import ClassifierNet
 from depthbench.models.layers import check_positive_int, init_weights, make_activation
@@ -43,9 +44,9 @@ def _check_common(
     if isinstance(residual_scale, bool) or not (
         isinstance(residual_scale, (int, float)) and residual_scale > 0
     ):
-        raise ValueError(f"residual_scale must be a number > 0, got {residual_scale!r}")
+        raise ConfigError(f"residual_scale must be a number > 0, got {residual_scale!r}")
     if batchnorm and residual_scale != 1.0:
-        raise ValueError(
+        raise ConfigError(
             f"residual_scale={residual_scale} is for nets without normalisation; with "
             "batchnorm=true the block is the paper's x + F(x) (residual_scale=1.0)"
         )
@@ -208,7 +209,7 @@ class DeepCNN(ClassifierNet):
         check_positive_int("stages", stages)
         check_positive_int("num_classes", num_classes, minimum=2)
         if len(input_shape) not in (2, 3):
-            raise ValueError(f"DeepCNN needs input_shape (C, H, W) or (C, L), got {input_shape}")
+            raise ConfigError(f"DeepCNN needs input_shape (C, H, W) or (C, L), got {input_shape}")
         conv = nn.Conv2d if len(input_shape) == 3 else nn.Conv1d
         bn = nn.BatchNorm2d if len(input_shape) == 3 else nn.BatchNorm1d
         pool = nn.AdaptiveAvgPool2d(1) if len(input_shape) == 3 else nn.AdaptiveAvgPool1d(1)

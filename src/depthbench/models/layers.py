@@ -51,8 +51,9 @@ def init_weights(module: nn.Module, scheme: str, activation: str = "relu") -> No
     """Re-initialise every Linear/Conv weight in ``module`` with ``scheme``.
 
     ``default`` keeps PyTorch's init (Kaiming-uniform with a=sqrt(5)); ``kaiming`` (or ``he``) is
-    He et al. 2015 (fan-in, gain for ReLU); ``xavier`` is Glorot & Bengio 2010 (fan-in + fan-out, gain 1),
-    the init the lesson pairs with sigmoid/tanh. Biases are zeroed for both non-default schemes.
+    He et al. 2015 (fan-in, gain for ReLU); ``xavier`` is Glorot & Bengio 2010 (fan-in + fan-out,
+    gain 1), the init the lesson pairs with sigmoid/tanh. Biases are zeroed for every non-default
+    scheme.
     """
     if scheme not in INITS:
         raise ConfigError(f"unknown init {scheme!r}; allowed: {', '.join(INITS)}")

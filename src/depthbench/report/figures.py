@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from depthbench.plotting import pyplot
 from depthbench.report.collect import Run
 from depthbench.report.tables import OUTCOMES, aggregate_seeds, setting_keys
 
@@ -15,16 +16,6 @@ from depthbench.report.tables import OUTCOMES, aggregate_seeds, setting_keys
 # back-propagated gradient by at most 0.25 times its weight matrix's norm.
 SIGMOID_BOUND = 0.25
 DIVERGED_COLOR = "red"
-
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display; no torch import on the report path)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def short(key: str) -> str:
