@@ -6,25 +6,14 @@ Every classifier takes ``input_shape`` and ``num_classes`` keyword arguments and
 features). ``tests/test_model_contract.py`` checks it for every name registered here.
 """
 
-from depthbench.models import resnet_cifar
+# importing each family registers its names (``@register_model`` beside each class or builder)
 from depthbench.models.deep import DeepCNN, DeepMLP
 from depthbench.models.efficientnet_lite import EfficientNetLite0
 from depthbench.models.finetune import FineTuner
 from depthbench.models.registry import create_model, list_models, register_model
-from depthbench.models.resnet_cifar import PAPER_DEPTHS, CifarResNet
+from depthbench.models.resnet_cifar import CifarResNet
 from depthbench.models.resnet_imagenet import TorchvisionResNet
 from depthbench.models.transformer import TransformerClassifier
-
-register_model("mlp")(DeepMLP)
-register_model("cnn")(DeepCNN)
-# CIFAR ResNets (the paper's depths by name), torchvision ResNets, transformer, fine-tuner
-register_model("resnet")(CifarResNet)
-for _depth in PAPER_DEPTHS:
-    register_model(f"resnet{_depth}")(getattr(resnet_cifar, f"resnet{_depth}"))
-register_model("resnet_imagenet")(TorchvisionResNet)
-register_model("transformer")(TransformerClassifier)
-register_model("efficientnet_lite0")(EfficientNetLite0)
-register_model("finetune")(FineTuner)
 
 __all__ = [
     "CifarResNet",

@@ -31,6 +31,7 @@ from depthbench.errors import ConfigError
 from depthbench.models.budget import solve_width
 from depthbench.models.contract import ClassifierNet
 from depthbench.models.layers import check_positive_int, init_weights, make_activation
+from depthbench.models.registry import register_model
 
 BLOCK_LAYERS = 2  # weight layers per residual block (He et al. 2016's basic block)
 
@@ -111,6 +112,7 @@ class ResidualBlock(nn.Module):
         return out if self.preactivation else self.acts[last](out)
 
 
+@register_model("mlp")
 class DeepMLP(ClassifierNet):
     """A fully connected network of ``depth`` hidden layers of ``width`` units.
 
@@ -176,6 +178,7 @@ class DeepMLP(ClassifierNet):
         return self.final(self.blocks(self.stem(self.flatten(x))))
 
 
+@register_model("cnn")
 class DeepCNN(ClassifierNet):
     """A convolutional network of ``depth`` 3x3 conv layers, for images or 1-D signals.
 

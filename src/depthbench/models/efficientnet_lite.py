@@ -21,6 +21,7 @@ from torch import nn
 from depthbench.errors import ConfigError
 from depthbench.models.contract import ClassifierNet, new_head
 from depthbench.models.layers import check_positive_int
+from depthbench.models.registry import register_model
 
 LITE_MEAN = (127.0 / 255, 127.0 / 255, 127.0 / 255)
 LITE_STD = (128.0 / 255, 128.0 / 255, 128.0 / 255)
@@ -83,6 +84,7 @@ class MBConv(nn.Module):
         return out + x if self.skip else out
 
 
+@register_model("efficientnet_lite0")
 class EfficientNetLite0(ClassifierNet):
     """EfficientNet-Lite0: 4.65M parameters with the 1000-class head, 224 px input.
 

@@ -22,6 +22,7 @@ from depthbench.errors import ConfigError
 from depthbench.models.backbones import Backbone, build_backbone
 from depthbench.models.contract import ClassifierNet
 from depthbench.models.layers import check_positive_int
+from depthbench.models.registry import register_model
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ def _per_channel(values: Sequence[float], x: torch.Tensor) -> torch.Tensor:
     return t.view(1, -1, *([1] * (x.ndim - 2))) if x.ndim > 2 else t.view(1, -1)
 
 
+@register_model("finetune")
 class FineTuner(ClassifierNet):
     """``head(backbone(preprocess(x)))``; follows the classifier contract.
 

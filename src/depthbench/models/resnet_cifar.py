@@ -24,6 +24,7 @@ from torch import nn
 from depthbench.errors import ConfigError
 from depthbench.models.contract import ClassifierNet
 from depthbench.models.layers import check_positive_int, make_activation
+from depthbench.models.registry import register_model
 
 SHORTCUTS = ("A", "B")
 PAPER_DEPTHS = (20, 32, 44, 56, 110, 1202)
@@ -92,6 +93,7 @@ class BasicBlock(nn.Module):
         return self.act2(out)
 
 
+@register_model("resnet")
 class CifarResNet(ClassifierNet):
     """He et al. 2016's CIFAR ResNet (``depth = 6n + 2``) for (C, H, W) images of any size.
 
@@ -157,13 +159,44 @@ class CifarResNet(ClassifierNet):
         return self.pool(x)  # (B, 4w)
 
 
-def _builder(depth: int):
-    def build(**kwargs) -> CifarResNet:
-        return CifarResNet(depth=depth, **kwargs)
-
-    build.__name__ = f"resnet{depth}"
-    build.__doc__ = f"ResNet-{depth} of He et al. 2016 (CIFAR, 6n+2 with n={(depth - 2) // 6})."
-    return build
+# The depths of the paper's CIFAR-10 table, as typed keyword-only builders (torchvision's style).
+def _paper_resnet(
+    depth: int, input_shape: Sequence[int], num_classes: int, **kwargs
+) -> CifarResNet:
+    return CifarResNet(input_shape=input_shape, num_classes=num_classes, depth=depth, **kwargs)
 
 
-resnet20, resnet32, resnet44, resnet56, resnet110, resnet1202 = map(_builder, PAPER_DEPTHS)
+@register_model("resnet20")
+def resnet20(*, input_shape: Sequence[int], num_classes: int, **kwargs) -> CifarResNet:
+    """ResNet-20 of He et al. 2016 (n=3); ``kwargs``: width, shortcut, residual, activation."""
+    return _paper_resnet(20, input_shape, num_classes, **kwargs)
+
+
+@register_model("resnet32")
+def resnet32(*, input_shape: Sequence[int], num_classes: int, **kwargs) -> CifarResNet:
+    """ResNet-32 of He et al. 2016 (n=5)."""
+    return _paper_resnet(32, input_shape, num_classes, **kwargs)
+
+
+@register_model("resnet44")
+def resnet44(*, input_shape: Sequence[int], num_classes: int, **kwargs) -> CifarResNet:
+    """ResNet-44 of He et al. 2016 (n=7)."""
+    return _paper_resnet(44, input_shape, num_classes, **kwargs)
+
+
+@register_model("resnet56")
+def resnet56(*, input_shape: Sequence[int], num_classes: int, **kwargs) -> CifarResNet:
+    """ResNet-56 of He et al. 2016 (n=9)."""
+    return _paper_resnet(56, input_shape, num_classes, **kwargs)
+
+
+@register_model("resnet110")
+def resnet110(*, input_shape: Sequence[int], num_classes: int, **kwargs) -> CifarResNet:
+    """ResNet-110 of He et al. 2016 (n=18; the paper warms it up at lr 0.01)."""
+    return _paper_resnet(110, input_shape, num_classes, **kwargs)
+
+
+@register_model("resnet1202")
+def resnet1202(*, input_shape: Sequence[int], num_classes: int, **kwargs) -> CifarResNet:
+    """ResNet-1202 of He et al. 2016 (n=200)."""
+    return _paper_resnet(1202, input_shape, num_classes, **kwargs)

@@ -17,10 +17,12 @@ from depthbench.errors import ConfigError
 from depthbench.models.backbones import torchvision_model
 from depthbench.models.contract import ClassifierNet
 from depthbench.models.layers import check_positive_int
+from depthbench.models.registry import register_model
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 
+@register_model("resnet_imagenet")
 class TorchvisionResNet(ClassifierNet):
     """A torchvision ResNet whose ``fc`` is our ``head``; input channels follow ``input_shape``.
 

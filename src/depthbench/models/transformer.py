@@ -24,6 +24,7 @@ from torch import nn
 from depthbench.errors import ConfigError
 from depthbench.models.contract import ClassifierNet
 from depthbench.models.layers import check_positive_int
+from depthbench.models.registry import register_model
 
 POOLS = ("cls", "mean", "token")
 
@@ -79,6 +80,7 @@ class Block(nn.Module):
         return x, weights
 
 
+@register_model("transformer")
 class TransformerClassifier(ClassifierNet):
     """ViT-style classifier for images, 1-D signals or token sequences (see the module doc).
 
