@@ -7,131 +7,34 @@ returns a :class:`Verdict`: the checks that make up the criterion, each with the
 was decided on, the measured table (mean ± std with n over seeds), and a figure to draw.
 
 The functions are pure: no training, no files, so each one is tested on hand-made results
-that should confirm the claim and on results that should not.
+that should confirm the claim and on results that should not. The file is one unit on purpose:
+nine claims' checks side by side, each a few dozen lines, read and compared together.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from depthbench.report.tables import aggregate_seeds, seed_cell
-
-CONFIRMED, NOT_CONFIRMED, NOT_MEASURED = "confirmed", "not confirmed", "not measured here"
-
-
-@dataclass
-class Check:
-    """One part of a criterion: what is required, what was measured, whether it holds."""
-
-    requirement: str
-    measured: str
-    passed: bool | None  # None: could not be measured
-
-
-@dataclass
-class Series:
-    """One line of a claim's figure: mean ± std over seeds at each x, and where runs diverged."""
-
-    label: str
-    x: list[float]
-    mean: list[float]
-    std: list[float]
-    diverged_x: list[float] = field(default_factory=list)
-    panel: str = ""  # series with the same panel share one subplot
-
-
-@dataclass
-class Figure:
-    """What to draw for a claim (``depthbench.lesson.page`` draws it)."""
-
-    xlabel: str
-    ylabel: str
-    series: list[Series]
-    logx: bool = False
-    logy: bool = False
-    categorical: bool = False  # x values are labels (bar chart)
-    xticks: list[str] = field(default_factory=list)
-    hlines: list[tuple[float, str]] = field(default_factory=list)  # criterion thresholds
-
-
-@dataclass
-class Verdict:
-    """The outcome of one claim."""
-
-    outcome: str  # CONFIRMED | NOT_CONFIRMED | NOT_MEASURED
-    summary: str  # one sentence: what was seen
-    checks: list[Check] = field(default_factory=list)
-    table: pd.DataFrame | None = None  # the measured numbers, one row per setting
-    figure: Figure | None = None
-
-    @classmethod
-    def from_checks(cls, checks: list[Check], summary: str, table=None, figure=None) -> Verdict:
-        """Confirmed when every check passed; not measured when any could not be measured."""
-        if any(c.passed is None for c in checks):
-            outcome = NOT_MEASURED
-        elif all(c.passed for c in checks):
-            outcome = CONFIRMED
-        else:
-            outcome = NOT_CONFIRMED
-        return cls(outcome, summary, checks, table, figure)
-
-
-# ---- helpers ---------------------------------------------------------------------------------
-def stats(frame: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
-    """Mean/std/n of ``metric`` over seeds per setting of ``by`` (diverged runs counted apart),
-    with a ``cell`` column ready for a table."""
-    agg = aggregate_seeds(frame, [*by, "seed"], metric)
-    agg["cell"] = [
-        seed_cell(r.mean, r.std, r.n, r.n_diverged, r.n_failed, r.diverged_at_steps)
-        for r in agg.itertuples(index=False)
-    ]
-    return agg
-
-
-def _row(agg: pd.DataFrame, **where: Any) -> pd.Series:
-    mask = np.ones(len(agg), dtype=bool)
-    for k, v in where.items():
-        mask &= agg[k].astype(str).str.lower().to_numpy() == str(v).lower()
-    rows = agg[mask]
-    if rows.empty:
-        raise KeyError(f"no runs with {where}")
-    return rows.iloc[0]
-
-
-def _series(agg: pd.DataFrame, xkey: str, label: str, frame: pd.DataFrame) -> Series:
-    agg = agg.sort_values(xkey)
-    div = frame.loc[frame.status == "diverged", xkey].astype(float).tolist()
-    return Series(
-        label,
-        agg[xkey].astype(float).tolist(),
-        agg["mean"].tolist(),
-        agg["std"].fillna(0.0).tolist(),
-        div,
-    )
-
-
-def _f(value: float, digits: int = 3) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
-
-
-def _per_seed(frame: pd.DataFrame, key: str, value: Any, metric: str) -> dict[Any, float]:
-    """seed -> metric of the ok runs with ``key == value`` (diverged runs: NaN)."""
-    rows = frame[frame[key].astype(str).str.lower() == str(value).lower()]
-    return {
-        s: (float(m) if st == "ok" else math.nan)
-        for s, m, st in zip(rows["seed"], rows[metric], rows["status"], strict=True)
-    }
-
-
-def _table(agg: pd.DataFrame, keys: list[str], title: str) -> pd.DataFrame:
-    return agg[[*keys, "cell"]].rename(columns={"cell": title})
+from depthbench.lesson.outcome import (
+    CONFIRMED,
+    NOT_CONFIRMED,
+    NOT_MEASURED,
+    Check,
+    Figure,
+    Series,
+    Verdict,
+    fmt_num,
+    per_seed,
+    row_of,
+    series_of,
+    stats,
+    table_of,
+)
 
 
 # ---- claim 1 ---------------------------------------------------------------------------------
@@ -172,15 +75,15 @@ def vanishing_gradients(frames: Mapping[str, pd.DataFrame], criterion: Mapping) 
         factors[name] = g
         lo, hi = bounds
         checks.append(
-            Check(f"{name}: per-layer factor g in [{lo}, {hi}]", _f(g), bool(lo <= g <= hi))
+            Check(f"{name}: per-layer factor g in [{lo}, {hi}]", fmt_num(g), bool(lo <= g <= hi))
         )
-        series.append(_series(agg, depth, f"{name} (g = {_f(g)})", frame))
-        tables.append(_table(agg, [depth], f"{name}: first/last gradient at init"))
+        series.append(series_of(agg, depth, f"{name} (g = {fmt_num(g)})", frame))
+        tables.append(table_of(agg, [depth], f"{name}: first/last gradient at init"))
     table = tables[0].merge(tables[1], on=depth, how="outer")
     summary = (
         f"the first/last-layer gradient ratio at initialisation shrinks by g = "
-        f"{_f(factors['sigmoid'])} per layer with sigmoid (0.25 bound: max sigmoid' = "
-        f"{top:.4f}) and g = {_f(factors['relu'])} with ReLU + He"
+        f"{fmt_num(factors['sigmoid'])} per layer with sigmoid (0.25 bound: max sigmoid' = "
+        f"{top:.4f}) and g = {fmt_num(factors['relu'])} with ReLU + He"
     )
     fig = Figure(
         "depth (hidden layers)",
@@ -312,26 +215,26 @@ def degradation(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdi
         plain = agg[agg[res] == "false"].sort_values(depth)
         resid = agg[agg[res] == "true"].sort_values(depth)
         deepest = plain[depth].max()
-        p_best, p_deep = plain["mean"].max(), _row(plain, **{depth: deepest})["mean"]
-        r_best, r_deep = resid["mean"].max(), _row(resid, **{depth: deepest})["mean"]
+        p_best, p_deep = plain["mean"].max(), row_of(plain, **{depth: deepest})["mean"]
+        r_best, r_deep = resid["mean"].max(), row_of(resid, **{depth: deepest})["mean"]
         checks.append(
             Check(
                 f"{family}: plain train acc at depth {deepest} below the plain best by >= {margin}",
-                f"best {_f(p_best)}, depth {deepest}: {_f(p_deep)}",
+                f"best {fmt_num(p_best)}, depth {deepest}: {fmt_num(p_deep)}",
                 bool(p_best - p_deep >= margin),
             )
         )
         checks.append(
             Check(
                 f"{family}: residual train acc at depth {deepest} within {tol} of its best",
-                f"best {_f(r_best)}, depth {deepest}: {_f(r_deep)}",
+                f"best {fmt_num(r_best)}, depth {deepest}: {fmt_num(r_deep)}",
                 bool(r_best - r_deep <= tol),
             )
         )
         worse = [
             int(d)
             for d in plain[depth]
-            if not _row(resid, **{depth: d})["mean"] >= _row(plain, **{depth: d})["mean"] - tol
+            if not row_of(resid, **{depth: d})["mean"] >= row_of(plain, **{depth: d})["mean"] - tol
         ]
         checks.append(
             Check(
@@ -340,8 +243,8 @@ def degradation(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdi
                 not worse,
             )
         )
-        pr = _per_seed(frame[frame[depth] == deepest], res, "true", "train acc")
-        pp = _per_seed(frame[frame[depth] == deepest], res, "false", "train acc")
+        pr = per_seed(frame[frame[depth] == deepest], res, "true", "train acc")
+        pp = per_seed(frame[frame[depth] == deepest], res, "false", "train acc")
         wins = [s for s in pr if s in pp and (pr[s] > pp[s] or math.isnan(pp[s]))]
         checks.append(
             Check(
@@ -352,7 +255,7 @@ def degradation(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdi
         )
         for kind, a in (("plain", plain), ("residual", resid)):
             runs = frame[frame[res] == ("true" if kind == "residual" else "false")]
-            series.append(_series(a, depth, kind, runs))
+            series.append(series_of(a, depth, kind, runs))
             series[-1].panel = family
         table = (
             plain[[depth, "cell"]]
@@ -385,12 +288,12 @@ def hierarchy(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict
     checks = [
         Check(
             f"probe accuracy: last layer - first layer >= {gain}",
-            f"{_f(means.iloc[-1])} - {_f(means.iloc[0])} = {_f(means.iloc[-1] - means.iloc[0])}",
+            f"{means.iloc[-1]:.3f} - {means.iloc[0]:.3f} = {means.iloc[-1] - means.iloc[0]:.3f}",
             bool(means.iloc[-1] - means.iloc[0] >= gain),
         ),
         Check(
             f"probe accuracy never drops by more than {drop} from one layer to the next",
-            f"largest drop {_f(max(0.0, -steps.min()) if len(steps) else 0.0)}",
+            f"largest drop {fmt_num(max(0.0, -steps.min()) if len(steps) else 0.0)}",
             bool(len(steps) == 0 or -steps.min() <= drop),
         ),
     ]
@@ -411,7 +314,7 @@ def hierarchy(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict
         Check(
             f"first-layer filters: median best abs. cosine with an edge kernel >= {e_min} and "
             f">= the same net at initialisation + {e_gain}",
-            f"trained {_f(edge.mean())} ± {_f(edge.std(ddof=1))}, at init {_f(edge0.mean())}",
+            f"trained {edge.mean():.3f} ± {edge.std(ddof=1):.2g}, at init {edge0.mean():.3f}",
             bool(edge.mean() >= e_min and edge.mean() >= edge0.mean() + e_gain),
         )
     )
@@ -433,9 +336,9 @@ def hierarchy(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict
         )
     fig = Figure("layer (0 = stem)", "linear-probe test accuracy", series)
     summary = (
-        f"probe accuracy goes from {_f(means.iloc[0])} (first layer) to "
-        f"{_f(means.iloc[-1])} (last); edge score {_f(edge.mean())} vs "
-        f"{_f(edge0.mean())} at init"
+        f"probe accuracy goes from {fmt_num(means.iloc[0])} (first layer) to "
+        f"{fmt_num(means.iloc[-1])} (last); edge score {fmt_num(edge.mean())} vs "
+        f"{fmt_num(edge0.mean())} at init"
     )
     return Verdict.from_checks(checks, summary, table, fig)
 
@@ -451,31 +354,31 @@ def depth_vs_width(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Ve
         budgets = sorted(agg[params].astype(int).unique())
         for b in budgets:
             at = agg[agg[params].astype(int) == b]
-            shallow = _row(at, **{depth: 1})
+            shallow = row_of(at, **{depth: 1})
             deep = at[at[depth].astype(int) >= 2].sort_values("mean").iloc[-1]
             spread = np.nanmax([shallow["std"], deep["std"], 0.0])
             checks.append(
                 Check(
                     f"{data}, {b:,} params: best deep net beats depth 1 by more than the seed std",
-                    f"depth {int(deep[depth])}: {_f(deep['mean'])} vs depth 1: "
-                    f"{_f(shallow['mean'])} (std {_f(spread, 2)})",
+                    f"depth {int(deep[depth])}: {fmt_num(deep['mean'])} vs depth 1: "
+                    f"{fmt_num(shallow['mean'])} (std {fmt_num(spread, 2)})",
                     bool(deep["mean"] - shallow["mean"] > spread),
                 )
             )
         small = agg[agg[params].astype(int) == budgets[0]]
         big = agg[agg[params].astype(int) == budgets[-1]]
         deep_small = small[small[depth].astype(int) >= 2]["mean"].max()
-        shallow_big = _row(big, **{depth: 1})["mean"]
+        shallow_big = row_of(big, **{depth: 1})["mean"]
         checks.append(
             Check(
                 f"{data}: best deep net at {budgets[0]:,} params >= depth 1 at {budgets[-1]:,}",
-                f"{_f(deep_small)} vs {_f(shallow_big)}",
+                f"{fmt_num(deep_small)} vs {fmt_num(shallow_big)}",
                 bool(deep_small >= shallow_big),
             )
         )
         for b in budgets:
             at = agg[agg[params].astype(int) == b]
-            series.append(_series(at, depth, f"{b:,} params", frame[frame[params] == b]))
+            series.append(series_of(at, depth, f"{b:,} params", frame[frame[params] == b]))
             series[-1].panel = data
         t = agg.pivot_table(index=params, columns=depth, values="cell", aggfunc="first")
         t.columns = [f"depth {c}" for c in t.columns]
@@ -545,10 +448,10 @@ def transfer(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict:
     """A frozen pretrained backbone + new head beats the same net from scratch."""
     frame = frames["main"]
     key = "model.freeze"
-    pre = _per_seed(frame, key, "true", "test acc")
-    scratch = _per_seed(frame, key, "false", "test acc")
+    pre = per_seed(frame, key, "true", "test acc")
+    scratch = per_seed(frame, key, "false", "test acc")
     agg = stats(frame.assign(**{key: frame[key].astype(str).str.lower()}), [key], "test acc")
-    a_pre, a_scr = _row(agg, **{key: "true"}), _row(agg, **{key: "false"})
+    a_pre, a_scr = row_of(agg, **{key: "true"}), row_of(agg, **{key: "false"})
     wins = [s for s in pre if s in scratch and pre[s] > scratch[s]]
     margin = criterion["margin"]
     checks = [
@@ -591,7 +494,7 @@ def gpu_speed(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict
         )
     agg = stats(frame, ["accelerator"], "samples/s")
     try:
-        gpu, cpu = _row(agg, accelerator="gpu"), _row(agg, accelerator="cpu")
+        gpu, cpu = row_of(agg, accelerator="gpu"), row_of(agg, accelerator="cpu")
     except KeyError:
         return Verdict.from_checks([Check(requirement, "no GPU runs", None)], "not measured")
     if not gpu.n:
@@ -600,8 +503,12 @@ def gpu_speed(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict
             "not measured: the GPU runs did not finish",
         )
     ratio = gpu["mean"] / cpu["mean"]
-    checks = [Check(requirement, f"{_f(ratio)} x ({gpu.cell} vs {cpu.cell})", bool(ratio >= need))]
-    return Verdict.from_checks(checks, f"GPU / CPU = {_f(ratio)}x", agg[["accelerator", "cell"]])
+    checks = [
+        Check(requirement, f"{fmt_num(ratio)} x ({gpu.cell} vs {cpu.cell})", bool(ratio >= need))
+    ]
+    return Verdict.from_checks(
+        checks, f"GPU / CPU = {fmt_num(ratio)}x", agg[["accelerator", "cell"]]
+    )
 
 
 __all__ = [

@@ -1,0 +1,123 @@
+"""What a claim's check returns: the verdict, its checks, its table and its figure, plus the
+helpers every verdict function uses (mean ± std over seeds, one row per setting)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from depthbench.report.tables import aggregate_seeds, seed_cell
+
+CONFIRMED, NOT_CONFIRMED, NOT_MEASURED = "confirmed", "not confirmed", "not measured here"
+
+
+@dataclass
+class Check:
+    """One part of a criterion: what is required, what was measured, whether it holds."""
+
+    requirement: str
+    measured: str
+    passed: bool | None  # None: could not be measured
+
+
+@dataclass
+class Series:
+    """One line of a claim's figure: mean ± std over seeds at each x, and where runs diverged."""
+
+    label: str
+    x: list[float]
+    mean: list[float]
+    std: list[float]
+    diverged_x: list[float] = field(default_factory=list)
+    panel: str = ""  # series with the same panel share one subplot
+
+
+@dataclass
+class Figure:
+    """What to draw for a claim (``depthbench.lesson.page`` draws it)."""
+
+    xlabel: str
+    ylabel: str
+    series: list[Series]
+    logx: bool = False
+    logy: bool = False
+    categorical: bool = False  # x values are labels (bar chart)
+    xticks: list[str] = field(default_factory=list)
+    hlines: list[tuple[float, str]] = field(default_factory=list)  # criterion thresholds
+
+
+@dataclass
+class Verdict:
+    """The outcome of one claim."""
+
+    outcome: str  # CONFIRMED | NOT_CONFIRMED | NOT_MEASURED
+    summary: str  # one sentence: what was seen
+    checks: list[Check] = field(default_factory=list)
+    table: pd.DataFrame | None = None  # the measured numbers, one row per setting
+    figure: Figure | None = None
+
+    @classmethod
+    def from_checks(cls, checks: list[Check], summary: str, table=None, figure=None) -> Verdict:
+        """Confirmed when every check passed; not measured when any could not be measured."""
+        if any(c.passed is None for c in checks):
+            outcome = NOT_MEASURED
+        elif all(c.passed for c in checks):
+            outcome = CONFIRMED
+        else:
+            outcome = NOT_CONFIRMED
+        return cls(outcome, summary, checks, table, figure)
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+def stats(frame: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
+    """Mean/std/n of ``metric`` over seeds per setting of ``by`` (diverged runs counted apart),
+    with a ``cell`` column ready for a table."""
+    agg = aggregate_seeds(frame, [*by, "seed"], metric)
+    agg["cell"] = [
+        seed_cell(r.mean, r.std, r.n, r.n_diverged, r.n_failed, r.diverged_at_steps)
+        for r in agg.itertuples(index=False)
+    ]
+    return agg
+
+
+def row_of(agg: pd.DataFrame, **where: Any) -> pd.Series:
+    mask = np.ones(len(agg), dtype=bool)
+    for k, v in where.items():
+        mask &= agg[k].astype(str).str.lower().to_numpy() == str(v).lower()
+    rows = agg[mask]
+    if rows.empty:
+        raise KeyError(f"no runs with {where}")
+    return rows.iloc[0]
+
+
+def series_of(agg: pd.DataFrame, xkey: str, label: str, frame: pd.DataFrame) -> Series:
+    agg = agg.sort_values(xkey)
+    div = frame.loc[frame.status == "diverged", xkey].astype(float).tolist()
+    return Series(
+        label,
+        agg[xkey].astype(float).tolist(),
+        agg["mean"].tolist(),
+        agg["std"].fillna(0.0).tolist(),
+        div,
+    )
+
+
+def fmt_num(value: float, digits: int = 3) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def per_seed(frame: pd.DataFrame, key: str, value: Any, metric: str) -> dict[Any, float]:
+    """seed -> metric of the ok runs with ``key == value`` (diverged runs: NaN)."""
+    rows = frame[frame[key].astype(str).str.lower() == str(value).lower()]
+    return {
+        s: (float(m) if st == "ok" else math.nan)
+        for s, m, st in zip(rows["seed"], rows[metric], rows["status"], strict=True)
+    }
+
+
+def table_of(agg: pd.DataFrame, keys: list[str], title: str) -> pd.DataFrame:
+    return agg[[*keys, "cell"]].rename(columns={"cell": title})
