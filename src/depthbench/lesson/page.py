@@ -89,7 +89,11 @@ def _verdict_line(v: Verdict) -> str:
 
 
 def write_page(
-    results: list[ClaimResult], out_dir: Path, header: dict[str, Any], command: str
+    results: list[ClaimResult],
+    out_dir: Path,
+    header: dict[str, Any],
+    command: str,
+    note: str = "",
 ) -> Path:
     """Write ``out_dir/lesson.md``, ``lesson.json`` and ``lesson_<claim>.png``; return the page."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +109,10 @@ def write_page(
         f"{header['seeds']} seeds; {header['machine']}; torch {header['torch']}, lightning "
         f"{header['lightning']}; wall time {header['wall']}.",
         "",
+    ]
+    if note:
+        lines += [note, ""]
+    lines += [
         "| # | claim | verdict | measured |",
         "|---|---|---|---|",
     ]

@@ -182,6 +182,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--out", type=Path, default=None, help="where lesson.md goes (default: the runs folder)"
     )
+    p.add_argument("--note", default="", help="a paragraph added under the page's header")
     p.add_argument(
         "--set",
         dest="extra",
@@ -242,15 +243,15 @@ def lesson(args: argparse.Namespace) -> Path:
         "wall": f"{wall / 60:.1f} min" if args.from_dir is None else "read from earlier runs",
         "runs": str(root),
     }
-    command = "depthbench lesson " + " ".join(
-        a for a in (sys.argv[2:] if sys.argv[1:2] == ["lesson"] else sys.argv[1:])
-    )
+    argv = sys.argv[2:] if sys.argv[1:2] == ["lesson"] else sys.argv[1:]
+    shown = [("TEXT" if prev == "--note" else a) for prev, a in zip(["", *argv], argv)]
+    command = "depthbench lesson " + " ".join(shown)
     out = args.out or root
     for r in results:  # every run of a claim, in the report's tables and figures
         if r.runs_dir is not None:
             r.report = write_report(collect_runs([r.runs_dir]), out / "lesson" / r.claim.name,
                                     sources=[r.runs_dir])  # fmt: skip
-    page = write_page(results, out, header, command.strip())
+    page = write_page(results, out, header, command.strip(), note=args.note)
     for r in results:
         log.info("lesson: %d. %s: %s", r.claim.order, r.claim.title, r.verdict.outcome)
     return page
