@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -186,3 +189,17 @@ def test_wandb_group_is_the_sweep_folder(tmp_path: Path) -> None:
             assert sweep_group() == expected
     finally:
         HydraConfig.instance().cfg = None
+
+
+def test_two_sweeps_started_together_get_their_own_folders(tmp_path: Path) -> None:
+    """The sweep folder carries microseconds, like the run folder: two sweeps launched in the
+    same second never share a folder (nor the wandb group named after it)."""
+    cmd = [sys.executable, "train.py", "-m", "seed=1", "trainer.max_steps=1", "test=false",
+           f"paths.log_dir={tmp_path}", "callbacks=none", "logger=none"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(2)]  # fmt: skip
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    sweeps = sorted((tmp_path / "multiruns" / "train").iterdir())
+    assert len(sweeps) == 2, sweeps
+    assert all((s / "0" / "metrics.json").is_file() for s in sweeps)
