@@ -411,3 +411,9 @@ def test_tensor_batch_loader_resumes_mid_epoch() -> None:
     rest = [b for b, _ in resumed] + [b for b, _ in resumed]
     assert all(torch.equal(a, b) for a, b in zip(rest, batches[4:], strict=True))
     assert resumed.state_dict() == {"epoch": 1, "batches": 7}  # both epochs done
+
+
+def test_data_root_expands_the_home_folder() -> None:
+    """`data.root="~/x"` (quoted: Hydra's grammar refuses a bare ~) means the user's ~/x."""
+    cfg = compose_config(["data=image_folder", "data.root='~/depthbench_flowers'"])
+    assert instantiate(cfg.data).root == Path.home() / "depthbench_flowers"

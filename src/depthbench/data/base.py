@@ -72,7 +72,7 @@ class InMemoryDataModule(L.LightningDataModule):
             raise ConfigError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
         if not isinstance(crop_padding, int) or crop_padding < 0:
             raise ConfigError(f"data.crop_padding must be an integer >= 0, got {crop_padding!r}")
-        self.root = Path(root)
+        self.root = Path(root).expanduser()  # a quoted "~/data" from the command line
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or max(batch_size, 512)
         self.val_size, self.train_size = val_size, train_size
