@@ -84,3 +84,15 @@ def test_cli_exits_non_zero_with_one_line(tmp_path):
     assert proc.returncode == 2, out
     assert "ConfigError: model.depth must be an integer >= 1, got 0" in out
     assert "Traceback" not in out
+
+
+def test_constructor_error_is_not_wrapped_in_hydras_instantiate_message(tmp_path):
+    """A model constructor's ConfigError reaches the user as its own line, exit code 2."""
+    proc = subprocess.run(
+        [sys.executable, "train.py", "model=resnet", "model.depth=51", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "ConfigError: resnet depth must be 6n+2 with n >= 1" in out
+    assert "Error in call to target" not in out and "Traceback" not in out

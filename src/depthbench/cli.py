@@ -33,13 +33,24 @@ def _quiet_lightning_handlers() -> None:
         logging.getLogger(name).propagate = True
 
 
+def _innermost(error: BaseException) -> BaseException:
+    """The cause at the bottom of a chain (Hydra's instantiate wraps a constructor's error)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
 def _guarded(fn, cfg: DictConfig):
-    """Run ``fn(cfg)``; a DepthbenchError becomes one log line and a non-zero exit."""
+    """Run ``fn(cfg)``; a DepthbenchError, also one raised inside a constructor that Hydra's
+    ``instantiate`` wrapped, becomes one log line and exit code 2."""
     _quiet_lightning_handlers()
     try:
         return fn(cfg)
-    except DepthbenchError as e:
-        log.error("%s: %s", type(e).__name__, e)
+    except Exception as e:
+        inner = _innermost(e)
+        if not isinstance(inner, DepthbenchError):
+            raise
+        log.error("%s: %s", type(inner).__name__, inner)
         sys.exit(2)
 
 
