@@ -16,6 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from depthbench.errors import DepthbenchError
+from depthbench.metrics_file import innermost
 
 log = logging.getLogger("depthbench")
 # conf/hydra/launcher/submitit_*.yaml are checked against the plugin's schema of the same name on
@@ -33,13 +34,6 @@ def _quiet_lightning_handlers() -> None:
         logging.getLogger(name).propagate = True
 
 
-def _innermost(error: BaseException) -> BaseException:
-    """The cause at the bottom of a chain (Hydra's instantiate wraps a constructor's error)."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return error
-
-
 def _guarded(fn, cfg: DictConfig):
     """Run ``fn(cfg)``; a DepthbenchError, also one raised inside a constructor that Hydra's
     ``instantiate`` wrapped, becomes one log line and exit code 2."""
@@ -47,7 +41,7 @@ def _guarded(fn, cfg: DictConfig):
     try:
         return fn(cfg)
     except Exception as e:
-        inner = _innermost(e)
+        inner = innermost(e)
         if not isinstance(inner, DepthbenchError):
             raise
         log.error("%s: %s", type(inner).__name__, inner)

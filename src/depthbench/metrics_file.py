@@ -53,9 +53,15 @@ def write_metrics(out_dir: str | Path, status: str, **fields: Any) -> Path:
     return path
 
 
-def error_line(error: BaseException) -> str:
-    """``Type: message`` of the innermost cause, first line only (Hydra wraps errors)."""
+def innermost(error: BaseException) -> BaseException:
+    """The cause at the bottom of a chain (Hydra's instantiate wraps a constructor's error)."""
     while error.__cause__ is not None:
         error = error.__cause__
+    return error
+
+
+def error_line(error: BaseException) -> str:
+    """``Type: message`` of the innermost cause, first line only (Hydra wraps errors)."""
+    error = innermost(error)
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"

@@ -105,12 +105,13 @@ def probes(run: Run, pool: int = 4, train: int = 2000, test: int = 1000) -> dict
     """Probe accuracies per layer of the run's trained net and of a fresh one, plus the first
     layer's edge score for both: ``probe i``, ``probe init i``, ``edge score (init)``..."""
     from depthbench.build import build_data, build_net
-    from depthbench.checkpoint import load_net, stored_data_spec
+    from depthbench.checkpoint import load_checkpoint, load_net, stored_data_spec
 
     ckpt = run.path / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         return {}
-    net, cfg = load_net(ckpt)
+    checkpoint = load_checkpoint(ckpt)  # read once: the trained net and the data spec
+    net, cfg = load_net(checkpoint)
     dm = build_data(cfg)
     dm.setup("test")
     (x_tr, y_tr), (x_te, y_te) = dm.splits["train"], dm.splits["test"]
@@ -120,7 +121,7 @@ def probes(run: Run, pool: int = 4, train: int = 2000, test: int = 1000) -> dict
     x_tr, y_tr = dm.transform(x_tr[i_tr], train=False), y_tr[i_tr]
     x_te, y_te = dm.transform(x_te[i_te], train=False), y_te[i_te]
     torch.manual_seed(int(cfg.seed))
-    fresh = build_net(cfg.model, stored_data_spec(torch.load(ckpt, weights_only=True)))
+    fresh = build_net(cfg.model, stored_data_spec(checkpoint))
     out: dict[str, float] = {}
     for prefix, model in (("probe", net), ("probe init", fresh)):
         accs = probe_accuracies(

@@ -160,43 +160,37 @@ class CifarResNet(ClassifierNet):
 
 
 # The depths of the paper's CIFAR-10 table, as typed keyword-only builders (torchvision's style).
-def _paper_resnet(
-    depth: int, input_shape: Sequence[int], num_classes: int, **kwargs
-) -> CifarResNet:
-    return CifarResNet(input_shape=input_shape, num_classes=num_classes, depth=depth, **kwargs)
-
-
 @register_model("resnet20")
 def resnet20(*, input_shape: Sequence[int], num_classes: int, **kwargs) -> CifarResNet:
     """ResNet-20 of He et al. 2016 (n=3); ``kwargs``: width, shortcut, residual, activation."""
-    return _paper_resnet(20, input_shape, num_classes, **kwargs)
+    return CifarResNet(input_shape=input_shape, num_classes=num_classes, depth=20, **kwargs)
 
 
 @register_model("resnet32")
 def resnet32(*, input_shape: Sequence[int], num_classes: int, **kwargs) -> CifarResNet:
     """ResNet-32 of He et al. 2016 (n=5)."""
-    return _paper_resnet(32, input_shape, num_classes, **kwargs)
+    return CifarResNet(input_shape=input_shape, num_classes=num_classes, depth=32, **kwargs)
 
 
 @register_model("resnet44")
 def resnet44(*, input_shape: Sequence[int], num_classes: int, **kwargs) -> CifarResNet:
     """ResNet-44 of He et al. 2016 (n=7)."""
-    return _paper_resnet(44, input_shape, num_classes, **kwargs)
+    return CifarResNet(input_shape=input_shape, num_classes=num_classes, depth=44, **kwargs)
 
 
 @register_model("resnet56")
 def resnet56(*, input_shape: Sequence[int], num_classes: int, **kwargs) -> CifarResNet:
     """ResNet-56 of He et al. 2016 (n=9)."""
-    return _paper_resnet(56, input_shape, num_classes, **kwargs)
+    return CifarResNet(input_shape=input_shape, num_classes=num_classes, depth=56, **kwargs)
 
 
 @register_model("resnet110")
 def resnet110(*, input_shape: Sequence[int], num_classes: int, **kwargs) -> CifarResNet:
     """ResNet-110 of He et al. 2016 (n=18; the paper warms it up at lr 0.01)."""
-    return _paper_resnet(110, input_shape, num_classes, **kwargs)
+    return CifarResNet(input_shape=input_shape, num_classes=num_classes, depth=110, **kwargs)
 
 
 @register_model("resnet1202")
 def resnet1202(*, input_shape: Sequence[int], num_classes: int, **kwargs) -> CifarResNet:
     """ResNet-1202 of He et al. 2016 (n=200)."""
-    return _paper_resnet(1202, input_shape, num_classes, **kwargs)
+    return CifarResNet(input_shape=input_shape, num_classes=num_classes, depth=1202, **kwargs)
