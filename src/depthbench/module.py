@@ -15,6 +15,7 @@ from depthbench.errors import ConfigError
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+EPOCH_SUMS_KEY = "depthbench_train_epoch_sums"  # the current epoch's training sums, in checkpoints
 
 
 class Classifier(L.LightningModule):
@@ -56,6 +57,7 @@ class Classifier(L.LightningModule):
         self._train_loss_sum: torch.Tensor | None = None
         self._train_correct: torch.Tensor | None = None
         self._train_count = 0
+        self._saved_epoch_sums: dict[str, Any] | None = None  # from a resumed checkpoint
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         if self.channels_last and isinstance(x, torch.Tensor) and x.ndim == 4:
@@ -100,6 +102,23 @@ class Classifier(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._train_loss_sum, self._train_correct, self._train_count = None, None, 0
+
+    # The epoch's sums travel with a checkpoint, so an epoch resumed mid-way (Lightning calls no
+    # on_train_epoch_start then) logs the same train/loss_epoch and train/acc as an
+    # uninterrupted one. Plain tensors and ints: the checkpoint still loads with weights_only.
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[EPOCH_SUMS_KEY] = {"count": self._train_count, "loss_sum": self._train_loss_sum,
+                                      "correct": self._train_correct}  # fmt: skip
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._saved_epoch_sums = checkpoint.get(EPOCH_SUMS_KEY)
+
+    def on_train_start(self) -> None:  # on the device by now
+        saved, self._saved_epoch_sums = self._saved_epoch_sums, None
+        if saved and saved["count"] and saved["loss_sum"] is not None:
+            self._train_loss_sum = saved["loss_sum"].to(self.device)
+            self._train_correct = saved["correct"].to(self.device)
+            self._train_count = int(saved["count"])
 
     def on_train_epoch_end(self) -> None:
         if self._train_count and self._train_loss_sum is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from depthbench.build import build_data, build_net
 from depthbench.callbacks.finetune import finetune_callbacks
+from depthbench.callbacks.history import KeepHistory
+from depthbench.callbacks.interrupt import GracefulInterrupt, interrupt_signal
 from depthbench.callbacks.reliability import DivergenceGuard
 from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
 from depthbench.checkpoint import load_checkpoint, load_net
@@ -26,8 +29,9 @@ from depthbench.distributed import check_accelerator
 from depthbench.errors import DivergenceError
 from depthbench.metrics_file import error_line, write_metrics
 from depthbench.module import Classifier
+from depthbench.output_dir import check_output_dir
 from depthbench.redaction import redact
-from depthbench.tracking import finish_wandb
+from depthbench.tracking import finish_wandb, remember_wandb_id
 from depthbench.validation import validate_eval_config, validate_train_config
 
 log = logging.getLogger("depthbench")
@@ -57,13 +61,16 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
     """Instantiate the Trainer with the configured callbacks and loggers.
 
     Divergence is always watched: without a configured DivergenceGuard (``callbacks=none``, or
-    an experiment that drops the group) a default one is added.
+    an experiment that drops the group) a default one is added. Every run also keeps its history
+    across resumes (``KeepHistory``) and stops at a step boundary on SIGINT/SIGTERM
+    (``GracefulInterrupt``).
     """
     callbacks = _instantiate_group(cfg.get("callbacks")) + _instantiate_group(
         cfg.get("diagnostics")
     )
     resolved = redact(OmegaConf.to_container(cfg, resolve=True))  # no secret in ckpt or logs
-    callbacks += [ConfigInCheckpoint(resolved), LogResolvedConfig(resolved)]
+    callbacks += [ConfigInCheckpoint(resolved), LogResolvedConfig(resolved), KeepHistory()]
+    callbacks += [GracefulInterrupt()]
     callbacks += extra_callbacks or []
     if not any(isinstance(c, DivergenceGuard) for c in callbacks):
         callbacks.append(DivergenceGuard())
@@ -94,7 +101,8 @@ def _fit_outcome(
             "error": str(error),
         }
     if isinstance(error, (KeyboardInterrupt, SystemExit)):  # Lightning: Ctrl+C -> SystemExit
-        return "interrupted", {}
+        signum = interrupt_signal(error)
+        return "interrupted", {} if signum is None else {"signal": signal.Signals(signum).name}
     return "failed", {"error": error_line(error)}
 
 
@@ -103,12 +111,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     A fit that diverges, is interrupted or fails still writes ``metrics.json`` (status
     ``diverged``/``interrupted``/``failed``), then re-raises; the record travels with the
-    exception as ``error.depthbench_metrics`` (``sweeps.run_sweep_job`` reads it).
+    exception as ``error.depthbench_metrics`` (``sweeps.run_sweep_job`` reads it). A fit stopped
+    by SIGINT/SIGTERM (``GracefulInterrupt``) raises ``SystemExit(128 + signal)``.
     """
     ckpt_path = validate_train_config(cfg)  # bad values: one clear line, before any data loads
+    out_dir = Path(cfg.paths.output_dir)
+    check_output_dir(out_dir)  # unwritable or full: one line, before any data loads
     check_accelerator(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    out_dir = Path(cfg.paths.output_dir)
+    if ckpt_path and cfg.get("logger") and "wandb" in cfg.logger:  # continue its wandb run
+        remember_wandb_id(cfg.logger.wandb.get("save_dir", out_dir), load_checkpoint(ckpt_path))
     datamodule = build_data(cfg)
     net = build_net(cfg.model, datamodule)
     module = build_module(cfg, net)
@@ -138,6 +150,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if trainer.is_global_zero:
             write_metrics(out_dir, **record)
         e.depthbench_metrics = record  # for sweeps.run_sweep_job's jobs.jsonl
+        signum = interrupt_signal(e) if status == "interrupted" else None
+        if signum is not None:
+            log.warning("interrupted by %s at step %d; resume: the same command with "
+                        "ckpt_path=auto (or ckpt_path=%s)", record["signal"], record["steps"],
+                        out_dir)  # fmt: skip
+            finish_wandb(exit_code=128 + signum)
+            raise SystemExit(128 + signum) from e
         raise
     fit_seconds = time.perf_counter() - start
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -4,6 +4,9 @@
   entity, group and tags of the config; the runs of one Hydra multirun share a group (the sweep
   folder's name). Without an API key, or when the wandb server cannot be reached, it runs offline
   and says how to ``wandb sync`` later: a run never blocks on the network.
+- A run folder keeps its wandb run id (``<save_dir>/wandb/run-id``, also in every checkpoint),
+  so a resume continues the same wandb run (``resume="allow"``); offline, the resume is a new
+  offline run folder with the same id, which ``wandb sync`` uploads into that run, in order.
 - ``log_image(trainer, key, image)``: one call for diagnostics that works for wandb, TensorBoard and
   is a no-op for CSV.
 
@@ -79,6 +82,35 @@ def wandb_offline_reason() -> str | None:
     return None
 
 
+# the checkpoint key and run-folder file that keep a run's wandb id across resumes
+WANDB_ID_KEY = "depthbench_wandb_id"
+WANDB_ID_FILE = "run-id"
+
+
+def wandb_run_id(save_dir: str | Path, run_id: str | None = None) -> tuple[str, bool]:
+    """The wandb run id of the run folder ``save_dir`` and whether it continues an earlier run.
+
+    The id is read from ``<save_dir>/wandb/run-id``; without that file, ``run_id`` (e.g. from a
+    checkpoint) or a new id is written there first.
+    """
+    path = Path(save_dir) / "wandb" / WANDB_ID_FILE
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip(), True
+    if not run_id:
+        from wandb.sdk.lib.runid import generate_id
+
+        run_id = generate_id()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(run_id + "\n")
+    return run_id, False
+
+
+def remember_wandb_id(save_dir: str | Path, checkpoint: dict[str, Any]) -> None:
+    """Keep a checkpoint's wandb id for a run resumed from it into the folder ``save_dir``."""
+    if checkpoint.get(WANDB_ID_KEY):
+        wandb_run_id(save_dir, str(checkpoint[WANDB_ID_KEY]))
+
+
 def sweep_group() -> str | None:
     """The multirun's sweep folder name (shared by all its jobs); None for a single run."""
     from hydra.core.hydra_config import HydraConfig
@@ -118,6 +150,7 @@ def wandb_logger(
 
     ``group`` defaults to the multirun's sweep folder name, so a sweep's runs are grouped;
     ``name`` to the job's overrides; wandb's files go to ``<save_dir>/wandb/``.
+    A run folder keeps its run id (:func:`wandb_run_id`): a resume in it continues that run.
     Extra keyword arguments go to ``wandb.init``.
     """
     import wandb
@@ -126,10 +159,12 @@ def wandb_logger(
     mode = "disabled" if os.environ.get("WANDB_MODE", "").lower() == "disabled" else None
     save_path = Path(save_dir)
     save_path.mkdir(parents=True, exist_ok=True)
+    run_id, resumed = wandb_run_id(save_path, kwargs.pop("id", None))
     if reason is not None and mode is None:
         log.warning(
-            "wandb: offline (%s); upload later with: wandb sync %s",
+            "wandb: offline (%s); %supload later with: wandb sync %s",
             reason,
+            f"run {run_id} continues in a new offline run folder, " if resumed else "",
             save_path / "wandb" / "offline-run-*",
         )
     if reason is not None and log_model:
@@ -151,6 +186,8 @@ def wandb_logger(
         offline=reason is not None,
         log_model=log_model,
         settings=settings,
+        id=run_id,
+        resume="allow",  # the same run when the id exists on the server, else a new one
         **({"mode": mode} if mode else {}),
         **kwargs,
     )

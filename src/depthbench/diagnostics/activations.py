@@ -63,10 +63,10 @@ class ActivationStats(Callback):
         self._rows: list[tuple] = []
         self._done_step = -1
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._done_step = -1
-        if trainer.is_global_zero:
-            self.csv.start()
+        if trainer.is_global_zero:  # a resumed run's global_step is restored by now
+            self.csv.start(trainer.global_step)
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int

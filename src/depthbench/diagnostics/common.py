@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from depthbench.history import keep_rows_before
 from depthbench.plotting import pyplot
 from depthbench.tracking import log_image
 
@@ -79,13 +80,21 @@ def log_scalars(trainer: L.Trainer, metrics: dict[str, float], step: int) -> Non
 
 
 class CsvAppender:
-    """Append rows to a CSV file, writing the header when the file is (re)started."""
+    """Append rows to a CSV file with a ``step`` column; a resumed run continues the file."""
 
     def __init__(self, path: Path, columns: Sequence[str]) -> None:
         self.path, self.columns = path, list(columns)
 
-    def start(self) -> None:
+    def start(self, step: int = 0) -> None:
+        """Start writing at ``step``: keep the rows before it (a resume), drop the rest.
+
+        Called at ``on_train_start``, when a resumed trainer's ``global_step`` is restored;
+        step 0 starts the file with its header only (``history.keep_rows_before``).
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if step > 0 and self.path.is_file():
+            keep_rows_before(self.path, step, header=self.columns)
+            return
         with self.path.open("w", newline="") as f:
             csv.writer(f).writerow(self.columns)
 

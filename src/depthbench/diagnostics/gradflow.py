@@ -52,11 +52,11 @@ class GradientFlow(Callback):
         self._layers: list[tuple[str, torch.nn.Parameter]] = []
         self._last_step = -1
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._layers = weight_layers(network(pl_module))
         self._last_step = -1
-        if trainer.is_global_zero:
-            self.csv.start()
+        if trainer.is_global_zero:  # a resumed run's global_step is restored by now
+            self.csv.start(trainer.global_step)
 
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
