@@ -113,3 +113,27 @@ def test_csv_logger_keeps_rows_moved_aside_by_a_kill(tmp_path: Path) -> None:
         "loss,step", "0.5,0", "0.25,1", "0.125,2"
     ]  # fmt: skip
     assert not (folder / "metrics.csv.resume").exists()
+
+
+def test_resume_continues_tensorboard_folder_and_wandb_run(tmp_path: Path, caplog) -> None:
+    """logger=many, wandb offline: the resumed run keeps the wandb id (run folder and
+    checkpoint), says what it did in one line, and TensorBoard writes into the same folder."""
+    from depthbench.checkpoint import load_checkpoint
+    from depthbench.tracking import WANDB_ID_KEY
+
+    overrides = [*[o for o in HISTORY if "gradflow" not in o], "logger=many", "scheduler=none"]
+    run_dir = tmp_path / "run"
+    train(compose_config([*overrides, "trainer.max_epochs=1"], run_dir))
+    run_id = (run_dir / "wandb" / "run-id").read_text().strip()
+    with caplog.at_level("WARNING", logger="depthbench"):
+        train(compose_config([*overrides, "trainer.max_epochs=2", "ckpt_path=auto"], run_dir))
+    assert (run_dir / "wandb" / "run-id").read_text().strip() == run_id
+    offline_runs = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 2 and all(p.name.endswith(run_id) for p in offline_runs)
+    lines = [r.getMessage() for r in caplog.records if f"run {run_id} continues" in r.getMessage()]
+    assert len(lines) == 1 and "wandb sync" in lines[0]
+    assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")[WANDB_ID_KEY] == run_id
+    # both runs' event files in the one folder TensorBoard reads together (no version_1/)
+    assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) >= 2
+    assert not [p for p in (run_dir / "tensorboard").iterdir() if p.is_dir()]
+    assert (pd.read_csv(run_dir / "csv" / "metrics.csv")["epoch"] == 0).any()  # epoch 0 kept
