@@ -7,7 +7,7 @@ Every file holds ``status`` and ``output_dir``, and, where known, ``model``, ``p
 * ``diverged``: the loss or the weights became NaN/inf; the file also holds
   ``diverged_at_step`` (the global step of the first non-finite loss), ``last_finite_loss``
   (a float, or null when no finite loss was seen) and ``error`` (one line);
-* ``interrupted``: stopped by Ctrl+C or SIGTERM;
+* ``interrupted``: stopped by Ctrl+C or SIGTERM; ``signal`` names it when known;
 * ``failed``: an exception ended the run; ``error`` says which (one line).
 """
 
