@@ -18,30 +18,27 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import optuna
 from hydra.types import HydraContext, TaskFunction
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
-FINISHED = (
-    optuna.trial.TrialState.COMPLETE,
-    optuna.trial.TrialState.PRUNED,
-    optuna.trial.TrialState.FAIL,
-)
-
 
 def study_progress(storage: Any, study_name: str | None) -> tuple[int, int]:
     """(finished trials, all trials) of the stored study; (0, 0) without storage or study."""
     if not isinstance(storage, str) or not study_name:
         return 0, 0
+    import optuna  # not at import: Hydra imports every plugin module at every start
+
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                optuna.trial.TrialState.FAIL)  # fmt: skip
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:  # no such study yet: the sweeper creates it
         return 0, 0
     trials = study.get_trials(deepcopy=False)
-    return sum(t.state in FINISHED for t in trials), len(trials)
+    return sum(t.state in finished for t in trials), len(trials)
 
 
 class ResumableOptunaSweeper(OptunaSweeper):
