@@ -31,6 +31,9 @@ def study_progress(storage: Any, study_name: str | None) -> tuple[int, int]:
         return 0, 0
     import optuna  # not at import: Hydra imports every plugin module at every start
 
+    if storage.startswith("sqlite:///"):  # sqlite creates the file, not its folder
+        Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                 optuna.trial.TrialState.FAIL)  # fmt: skip
     try:
