@@ -26,7 +26,7 @@ INTERRUPTIBLE = [
     "trainer.max_epochs=3",
     "trainer.deterministic=true",
     "model.dropout=0.1",
-    "callbacks.model_checkpoint.save_last_every_n_train_steps=2",
+    "callbacks.last_checkpoint.every_n_train_steps=2",
     "callbacks.progress_bar.refresh_rate=0",
 ]
 COMPARED = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "steps")

@@ -111,6 +111,10 @@ def end_distributed_job() -> None:
 class _HydraSubprocessLauncher(_SubprocessScriptLauncher):
     """Lightning's subprocess launcher, starting the ranks with ``hydra_rank_command``."""
 
+    # Private override: Lightning has no public way to change the rank command line (its
+    # Hydra multirun support is Lightning issue #16694, fix proposed in PR #18175, unmerged).
+    # The body is Lightning 2.6's, with hydra_rank_command and the saved launch environment;
+    # tests/test_distributed.py runs it (ddp_cpu runs and a ddp_cpu multirun).
     def _call_children_scripts(self) -> None:
         from hydra.core.hydra_config import HydraConfig
 
@@ -141,6 +145,7 @@ class HydraDDPStrategy(DDPStrategy):
     ``"nccl"`` for GPUs); only the ``popen`` start method is changed.
     """
 
+    # Private override (the strategy's only launcher hook), see _HydraSubprocessLauncher.
     def _configure_launcher(self) -> None:
         assert self.cluster_environment is not None
         if self._start_method == "popen":

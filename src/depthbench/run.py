@@ -16,9 +16,11 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
 from depthbench.build import build_data, build_net
+from depthbench.callbacks.checkpointing import AtomicCheckpointIO
 from depthbench.callbacks.finetune import finetune_callbacks
 from depthbench.callbacks.history import KeepHistory
 from depthbench.callbacks.interrupt import GracefulInterrupt, interrupt_signal
@@ -63,7 +65,8 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
     Divergence is always watched: without a configured DivergenceGuard (``callbacks=none``, or
     an experiment that drops the group) a default one is added. Every run also keeps its history
     across resumes (``KeepHistory``) and stops at a step boundary on SIGINT/SIGTERM
-    (``GracefulInterrupt``).
+    (``GracefulInterrupt``). Every checkpoint is written by ``AtomicCheckpointIO`` (atomic,
+    finite weights only) unless the config names another.
     """
     callbacks = _instantiate_group(cfg.get("callbacks")) + _instantiate_group(
         cfg.get("diagnostics")
@@ -81,7 +84,10 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
         ]
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it must hide
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    plugins = list(instantiate(cfg.trainer.get("plugins")) or [])
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
 
 
 def _final(metrics: dict[str, Any], key: str) -> float | None:

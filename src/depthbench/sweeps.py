@@ -8,6 +8,9 @@ Optuna sweeper does the same once failures exceed ``max_failure_rate``. So in a 
 it), a line goes to ``<sweep dir>/jobs.jsonl``, and the job returns NaN (Optuna records the trial
 as failed and goes on). A single run still raises.
 
+With a launcher that runs jobs in parallel on this machine (joblib, submitit_local) each job
+first claims its own GPU (``gpu_slots``); its jobs.jsonl line names it (``gpu``).
+
 ``SweepCallback`` (a Hydra callback, ``conf/hydra/default.yaml``) checks that an optional launcher
 plugin is installed before the sweep starts and writes ``<sweep dir>/summary.csv`` at its end.
 """
@@ -15,6 +18,7 @@ plugin is installed before the sweep starts and writes ``<sweep dir>/summary.csv
 from __future__ import annotations
 
 import csv
+import gc
 import importlib.util
 import json
 import logging
@@ -31,6 +35,7 @@ from omegaconf import DictConfig
 
 from depthbench.distributed import end_distributed_job
 from depthbench.errors import ConfigError
+from depthbench.gpu_slots import claim_gpu_for_sweep_job
 from depthbench.metrics_file import error_line, write_metrics
 from depthbench.redaction import redact, redact_yaml_file
 from depthbench.tracking import finish_wandb
@@ -82,6 +87,10 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
         "overrides": " ".join(hydra_cfg.overrides.task),
         "output_dir": str(out_dir),
     }
+    # joblib / submitit_local: this job's own GPU, before anything initialises CUDA
+    gpu = claim_gpu_for_sweep_job(str(hydra_cfg.launcher.get("_target_", "")), hydra_cfg.job.num)
+    if gpu is not None:
+        record["gpu"] = gpu
     if _is_rank_zero():  # the sweeper saved the command line's overrides before the first job
         redact_yaml_file(Path(hydra_cfg.sweep.dir) / "multirun.yaml")
     try:
@@ -105,6 +114,9 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
             append_job_record(Path(hydra_cfg.sweep.dir), {**record, **outcome})
         return math.nan
     end_distributed_job()  # the next job (same process) starts its own DDP ranks
+    # the job's trainer, model and data sit in reference cycles: free them before the next job
+    # of this process instead of whenever Python's collector next looks (bench: load)
+    gc.collect()
     value = metrics.get(metric) if metric else None
     if _is_rank_zero():
         extra = {k: metrics.get(k) for k in ("val/acc", "test/acc", "fit_seconds")}

@@ -1,4 +1,4 @@
-"""``python -m depthbench.bench [overhead|tta|flops|scaling|data|gpu|profile|all] [options]``
+"""``python -m depthbench.bench [overhead|tta|flops|scaling|data|gpu|profile|load|all] [options]``
 
 ``all`` (the default, ``make bench``) runs every CPU benchmark, plus the GPU ones when CUDA is
 available. Each writes its section of ``docs/results/bench.json`` and re-renders ``bench.md``
@@ -21,8 +21,9 @@ BENCHMARKS = {
     "data": "depthbench.bench.data",
     "gpu": "depthbench.bench.gpu",
     "profile": "depthbench.bench.profile",
+    "load": "depthbench.bench.load",
 }
-CPU_ALL = ("flops", "overhead", "scaling", "data", "tta")
+CPU_ALL = ("flops", "overhead", "scaling", "data", "tta", "load")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -157,6 +157,27 @@ def _gpu(s: dict[str, Any]) -> list[str]:
     ]
 
 
+def _load(s: dict[str, Any]) -> list[str]:
+    rss, fds, early = s["rss_mib"], s["open_fds"], s["early_job"]
+    return [
+        f"## Load: a {s['jobs']}-job multirun in one process (basic launcher)",
+        "",
+        _machine(s),
+        "",
+        f"`python train.py -m seed=range(0,{s['jobs']}) {s['job_overrides']}`: every job in the "
+        "same process, with the default callbacks (checkpoints), the CSV logger, Hydra's job "
+        "log file and the sweep records. Measured once per job, after it returned (one sweep).",
+        "",
+        f"| | after job {early} | after job {s['jobs']} | change per job |",
+        "|---|---|---|---|",
+        f"| resident memory (MiB) | {rss['early']:.1f} | {rss['last']:.1f} "
+        f"| {s['rss_mib_per_job']:+.2f} |",
+        f"| open file descriptors | {fds['early']} | {fds['last']} "
+        f"| {(fds['last'] - fds['early']) / max(1, s['jobs'] - early):+.2f} |",
+        "",
+    ]
+
+
 def render(data: dict[str, Any]) -> str:
     """Markdown for every section present in ``data``."""
     lines = [HEADER]
@@ -170,6 +191,8 @@ def render(data: dict[str, Any]) -> str:
         lines += _flops(data["flops"])
     if "scaling" in data:
         lines += _scaling(data["scaling"])
+    if "load" in data:
+        lines += _load(data["load"])
     lines += _gpu(data.get("gpu", {"measured": False, "reason": "not run on a GPU machine"}))
     lines.append(PROFILE)
     lines.append("Data-path benchmark: see [bench_data.md](bench_data.md).")

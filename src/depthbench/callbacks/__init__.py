@@ -2,6 +2,8 @@
 
 - ``run_config``: ``ConfigInCheckpoint`` (the run config and data spec in every checkpoint) and
   ``LogResolvedConfig`` (the redacted config to every logger), added to every run
+- ``checkpointing``: ``AtomicCheckpointIO`` (the Trainer's plugin: atomic, finite-only files)
+  and ``LastCheckpoint`` (``last.ckpt`` at every epoch end)
 - ``reliability``: ``DivergenceGuard`` (stop at a non-finite loss) and ``ExactResume``
 - ``finetune``: ``BackboneFreeze`` for a fine-tuner's backbone
 - ``timing``: ``StepTimer``, the benchmarks' in-loop step timer

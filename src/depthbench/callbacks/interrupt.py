@@ -35,28 +35,22 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from depthbench.callbacks.checkpointing import LastCheckpoint
 from depthbench.callbacks.reliability import nonfinite_parameters
 
 log = logging.getLogger("depthbench")
 
 
 def last_checkpoint_path(trainer: L.Trainer) -> str:
-    """Where ``ckpt_path=auto`` looks: the checkpoint callback's ``last.ckpt``, else
-    ``<default_root_dir>/checkpoints/last.ckpt``."""
+    """Where ``ckpt_path=auto`` looks: the ``LastCheckpoint`` callback's file, else the checkpoint
+    folder's ``last.ckpt``, else ``<default_root_dir>/checkpoints/last.ckpt``."""
+    for cb in trainer.callbacks:
+        if isinstance(cb, LastCheckpoint):
+            return str(cb.path)
     for cb in trainer.checkpoint_callbacks:
         if isinstance(cb, ModelCheckpoint) and cb.dirpath:
             return os.path.join(cb.dirpath, cb.CHECKPOINT_NAME_LAST + cb.FILE_EXTENSION)
     return os.path.join(trainer.default_root_dir, "checkpoints", "last.ckpt")
-
-
-def save_atomically(trainer: L.Trainer, path: str) -> None:
-    """``trainer.save_checkpoint`` to ``<path>.tmp``, fsync, rename over ``path``."""
-    tmp = f"{path}.tmp"
-    trainer.save_checkpoint(tmp)
-    if trainer.is_global_zero:
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
 
 
 class GracefulInterrupt(L.Callback):
@@ -106,7 +100,7 @@ class GracefulInterrupt(L.Callback):
             return
         path = last_checkpoint_path(trainer)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        save_atomically(trainer, path)
+        trainer.save_checkpoint(path)  # atomic: the Trainer's AtomicCheckpointIO writes it
         log.warning("%s: stopped at step %d, saved %s", name, trainer.global_step, path)
 
 

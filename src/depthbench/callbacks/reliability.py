@@ -1,9 +1,8 @@
-"""Reliability callbacks: no half-written checkpoint, no NaN weights saved, exact resume.
+"""Reliability callbacks: divergence stops the run, exact resume.
 
-* :class:`AtomicModelCheckpoint` writes every checkpoint to ``<name>.tmp`` in the same folder,
-  flushes it to disk and renames it over the old file (``os.replace`` is atomic on POSIX), so a
-  SIGKILL at any moment leaves either the previous ``last.ckpt`` or the new one, never half of
-  one. It also refuses to save weights that are not finite.
+Checkpoints are written atomically and only with finite weights by
+:class:`~depthbench.callbacks.checkpointing.AtomicCheckpointIO`.
+
 * :class:`DivergenceGuard` stops the run with a :class:`~depthbench.errors.DivergenceError` when
   the training loss becomes NaN or infinite, naming the step and the likely causes, and keeps
   that step and the last finite loss for ``metrics.json``. Lightning runs checkpoint callbacks
@@ -19,11 +18,9 @@ import math
 import os
 import random
 from typing import Any
-from weakref import proxy
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from depthbench.errors import DivergenceError
 
@@ -37,91 +34,6 @@ def nonfinite_parameters(module: torch.nn.Module, limit: int = 3) -> list[str]:
             if len(bad) >= limit:
                 break
     return bad
-
-
-def _fsync(path: str) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-class AtomicModelCheckpoint(ModelCheckpoint):
-    """Lightning's ``ModelCheckpoint``, writing each file atomically (temp file + ``os.replace``).
-
-    Same arguments as ``ModelCheckpoint``, plus ``save_last_every_n_train_steps``: also refresh
-    ``last.ckpt`` every n optimizer steps, so a SIGKILL mid-epoch loses fewer than n steps (the
-    best-by-``monitor`` checkpoints and the epoch-end ``last.ckpt`` are unchanged). Before
-    saving, the weights are checked: non-finite weights raise a DivergenceError instead of
-    replacing the last good checkpoint.
-    """
-
-    def __init__(self, *args: Any, save_last_every_n_train_steps: int | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        if save_last_every_n_train_steps is not None and save_last_every_n_train_steps < 1:
-            raise ValueError("save_last_every_n_train_steps must be >= 1 or null")
-        self.save_last_every_n_train_steps = save_last_every_n_train_steps
-
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int
-    ) -> None:
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, i)
-        n = self.save_last_every_n_train_steps
-        if not n or not self.save_last or trainer.global_step % n != 0:
-            return
-        if self._should_skip_saving_checkpoint(trainer):
-            return
-        # keep the epoch-end save (top-k + last) from being skipped as "already saved this step"
-        previous_step = self._last_global_step_saved
-        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-        self._last_global_step_saved = previous_step
-
-    # Lightning 2.6 refreshes last.ckpt only when a top-k checkpoint was saved at the same step,
-    # so once val/acc plateaus last.ckpt goes stale (resume and eval would start from an old
-    # epoch). These overrides refresh last.ckpt at every epoch end regardless.
-    def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> None:
-        super()._save_last_checkpoint(trainer, monitor_candidates)
-        self._last_saved_as_last_step = trainer.global_step
-
-    def _refresh_stale_last(self, trainer: L.Trainer) -> None:
-        if (
-            not self.save_last
-            or trainer.fast_dev_run
-            or trainer.sanity_checking
-            or trainer.state.fn != "fit"
-            or trainer.global_step == 0
-            or getattr(self, "_last_saved_as_last_step", -1) == trainer.global_step
-        ):
-            return
-        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._refresh_stale_last(trainer)
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._refresh_stale_last(trainer)
-
-    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        bad = nonfinite_parameters(trainer.lightning_module)
-        if bad:
-            raise DivergenceError(
-                f"not saving {os.path.basename(filepath)} at step {trainer.global_step}: "
-                f"non-finite weights in {', '.join(bad)}; the last good checkpoint is kept"
-            )
-        tmp = f"{filepath}.tmp"
-        trainer.save_checkpoint(tmp, self.save_weights_only)
-        if trainer.is_global_zero:
-            _fsync(tmp)
-            os.replace(tmp, filepath)  # atomic: readers see the old file or the new one
-        trainer.strategy.barrier("AtomicModelCheckpoint")
-        # the rest of ModelCheckpoint._save_checkpoint (lightning 2.6)
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.after_save_checkpoint(proxy(self))
 
 
 def _last_checkpoint(trainer: L.Trainer) -> str | None:

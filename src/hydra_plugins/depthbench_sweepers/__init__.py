@@ -1,0 +1,1 @@
+"""depthbench's Hydra plugins (Hydra finds plugins in the ``hydra_plugins`` namespace only)."""
