@@ -93,3 +93,18 @@ class KillAtEpoch(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch == self.epoch:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SaveWeightsPerRank(L.Callback):
+    """Test-only: at the end of training, save this rank's weights (the LightningModule's state
+    dict) to ``<dirpath>/weights_rank<global rank>.pt``, to compare the ranks afterwards."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import torch
+
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
+        torch.save(state, self.dirpath / f"weights_rank{trainer.global_rank}.pt")
