@@ -107,3 +107,16 @@ class SaveWeightsPerRank(L.Callback):
         self.dirpath.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
         torch.save(state, self.dirpath / f"weights_rank{trainer.global_rank}.pt")
+
+
+class SeedPerRank(L.Callback):
+    """Test-only: reseed torch with ``seed + global rank`` at ``setup`` (before a resume restores
+    the checkpoint's generators), so each rank draws its own dropout masks."""
+
+    def __init__(self, seed: int = 1000) -> None:
+        self.seed = seed
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        import torch
+
+        torch.manual_seed(self.seed + trainer.global_rank)

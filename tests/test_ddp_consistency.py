@@ -19,26 +19,30 @@ DDP = ["accelerator=ddp_cpu", "trainer.devices=2", "callbacks.progress_bar.refre
 MLP = [*DDP, "model.width=32"]
 
 
-def test_nan_on_one_rank_stops_both_ranks_diverged_in_a_sweep(tmp_path: Path) -> None:
-    """Rank 1's loss alone is NaN at step 3 (helpers.NaNInputOnRank): both ranks stop at that
-    step (no hang, no rank left waiting), the sweep records the job diverged, and there is one
-    metrics.json, written by rank 0, naming step 3 and rank 1."""
-    sweep = tmp_path / "sweep"
-    args = ["-m", *MLP, "trainer.max_epochs=1", "+trainer.limit_train_batches=8",
-            "+callbacks.nan._target_=helpers.NaNInputOnRank", "+callbacks.nan.rank=1",
-            "+callbacks.nan.step=3", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+@pytest.mark.parametrize(
+    "ranks", [2, pytest.param(3, marks=pytest.mark.slow, id="3 ranks, NaN on the last")]
+)
+def test_nan_on_one_rank_stops_every_rank_diverged_in_a_sweep(tmp_path: Path, ranks: int) -> None:
+    """The last rank's loss alone is NaN at step 3 (helpers.NaNInputOnRank): every rank stops at
+    that step (no hang, no rank left waiting), the sweep records the job diverged, and there is
+    one metrics.json, written by rank 0, naming step 3 and that rank."""
+    sweep, bad = tmp_path / "sweep", ranks - 1
+    args = ["-m", *MLP, f"trainer.devices={ranks}", "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=8", "+callbacks.nan._target_=helpers.NaNInputOnRank",
+            f"+callbacks.nan.rank={bad}", "+callbacks.nan.step=3",
+            f"hydra.sweep.dir={sweep}"]  # fmt: skip
     proc = run_train(args, timeout=300)  # a rank stuck in a collective would time out here
     out = proc.stdout + proc.stderr
     assert list(sweep.rglob("metrics.json")) == [sweep / "0" / "metrics.json"], out[-3000:]
     metrics = json.loads((sweep / "0" / "metrics.json").read_text())
     assert metrics["status"] == "diverged", metrics
     assert metrics["diverged_at_step"] == 3 and metrics["steps"] == 4  # stopped at that step
-    assert "became nan at step 3 on rank 1" in metrics["error"]
+    assert f"became nan at step 3 on rank {bad}" in metrics["error"]
     assert isinstance(metrics["last_finite_loss"], float)
     (job,) = [json.loads(line) for line in (sweep / JOBS_FILE).read_text().splitlines()]
     assert job["status"] == "diverged" and job["diverged_at_step"] == 3
-    # both ranks raised it at the same step (each logs the one line)
-    assert out.count("DivergenceError: training loss became nan at step 3 on rank 1") == 2
+    # every rank raised it at the same step (each logs the one line)
+    assert out.count(f"DivergenceError: training loss became nan at step 3 on rank {bad}") == ranks
 
 
 def test_finetune_unfreeze_keeps_every_parameter_equal_across_ranks(tmp_path: Path) -> None:
@@ -67,8 +71,11 @@ def test_finetune_unfreeze_keeps_every_parameter_equal_across_ranks(tmp_path: Pa
 
 
 # deterministic, dropout (so each rank's RNG state matters), 3 epochs of 4 steps per rank
-RESUMABLE = [*MLP, "trainer.max_epochs=3", "+trainer.limit_train_batches=4",
-             "trainer.deterministic=true", "model.dropout=0.3"]  # fmt: skip
+# (short epochs from a small split: limit_train_batches would leave the loader's saved position
+# mid-epoch, and a resume would serve the rest of that epoch)
+RESUMABLE = [*MLP, "trainer.max_epochs=3", "data.train_size=500", "data.batch_size=64",
+             "trainer.deterministic=true", "model.dropout=0.3",
+             "+callbacks.seed._target_=helpers.SeedPerRank"]  # fmt: skip
 COMPARED = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "steps")
 
 
@@ -76,7 +83,8 @@ COMPARED = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test
 def test_ddp_run_killed_then_resumed_equals_uninterrupted(tmp_path: Path) -> None:
     """Both ranks SIGKILLed at the start of epoch 1 (helpers.KillAtEpoch, after epoch 0's
     last.ckpt), the same command resumed with ckpt_path=auto: the metrics are exactly those of an
-    uninterrupted two-rank run (each rank's dropout RNG state is restored, not rank 0's)."""
+    uninterrupted two-rank run. helpers.SeedPerRank gives each rank its own dropout masks, so
+    the resume is exact only when each rank gets back its own RNG state, not rank 0's."""
     killed = tmp_path / "killed"
     kill = ["+callbacks.kill._target_=helpers.KillAtEpoch", "+callbacks.kill.epoch=1"]
     proc = run_train([*RESUMABLE, *kill, f"hydra.run.dir={killed}"], timeout=300)
