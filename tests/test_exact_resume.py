@@ -1,14 +1,21 @@
 """ExactResume's random-generator state: one entry per global rank, CUDA state of the current
-device only, and resumes on another process or GPU count that never fail."""
+device only, and resumes on another process or GPU count that never fail; the loader position
+after an epoch cut short."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
+import pytest
 import torch
+from helpers import compose_config
+from omegaconf import open_dict
 
 from depthbench.callbacks.reliability import ExactResume
+from depthbench.run import train
 
 
 def _on_rank(rank: int) -> ExactResume:
@@ -62,3 +69,33 @@ def test_an_older_single_state_with_every_gpus_cuda_state_loads_here() -> None:
     torch.manual_seed(0)
     _on_rank(0).load_state_dict(old)
     assert torch.equal(torch.rand(3), expected)
+
+
+class RaiseAtEpoch(L.Callback):
+    """Stop the fit with an error when epoch ``epoch`` starts (after the last epoch's last.ckpt)."""
+
+    def __init__(self, epoch: int = 1) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("stopped by the test")
+
+
+def test_resume_after_an_epoch_cut_short_by_limit_train_batches(tmp_path: Path) -> None:
+    """limit_train_batches ends each epoch with batches left in the loader; resumed from the
+    epoch-end checkpoint, the next epoch starts at its first batch, as in an uninterrupted run
+    (it would otherwise serve the saved epoch's remaining batches)."""
+    run = ["trainer.deterministic=true", "model.dropout=0.1", "model.width=32", "logger=none",
+           "callbacks.progress_bar.refresh_rate=0", "+trainer.limit_train_batches=4",
+           "trainer.max_epochs=3"]  # fmt: skip
+    stopped = compose_config(run, tmp_path / "stopped")
+    with open_dict(stopped):
+        stopped.callbacks.stop = {"_target_": "test_exact_resume.RaiseAtEpoch"}
+    with pytest.raises(RuntimeError, match="stopped by the test"):
+        train(stopped)
+    ckpt = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
+    resumed = train(compose_config([*run, f"ckpt_path={ckpt}"], tmp_path / "resumed"))
+    reference = train(compose_config(run, tmp_path / "reference"))
+    compared = ("train/loss", "val/loss", "test/loss", "steps")
+    assert {k: resumed[k] for k in compared} == {k: reference[k] for k in compared}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 from typing import Any
 from weakref import proxy
 
@@ -300,7 +301,8 @@ class ExactResume(L.Callback):
       Lightning saves it, but when ``configure_optimizers`` asks for
       ``trainer.estimated_stepping_batches`` (our schedulers do) the loader is built before the
       checkpoint is read and the saved position is never applied (lightning 2.6); it is applied
-      here, at ``on_train_start``, before the first batch is drawn.
+      here, at ``on_train_start``, before the first batch is drawn; from a checkpoint saved at
+      an epoch's end the next epoch starts from its first batch.
     """
 
     def __init__(self) -> None:
@@ -346,5 +348,9 @@ class ExactResume(L.Callback):
         pending = getattr(fit_loop, "_combined_loader_states_to_load", None)
         loader = getattr(fit_loop, "_combined_loader", None)
         if pending and loader is not None:
+            if not fit_loop.restarted_mid_epoch:
+                # saved at an epoch's end, also one cut short by limit_train_batches (the loader
+                # then has batches left): the resumed run starts the next epoch from its start
+                pending = [{**s, "batches": sys.maxsize} if "batches" in s else s for s in pending]
             loader._load_state_dicts(pending)
             fit_loop._combined_loader_states_to_load = []
