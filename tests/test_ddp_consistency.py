@@ -1,17 +1,20 @@
 """Two CPU processes (``accelerator=ddp_cpu``, gloo) give the answer of one: a NaN on one rank
 stops both, fine-tuning keeps the ranks' weights equal through unfreezing, and a killed DDP run
-resumes to the uninterrupted run's metrics. Each test starts real ``python train.py`` ranks."""
+resumes to the uninterrupted run's metrics. Each of those tests starts real ``python train.py``
+ranks. On a GPU the divergence check runs every logging interval instead of every step."""
 
 from __future__ import annotations
 
 import json
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from helpers import run_train
 
+from depthbench.callbacks.reliability import DivergenceGuard
 from depthbench.sweeps import JOBS_FILE
 
 # two ranks on digits, quiet; MLP: a tiny MLP
@@ -72,8 +75,6 @@ def test_finetune_unfreeze_keeps_every_parameter_equal_across_ranks(tmp_path: Pa
 
 
 # deterministic, dropout (so each rank's RNG state matters), 3 epochs of 4 steps per rank
-# (short epochs from a small split: limit_train_batches would leave the loader's saved position
-# mid-epoch, and a resume would serve the rest of that epoch)
 RESUMABLE = [*MLP, "trainer.max_epochs=3", "data.train_size=500", "data.batch_size=64",
              "trainer.deterministic=true", "model.dropout=0.3",
              "+callbacks.seed._target_=helpers.SeedPerRank"]  # fmt: skip
@@ -100,3 +101,17 @@ def test_ddp_run_killed_then_resumed_equals_uninterrupted(tmp_path: Path) -> Non
     reference = json.loads((tmp_path / "reference" / "metrics.json").read_text())
     assert resumed["status"] == reference["status"] == "ok"
     assert {k: resumed[k] for k in COMPARED} == {k: reference[k] for k in COMPARED}
+
+
+@pytest.mark.parametrize(
+    ("device", "configured", "every"),
+    [("cpu", None, 1), ("cuda", None, 50), ("cuda", 7, 7), ("cpu", 7, 7)],
+)
+def test_divergence_check_interval_follows_the_device(device, configured, every) -> None:
+    """check_every_n_steps=null: every step on a CPU, every log_every_n_steps on a GPU (one host
+    sync per logging interval); a configured value wins on both."""
+    guard = DivergenceGuard(configured)
+    strategy = SimpleNamespace(root_device=torch.device(device))
+    trainer = SimpleNamespace(global_step=0, log_every_n_steps=50, strategy=strategy)
+    guard.on_train_start(trainer, None)  # type: ignore[arg-type]
+    assert guard._every == every
