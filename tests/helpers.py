@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
@@ -47,14 +50,73 @@ FAST = [
 ]
 
 
-def run_train(args: list[str]) -> subprocess.CompletedProcess:
-    """``python train.py ARGS`` in the repo as a real process, single-threaded; output captured."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def run_train(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python train.py ARGS`` in the repo as a real process, single-threaded; output captured.
+
+    ``tests/`` is on its ``PYTHONPATH``, so ``+callbacks.x._target_=helpers.NaNInputOnRank``
+    works, also in the processes of the other DDP ranks (they inherit the environment).
+    """
+    path = os.pathsep.join(p for p in (str(ROOT / "tests"), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     return subprocess.run(
         [sys.executable, "train.py", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
+
+
+class NaNInputOnRank(L.Callback):
+    """Test-only: fill the input batch of global step ``step`` with NaN on rank ``rank`` alone,
+    so that rank's training loss (and no other rank's) is NaN at that step."""
+
+    def __init__(self, rank: int = 1, step: int = 3) -> None:
+        self.rank, self.step = rank, step
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_rank == self.rank and trainer.global_step == self.step:
+            batch[0].fill_(float("nan"))  # the batch is a fresh copy (indexing) of the split
+
+
+class KillAtEpoch(L.Callback):
+    """Test-only: SIGKILL this process (every rank does it) when epoch ``epoch`` starts, after
+    the previous epoch's ``last.ckpt`` was written: no clean-up, the worst case."""
+
+    def __init__(self, epoch: int = 1) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SaveWeightsPerRank(L.Callback):
+    """Test-only: at the end of training, save this rank's weights (the LightningModule's state
+    dict) to ``<dirpath>/weights_rank<global rank>.pt``, to compare the ranks afterwards."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import torch
+
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
+        torch.save(state, self.dirpath / f"weights_rank{trainer.global_rank}.pt")
+
+
+class SeedPerRank(L.Callback):
+    """Test-only: reseed torch with ``seed + global rank`` at ``setup`` (before a resume restores
+    the checkpoint's generators), so each rank draws its own dropout masks."""
+
+    def __init__(self, seed: int = 1000) -> None:
+        self.seed = seed
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        import torch
+
+        torch.manual_seed(self.seed + trainer.global_rank)

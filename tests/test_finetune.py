@@ -80,6 +80,35 @@ def test_unfreeze_at_epoch_trains_the_backbone(tmp_path: Path) -> None:
     assert not torch.equal(before["net._conv_stem.weight"], after["net._conv_stem.weight"])
 
 
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_backbone_unfrozen_later_is_held_by_lr_zero(optimizer: str, tmp_path: Path) -> None:
+    """Before its unfreeze epoch the backbone keeps requires_grad (so DDP syncs it) but sits in
+    an lr-0 group: with weight decay, momentum or Adam moments it does not change at all, BN
+    running statistics included; the head trains."""
+    net, trainer, before, head_before = _fit(
+        ["model.unfreeze_at_epoch=1", "trainer.max_epochs=1", f"optimizer={optimizer}"], tmp_path
+    )
+    assert all(p.requires_grad for p in net.backbone.parameters())
+    groups = trainer.optimizers[0].param_groups
+    assert len(groups) == 2 and groups[1]["lr"] == groups[1]["initial_lr"] == 0.0
+    assert groups[0]["initial_lr"] > 0  # (the cosine schedule ends the head at lr 0)
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in net.backbone.parameters()}
+    after = net.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not torch.equal(head_before, net.head.weight)
+
+
+def test_unfreeze_sets_the_backbone_lr_through_the_schedule(tmp_path: Path) -> None:
+    """At the unfreeze epoch the backbone group follows the head's schedule at 0.1x: the
+    scheduler's base_lrs hold it, so the rate after further steps is still 0.1x the head's."""
+    _, trainer, _, _ = _fit(["model.unfreeze_at_epoch=1", "scheduler=onecycle"], tmp_path)
+    scheduler = trainer.lr_scheduler_configs[0].scheduler
+    assert scheduler.base_lrs[1] == pytest.approx(scheduler.base_lrs[0] * 0.1)
+    head, backbone = trainer.optimizers[0].param_groups
+    assert backbone["lr"] == pytest.approx(head["lr"] * 0.1) and backbone["lr"] > 0
+    assert backbone["max_lr"] == pytest.approx(head["max_lr"] * 0.1)
+
+
 def test_train_last_n_blocks_and_train_bn(tmp_path: Path) -> None:
     net = FineTuner(input_shape=[1, 8, 8], num_classes=10, image_size=32, train_last_n_blocks=2,
                     train_bn=True)  # fmt: skip

@@ -18,8 +18,13 @@ from omegaconf import DictConfig
 
 
 def build_data(cfg: DictConfig) -> L.LightningDataModule:
-    """Instantiate the data module and load it, so the model can read its shapes."""
-    datamodule = instantiate(cfg.data)
+    """Instantiate the data module and load it, so the model can read its shapes.
+
+    With ``module.compile=true`` the training loader drops its last partial batch
+    (``drop_last``): every training batch then has one shape, compiled once.
+    """
+    compiled = bool(cfg.get("module", {}).get("compile", False))
+    datamodule = instantiate(cfg.data, **({"drop_last": True} if compiled else {}))
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule

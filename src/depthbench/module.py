@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from depthbench.callbacks.finetune import optimizer_param_groups
 from depthbench.errors import ConfigError
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -36,6 +37,7 @@ class Classifier(L.LightningModule):
         label_smoothing: float = 0.0,
         compile: bool = False,
         channels_last: bool = False,
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
@@ -51,7 +53,17 @@ class Classifier(L.LightningModule):
         self.channels_last = channels_last
         if channels_last:
             net.to(memory_format=torch.channels_last)
-        self._forward = torch.compile(net) if compile else net
+        # compile=true compiles the training forward only, for one batch shape (the training
+        # loader drops its last partial batch, see build.build_data): one graph for the whole
+        # fit. Evaluation runs eagerly, so its other batch sizes and eval-mode layers cost no
+        # recompile. The compiled function is a plain attribute, not a submodule: the state dict
+        # (and every checkpoint) has the same keys with and without compile.
+        self._compiled_forward = (
+            torch.compile(net.forward, backend=compile_backend, dynamic=False) if compile else None
+        )
+        # set by a callback that hooks into the net for the next training step (diagnostics'
+        # ActivationStats): that step runs eagerly, with no hook or .item() inside a graph
+        self.eager_next_step = False
         self.train_samples = 0  # examples seen by training_step in this process (a plain int)
         # this epoch's sums on the device: loss x batch size, correct predictions; and the count
         self._train_loss_sum: torch.Tensor | None = None
@@ -60,9 +72,12 @@ class Classifier(L.LightningModule):
         self._saved_epoch_sums: dict[str, Any] | None = None  # from a resumed checkpoint
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._call(self.net, x)
+
+    def _call(self, fn: Callable[..., torch.Tensor], x: Any) -> torch.Tensor:
         if self.channels_last and isinstance(x, torch.Tensor) and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self._forward(**x) if isinstance(x, dict) else self._forward(x)
+        return fn(**x) if isinstance(x, dict) else fn(x)
 
     def _step(self, batch: Any, stage: str, metric: MulticlassAccuracy) -> torch.Tensor:
         x, y = batch[0], batch[1]
@@ -84,7 +99,9 @@ class Classifier(L.LightningModule):
         x, y = batch[0], batch[1]
         n = len(y)
         self.train_samples += n
-        logits = self(x)
+        compiled, eager = self._compiled_forward, self.eager_next_step
+        self.eager_next_step = False
+        logits = self._call(compiled if compiled is not None and not eager else self.net, x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         detached = loss.detach()
         weighted, correct = detached * n, (logits.detach().argmax(-1) == y).sum()
@@ -134,9 +151,10 @@ class Classifier(L.LightningModule):
         self._step(batch, "test", self.test_acc)
 
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
+        # one group; a fine-tuner's backbone that is unfrozen later gets a second, at lr 0
+        groups = optimizer_param_groups(self)
         try:
-            optimizer = self.hparams.optimizer(params=params)
+            optimizer = self.hparams.optimizer(params=groups)
         except ValueError as e:  # torch validates lr, momentum, weight_decay ranges
             raise ConfigError(f"optimizer: {e}") from e
         if self.hparams.scheduler is None:

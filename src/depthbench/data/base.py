@@ -58,6 +58,7 @@ class InMemoryDataModule(L.LightningDataModule):
         loader: str = "memory",
         num_workers: int = 0,
         seed: int = 0,
+        drop_last: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -74,6 +75,7 @@ class InMemoryDataModule(L.LightningDataModule):
             raise ConfigError(f"data.crop_padding must be an integer >= 0, got {crop_padding!r}")
         self.root = Path(root).expanduser()  # a quoted "~/data" from the command line
         self.batch_size = batch_size
+        self.drop_last = drop_last  # drop the last partial training batch (one batch shape)
         self.eval_batch_size = eval_batch_size or max(batch_size, 512)
         self.val_size, self.train_size = val_size, train_size
         self.augment, self.normalize, self.seed = augment, normalize, seed
@@ -204,6 +206,7 @@ class InMemoryDataModule(L.LightningDataModule):
             y,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
             shuffle=shuffle,
+            drop_last=self.drop_last and shuffle,
             transform=self.transform,
             seed=self.seed,
             rank=rank,

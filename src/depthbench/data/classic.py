@@ -151,10 +151,12 @@ def classic_dataset(dm: InMemoryDataModule, split: str, train: bool = False) -> 
 def classic_loader(dm: InMemoryDataModule, split: str, shuffle: bool) -> DataLoader:
     """A ``DataLoader`` over ``classic_dataset(split)`` with ``num_workers`` processes."""
     pin = dm.target_device().type == "cuda"
+    dataset = classic_dataset(dm, split, train=shuffle)
     return DataLoader(
-        classic_dataset(dm, split, train=shuffle),
+        dataset,
         batch_size=dm.batch_size if shuffle else dm.eval_batch_size,
         shuffle=shuffle,
+        drop_last=dm.drop_last and shuffle and len(dataset) >= dm.batch_size,  # keep one batch
         num_workers=dm.num_workers,
         persistent_workers=dm.num_workers > 0,
         pin_memory=pin,

@@ -58,7 +58,9 @@ class TensorBatchLoader:
     def __len__(self) -> int:
         n = len(self.y) + (-len(self.y)) % self.world_size
         n //= self.world_size
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        if self.drop_last and n >= self.batch_size:  # never drop the only batch
+            return n // self.batch_size
+        return -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
         idx = self._indices().to(self.x.device)

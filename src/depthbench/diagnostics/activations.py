@@ -80,6 +80,8 @@ class ActivationStats(Callback):
         ]
         for index, (name, module) in enumerate(modules):
             self._handles.append(module.register_forward_hook(self._hook(step, name, index)))
+        if hasattr(pl_module, "eager_next_step"):  # hooks and .item() stay out of compiled code
+            pl_module.eager_next_step = True
 
     def _hook(self, step: int, name: str, index: int):
         def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
