@@ -15,15 +15,20 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from depthbench.build import build_data, build_net
+from depthbench.build import build_data, build_net, data_spec
 from depthbench.callbacks.finetune import finetune_callbacks
 from depthbench.callbacks.reliability import DivergenceGuard
 from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
-from depthbench.checkpoint import load_checkpoint, load_net
+from depthbench.checkpoint import (
+    check_resume_fits,
+    load_checkpoint,
+    load_net,
+    stored_data_spec,
+)
 from depthbench.distributed import check_accelerator
-from depthbench.errors import DivergenceError
+from depthbench.errors import ConfigError, DivergenceError
 from depthbench.metrics_file import error_line, write_metrics
 from depthbench.module import Classifier
 from depthbench.redaction import redact
@@ -112,6 +117,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_data(cfg)
     net = build_net(cfg.model, datamodule)
     module = build_module(cfg, net)
+    if ckpt_path:  # another model than the checkpoint's: one line now, not a state-dict dump
+        check_resume_fits(load_checkpoint(ckpt_path), module, cfg.model)
     trainer = build_trainer(cfg, extra_callbacks=finetune_callbacks(net))  # [] unless finetune
     guard = next(c for c in trainer.callbacks if isinstance(c, DivergenceGuard))
     n_params = count_parameters(net)
@@ -174,6 +181,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+def check_data_fits(spec: dict[str, Any], datamodule: Any, model_name: str) -> None:
+    """The eval data must have the shape, classes and vocabulary the checkpoint's net was built
+    for; a ConfigError says what differs."""
+    now = data_spec(datamodule)
+    keys = ("input_shape", "num_classes", "model_kwargs")
+    if all(now[k] == spec.get(k, now[k]) for k in keys):
+        return
+    name = getattr(datamodule, "name", type(datamodule).__name__)
+
+    def shape(s: dict[str, Any]) -> str:
+        extra = "".join(f", {k} {v}" for k, v in s.get("model_kwargs", {}).items())
+        return f"input {tuple(s['input_shape'])}, {s['num_classes']} classes{extra}"
+
+    raise ConfigError(
+        f"the checkpoint's {model_name} was trained on {shape(spec)}; data={name} gives "
+        f"{shape(now)}; evaluate on data of the same shape and classes, or leave data unset to "
+        "use the run's own data"
+    )
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate the checkpoint ``cfg.ckpt_path`` on its data's test split; write metrics.json."""
     ckpt_file = validate_eval_config(cfg)
@@ -181,9 +208,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     checkpoint = load_checkpoint(ckpt_file)
     net, saved = load_net(checkpoint)
-    # The data of the checkpoint's own run unless eval was given data=... explicitly.
-    data_cfg = cfg.data if cfg.get("data") else saved.data
-    datamodule = build_data(OmegaConf.merge(saved, {"data": data_cfg}))
+    run_cfg = saved.copy()
+    if cfg.get("data"):  # data=... given: it replaces the run's data (resolved with eval's paths)
+        with open_dict(run_cfg):
+            run_cfg.data = OmegaConf.to_container(cfg.data, resolve=True)
+    datamodule = build_data(run_cfg)
+    if cfg.get("data"):
+        check_data_fits(stored_data_spec(checkpoint), datamodule, type(net).__name__)
     module = build_module(saved, net)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     results = trainer.test(module, datamodule=datamodule, verbose=False)
