@@ -41,7 +41,11 @@ CONF_DIR = find_conf_dir()
 
 
 def _quiet_lightning_handlers() -> None:
-    """Lightning adds its own console handler at import; Hydra's root handler already prints."""
+    """Lightning adds its own console handler at import; Hydra's root handler already prints.
+    Its lines a user cannot act on are dropped (``depthbench.quiet``)."""
+    from depthbench.quiet import quiet_lightning
+
+    quiet_lightning()
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True

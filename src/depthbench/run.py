@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from depthbench.build import build_data, build_net, data_spec
+from depthbench.callbacks.epoch_log import EpochLog
 from depthbench.callbacks.finetune import finetune_callbacks
 from depthbench.callbacks.reliability import DivergenceGuard
 from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
@@ -58,11 +60,19 @@ def build_module(cfg: DictConfig, net: torch.nn.Module) -> Classifier:
     )
 
 
+def progress_bar_wanted(trainer_cfg: DictConfig) -> bool:
+    """``trainer.enable_progress_bar``; null (the default) means "when stdout is a terminal", so
+    a SLURM, ``nohup`` or CI log holds the per-epoch lines, not thousands of bar redraws."""
+    value = trainer_cfg.get("enable_progress_bar")
+    return sys.stdout.isatty() if value is None else bool(value)
+
+
 def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> L.Trainer:
     """Instantiate the Trainer with the configured callbacks and loggers.
 
     Divergence is always watched: without a configured DivergenceGuard (``callbacks=none``, or
-    an experiment that drops the group) a default one is added.
+    an experiment that drops the group) a default one is added. Every run logs one line per
+    epoch (``EpochLog``), whose training-only clock gives ``train_samples_per_second``.
     """
     callbacks = _instantiate_group(cfg.get("callbacks")) + _instantiate_group(
         cfg.get("diagnostics")
@@ -72,14 +82,19 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
     callbacks += extra_callbacks or []
     if not any(isinstance(c, DivergenceGuard) for c in callbacks):
         callbacks.append(DivergenceGuard())
+    if not any(isinstance(c, EpochLog) for c in callbacks):
+        callbacks.append(EpochLog())
     loggers = _instantiate_group(cfg.get("logger"))
     if not loggers:  # logger=none: the LR monitor has nowhere to write and Lightning refuses it
         callbacks = [
             c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)
         ]
-    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it must hide
+    bar = progress_bar_wanted(cfg.trainer)
+    if not bar:  # Lightning refuses a bar it must hide
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_progress_bar=bar
+    )
 
 
 def _final(metrics: dict[str, Any], key: str) -> float | None:
@@ -121,9 +136,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         check_resume_fits(load_checkpoint(ckpt_path), module, cfg.model)
     trainer = build_trainer(cfg, extra_callbacks=finetune_callbacks(net))  # [] unless finetune
     guard = next(c for c in trainer.callbacks if isinstance(c, DivergenceGuard))
+    epoch_log = next(c for c in trainer.callbacks if isinstance(c, EpochLog))
     n_params = count_parameters(net)
-    log.info("data  %s", datamodule.describe())
-    log.info("model %s, %s parameters", type(net).__name__, f"{n_params:,}")
+    log.info("data  %s", datamodule.describe())  # the model's line: EpochLog, once fit starts
 
     def run_fields() -> dict[str, Any]:  # what every metrics.json of this run holds
         return {
@@ -154,6 +169,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
 
     samples = module.train_samples * trainer.world_size
+    train_seconds = epoch_log.train_seconds  # validation excluded
     metrics = {
         "status": "ok",
         "train/loss": _final(fit_metrics, "train/loss_epoch") or _final(fit_metrics, "train/loss"),
@@ -164,21 +180,34 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "test/acc": _final(test_metrics, "test/acc"),
         **run_fields(),
         "fit_seconds": round(fit_seconds, 3),
-        "train_samples_per_second": round(samples / fit_seconds, 1) if fit_seconds > 0 else None,
+        "train_seconds": round(train_seconds, 3),
+        "train_samples_per_second": (
+            round(samples / train_seconds, 1) if train_seconds > 0 else None
+        ),
         "output_dir": str(out_dir),
     }
     if trainer.is_global_zero:
         write_metrics(out_dir, **metrics)
     finish_wandb()  # the next job of a sweep (same process) gets its own wandb run
-    acc = metrics["test/acc"]
-    log.info(
-        "done  %s (%s params): test/acc %s; outputs in %s",
-        type(net).__name__,
-        f"{n_params:,}",
-        "n/a" if acc is None or math.isnan(acc) else f"{acc:.4f}",
-        out_dir,
-    )
+    log.info("done  %s", summary_line(metrics))
     return metrics
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    """The end-of-run line: what was trained, for how long, how fast, how well, and where."""
+
+    def num(key: str) -> str:
+        value = metrics.get(key)
+        return "n/a" if value is None or math.isnan(value) else f"{value:.4f}"
+
+    rate = metrics.get("train_samples_per_second")
+    return (
+        f"{metrics['model']} ({metrics['params']:,} params) on {metrics['data']}: "
+        f"{metrics['epochs']} epochs, {metrics['steps']} steps in {metrics['fit_seconds']:.1f} s "
+        f"(training {metrics['train_seconds']:.1f} s, "
+        f"{'n/a' if rate is None else f'{rate:,.0f}'} samples/s); val/acc {num('val/acc')}, "
+        f"test/acc {num('test/acc')}; outputs in {metrics['output_dir']}"
+    )
 
 
 def check_data_fits(spec: dict[str, Any], datamodule: Any, model_name: str) -> None:
@@ -216,7 +245,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("data"):
         check_data_fits(stored_data_spec(checkpoint), datamodule, type(net).__name__)
     module = build_module(saved, net)
-    trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    trainer = instantiate(
+        cfg.trainer,
+        logger=False,
+        callbacks=[],
+        enable_progress_bar=progress_bar_wanted(cfg.trainer),
+    )
     results = trainer.test(module, datamodule=datamodule, verbose=False)
     metrics = {
         "status": "ok",
