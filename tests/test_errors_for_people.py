@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from helpers import CONF_DIR, ROOT, compose_config
 
-from depthbench.config_check import compose_command
+from depthbench.config_check import check_overrides, compose_command
+from depthbench.errors import ConfigError
 from depthbench.run import train
 
 TINY = [
@@ -180,3 +181,15 @@ def test_documented_commands_are_found():
 def test_documented_command_composes(command: str):
     args = shlex.split(os.path.expandvars(command))[2:]
     compose_command(CONF_DIR, "train", args)  # raises on any key, option or syntax error
+
+
+def test_a_users_config_dir_joins_the_options(tmp_path):
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "wide_mlp.yaml").write_text(
+        "# @package _global_\nmodel:\n  width: 512\n"
+    )
+    cfg = compose_command(CONF_DIR, "train", ["--config-dir", str(tmp_path), "experiment=wide_mlp"])
+    assert cfg.model.width == 512
+    with pytest.raises(ConfigError, match=r"did you mean experiment=wide_mlp\?"):
+        check_overrides(CONF_DIR, "train", ["-cd", str(tmp_path), "-m", "experiment=wide_mpl"])
+    check_overrides(CONF_DIR, "train", ["--help", "nonsense.key=1"])  # --help runs no task

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -131,14 +132,19 @@ def unknown_option_message(error: MissingConfigException) -> str | None:
 
 def compose_command(config_dir: str, config_name: str, args: Sequence[str]) -> DictConfig | None:
     """The config a command line (Hydra's syntax, flags included) composes to, each sweep at its
-    first value; None for a command that runs no task (``--help``). Hydra's errors propagate."""
+    first value; None for a command that runs no task (``--help``) or one this check cannot
+    compose as Hydra would (another primary config folder). Hydra's errors propagate."""
     split = _split_args(args)
     if split is None:
         return None
     overrides, flags = split
+    if flags.get("--config-path") or flags.get("-cp"):
+        return None  # another primary config folder: Hydra's to compose
     config_dirs = [config_dir]
     if flags.get("--config-dir") or flags.get("-cd"):
-        config_dirs.append(flags.get("--config-dir") or flags["-cd"])
+        if any(o.lstrip("+").startswith("hydra.searchpath") for o in overrides):
+            return None  # both extend the search path: Hydra merges them, this check would not
+        config_dirs.append(str(Path(flags.get("--config-dir") or flags["-cd"]).resolve()))
     config_name = flags.get("--config-name") or flags.get("-cn") or config_name
     overrides, sweeps = _one_value_each(overrides)
     return _compose(config_dirs, config_name, overrides, sweeps)

@@ -4,6 +4,8 @@
   ``LogResolvedConfig`` (the redacted config to every logger), added to every run
 - ``reliability``: ``DivergenceGuard`` (stop at a non-finite loss) and ``ExactResume``
 - ``finetune``: ``BackboneFreeze`` for a fine-tuner's backbone
+- ``epoch_log``: ``EpochLog`` (a start line, one plain line per epoch, the training-only clock
+  behind ``train_samples_per_second``), added to every run
 - ``timing``: ``StepTimer``, the benchmarks' in-loop step timer
 """
 
