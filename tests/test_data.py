@@ -307,8 +307,25 @@ def test_image_folder_errors(tmp_path: Path) -> None:
         ImageFolderDataModule(root=tmp_path).setup()
     _image_tree(tmp_path, {"rose": 3, "tulip": 3})
     (tmp_path / "train" / "tulip" / "broken.png").write_bytes(b"\x89PNG not really")
-    with pytest.raises(DataError, match=r"broken\.png"):
+    with pytest.raises(DataError, match=r"broken\.png.*data.on_bad_files=skip") as err:
         ImageFolderDataModule(root=tmp_path, val_size=1, test_size=0.3, batch_size=2).setup()
+    assert "\n" not in str(err.value)
+
+
+def test_image_folder_skips_unreadable_files_when_asked(tmp_path: Path, caplog) -> None:
+    _image_tree(tmp_path, {"rose": 4, "tulip": 4})
+    (tmp_path / "train" / "tulip" / "broken.png").write_bytes(b"\x89PNG not really")
+    kw = dict(root=tmp_path, val_size=1, test_size=0.25, batch_size=2)
+    with caplog.at_level("WARNING", logger="depthbench"):
+        dm = ImageFolderDataModule(on_bad_files="skip", **kw)
+        dm.setup()
+    assert sum(len(y) for _, y in dm.splits.values()) == 8  # the 8 readable images, not 9
+    assert not any("broken" in str(f) for f in dm.source_files["train"] + dm.source_files["test"])
+    assert "skipped 1 unreadable image(s)" in caplog.text and "broken.png" in caplog.text
+    with pytest.raises(DataError, match=r"broken\.png"):  # the cache remembers the bad file
+        ImageFolderDataModule(**kw).setup()
+    with pytest.raises(ConfigError, match=r"data\.on_bad_files must be one of error, skip"):
+        ImageFolderDataModule(on_bad_files="ignore", **kw)
 
 
 # ---- missing data and bad config ---------------------------------------------------------

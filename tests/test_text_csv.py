@@ -12,7 +12,7 @@ import torch
 from helpers import FAST, compose_config
 
 from depthbench.data.text import TextCSVDataModule, Vocabulary, tokenize
-from depthbench.errors import DataError
+from depthbench.errors import ConfigError, DataError
 from depthbench.run import train
 
 GOOD = ["great", "lovely", "wonderful", "fine", "excellent"]
@@ -78,6 +78,60 @@ def test_errors_are_clear(tmp_path: Path) -> None:
         TextCSVDataModule(path=single).setup("fit")
     with pytest.raises(DataError, match="not found"):
         TextCSVDataModule(path=tmp_path / "missing.csv").setup("fit")
+
+
+# one bad row of each kind a careless export makes, between good ones (line numbers: header = 1)
+MALFORMED = {
+    3: 'neg,"The film was awful',  # unclosed quote: would swallow the rest of the file
+    4: ",an empty label",
+    5: "neg",  # no text column
+    6: "pos,too,many,columns",
+}
+
+
+def write_malformed(path: Path) -> Path:
+    """A file with the ``MALFORMED`` rows among good ones; 4 good rows, 2 of each class."""
+    lines = ["label,text", "pos,The film was great", *MALFORMED.values(),
+             'neg,"boring, said the critic"', "pos,lovely", "", "neg,dreadful"]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_malformed_rows_stop_with_their_line_numbers(tmp_path: Path) -> None:
+    path = write_malformed(tmp_path / "bad.csv")
+    with pytest.raises(DataError) as e:
+        TextCSVDataModule(path=path).setup("fit")
+    text = str(e.value)
+    assert "\n" not in text
+    assert f"{path} line 3: malformed CSV" in text and "unclosed quote" in text
+    assert "3 more bad rows: lines 4, 5, 6" in text and "data.on_bad_rows=skip" in text
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [(4, "line 4: empty label"), (5, "line 5: 1 fields where the header has 2"),
+     (6, "line 6: 4 fields where the header has 2")],
+)  # fmt: skip
+def test_each_kind_of_bad_row_is_named(tmp_path: Path, line: int, message: str) -> None:
+    path = tmp_path / "one_bad.csv"
+    rows = ["pos,good words"] * 3 + ["neg,bad words"] * 3
+    rows.insert(line - 2, MALFORMED[line])
+    path.write_text("label,text\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=message):
+        TextCSVDataModule(path=path).setup("fit")
+
+
+def test_skip_drops_bad_rows_and_says_how_many(tmp_path: Path, caplog) -> None:
+    path = write_malformed(tmp_path / "bad.csv")
+    dm = TextCSVDataModule(path=path, on_bad_rows="skip", val_size=1, test_size=0.25,
+                           batch_size=1)  # fmt: skip
+    with caplog.at_level("WARNING", logger="depthbench"):
+        dm.setup("fit")
+    assert dm.classes == ["neg", "pos"]  # the empty label is no third class
+    assert sum(len(y) for _, y in dm.splits.values()) == 4  # 4 good rows, blank line ignored
+    assert "skipped 4 bad row(s)" in caplog.text and "lines 3, 4, 5, 6" in caplog.text
+    with pytest.raises(ConfigError, match=r"data\.on_bad_rows must be one of error, skip"):
+        TextCSVDataModule(path=path, on_bad_rows="drop")
 
 
 def test_transformer_trains_on_text_csv(tmp_path: Path) -> None:

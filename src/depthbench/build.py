@@ -8,13 +8,19 @@ spec; the same spec is stored in every checkpoint, so a net is rebuilt without i
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig
+
+from depthbench.errors import ConfigError
+
+# what a data module's extra model arguments say about the model it needs
+NEEDS = {"vocab_size": "text data needs a model that reads word ids: model=transformer"}
 
 
 def build_data(cfg: DictConfig) -> L.LightningDataModule:
@@ -56,6 +62,7 @@ def build_net(model_cfg: DictConfig, data: Any) -> torch.nn.Module:
     """
     spec = data if isinstance(data, Mapping) else data_spec(data)
     kwargs = dict(spec.get("model_kwargs", {}))
+    check_model_takes(model_cfg, kwargs)
     if model_cfg.get("data_mean", 0) is None and model_cfg.get("data_std", 0) is None:
         kwargs["data_mean"], kwargs["data_std"] = list(spec["mean"]), list(spec["std"])
     return instantiate(
@@ -64,3 +71,23 @@ def build_net(model_cfg: DictConfig, data: Any) -> torch.nn.Module:
         num_classes=int(spec["num_classes"]),
         **kwargs,
     )
+
+
+def check_model_takes(model_cfg: DictConfig, kwargs: Mapping[str, Any]) -> None:
+    """Raise a ConfigError when the model's constructor cannot take the data's extra arguments
+    (text data, with its ``vocab_size``, into an MLP), saying which model the data needs."""
+    target = model_cfg.get("_target_")
+    if not kwargs or not target:
+        return
+    try:
+        params = inspect.signature(get_object(target)).parameters
+    except (ValueError, TypeError, ImportError):  # no introspectable signature: let it try
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    refused = [k for k in kwargs if k not in params]
+    if refused:
+        hint = next((NEEDS[k] for k in refused if k in NEEDS), "choose a model that takes them")
+        raise ConfigError(
+            f"{hint}; {target} does not take {', '.join(refused)}, which the data gives"
+        )

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from depthbench.build import build_data, build_net, data_spec
-from depthbench.errors import CheckpointError
+from depthbench.errors import CheckpointError, ConfigError
 
 CONFIG_KEY = "depthbench_config"
 # the data spec the net was built for (``build.data_spec``): input_shape, num_classes, the
@@ -115,3 +115,40 @@ def load_net(checkpoint: str | Path | Mapping[str, Any]) -> tuple[nn.Module, Dic
             f"{name}: weights do not fit the network of its config ({first_line})"
         ) from e
     return net.eval(), config
+
+
+def _config_differences(saved: Mapping[str, Any], now: Mapping[str, Any], prefix: str) -> list[str]:
+    """``key=saved (now: value)`` for every key whose value differs between two configs."""
+    out = []
+    for key in sorted(set(saved) | set(now)):
+        a, b = saved.get(key, "<unset>"), now.get(key, "<unset>")
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += _config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}={a} (now {b})")
+    return out
+
+
+def check_resume_fits(checkpoint: Mapping[str, Any], module: nn.Module, model_cfg: Any) -> None:
+    """Raise a ConfigError when the checkpoint's weights do not fit ``module`` (a resume with
+    another model), naming the model settings that differ; checked before any training starts."""
+    saved = checkpoint["state_dict"]
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in saved.items()}
+    if expected == found:
+        return
+    wrong = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
+    n_missing, n_extra = len(expected.keys() - found.keys()), len(found.keys() - expected.keys())
+    stored_model = checkpoint[CONFIG_KEY].get("model", {})
+    now = OmegaConf.to_container(model_cfg, resolve=True) if model_cfg is not None else {}
+    differences = _config_differences(stored_model, now, "model.")
+    trained = (
+        f"it was trained with {', '.join(differences[:4])}"
+        if differences
+        else "the data's shape or classes differ from the run it came from"
+    )
+    raise ConfigError(
+        f"the checkpoint does not fit the configured model ({n_missing} weights missing, "
+        f"{n_extra} unexpected, {len(wrong)} of another shape): {trained}; resume with the "
+        "checkpoint's model settings, or start a new run without ckpt_path"
+    )

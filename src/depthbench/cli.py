@@ -1,7 +1,8 @@
 """Command-line entry points: ``depthbench-train``, ``depthbench-eval`` and ``depthbench``.
 
-Hydra needs the config folder: the package looks for ``conf/`` beside the project root (a source
-checkout) and falls back to ``DEPTHBENCH_CONF``.
+Hydra needs the config folder (:func:`find_conf_dir`): ``DEPTHBENCH_CONF`` if set, else ``conf/``
+of a source checkout, else the copy installed inside the package (``depthbench/conf``). A user's
+own configs join the search path with ``--config-dir DIR`` (docs/configs.md).
 """
 
 from __future__ import annotations
@@ -15,23 +16,50 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from depthbench.config_check import check_overrides
 from depthbench.errors import DepthbenchError
-from depthbench.metrics_file import innermost
+from depthbench.metrics_file import METRICS_FILE, error_line, innermost, write_metrics
 
 log = logging.getLogger("depthbench")
 # conf/hydra/launcher/submitit_*.yaml are checked against the plugin's schema of the same name on
 # purpose (typos fail); Hydra 1.3 warns about that matching on every run
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is validated against")
-CONF_DIR = str(
-    Path(os.environ.get("DEPTHBENCH_CONF", Path(__file__).resolve().parents[2] / "conf"))
-)
+
+
+def find_conf_dir() -> str:
+    """``DEPTHBENCH_CONF``, else a checkout's ``conf/``, else the packaged ``depthbench/conf``."""
+    if os.environ.get("DEPTHBENCH_CONF"):
+        return str(Path(os.environ["DEPTHBENCH_CONF"]).expanduser().resolve())
+    package = Path(__file__).resolve().parent
+    checkout = package.parents[1] / "conf"  # src/depthbench/cli.py -> <repo>/conf
+    if (checkout / "train.yaml").is_file() and (package.parents[1] / "pyproject.toml").is_file():
+        return str(checkout)
+    return str(package / "conf")  # the wheel maps <repo>/conf to depthbench.conf
+
+
+CONF_DIR = find_conf_dir()
 
 
 def _quiet_lightning_handlers() -> None:
-    """Lightning adds its own console handler at import; Hydra's root handler already prints."""
+    """Lightning adds its own console handler at import; Hydra's root handler already prints.
+    Its lines a user cannot act on are dropped (``depthbench.quiet``)."""
+    from depthbench.quiet import quiet_lightning
+
+    quiet_lightning()
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+
+
+def _record_refusal(cfg: DictConfig, error: BaseException) -> None:
+    """A run stopped by bad input gets ``metrics.json`` with status ``failed`` and the error, so
+    its folder never looks like a finished run; a folder that already has one keeps it."""
+    try:
+        out_dir = Path(cfg.paths.output_dir)
+    except Exception:  # no resolvable output folder: nothing to mark
+        return
+    if out_dir.is_dir() and not (out_dir / METRICS_FILE).exists():
+        write_metrics(out_dir, "failed", error=error_line(error))
 
 
 def _guarded(fn, cfg: DictConfig):
@@ -45,11 +73,33 @@ def _guarded(fn, cfg: DictConfig):
         if not isinstance(inner, DepthbenchError):
             raise
         log.error("%s: %s", type(inner).__name__, inner)
+        _record_refusal(cfg, inner)
         sys.exit(2)
 
 
+def _checked(config_name: str) -> None:
+    """Stop a mistyped key or group option with one "did you mean" line, before Hydra runs."""
+    try:
+        check_overrides(CONF_DIR, config_name, sys.argv[1:])
+    except DepthbenchError as e:
+        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def train_main() -> float | None:
+    """``depthbench-train`` / ``python train.py``: check the command line, then train."""
+    _checked("train")
+    return _train_hydra()
+
+
+def eval_main() -> None:
+    """``depthbench-eval`` / ``python eval.py``: check the command line, then evaluate."""
+    _checked("eval")
+    _eval_hydra()
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def train_main(cfg: DictConfig) -> float | None:
+def _train_hydra(cfg: DictConfig) -> float | None:
     """Train (``python train.py ...``); returns ``cfg.optimized_metric`` for sweepers."""
     from depthbench.redaction import redact_hydra_outputs
     from depthbench.run import train
@@ -65,7 +115,7 @@ def train_main(cfg: DictConfig) -> float | None:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
-def eval_main(cfg: DictConfig) -> None:
+def _eval_hydra(cfg: DictConfig) -> None:
     """Evaluate a checkpoint (``python eval.py ckpt_path=...``)."""
     from depthbench.run import evaluate
 

@@ -8,7 +8,8 @@ Every file holds ``status`` and ``output_dir``, and, where known, ``model``, ``p
   ``diverged_at_step`` (the global step of the first non-finite loss), ``last_finite_loss``
   (a float, or null when no finite loss was seen) and ``error`` (one line);
 * ``interrupted``: stopped by Ctrl+C or SIGTERM; ``signal`` names it when known;
-* ``failed``: an exception ended the run; ``error`` says which (one line).
+* ``failed``: an exception ended the run, or bad input (a ``DepthbenchError``) stopped it before
+  training; ``error`` says which (one line).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,18 +18,24 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.plugins.io import CheckpointIO
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from depthbench.build import build_data, build_net
+from depthbench.build import build_data, build_net, data_spec
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO
+from depthbench.callbacks.epoch_log import EpochLog
 from depthbench.callbacks.finetune import finetune_callbacks
 from depthbench.callbacks.history import KeepHistory
 from depthbench.callbacks.interrupt import GracefulInterrupt, interrupt_signal
 from depthbench.callbacks.reliability import DivergenceGuard
 from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
-from depthbench.checkpoint import load_checkpoint, load_net
+from depthbench.checkpoint import (
+    check_resume_fits,
+    load_checkpoint,
+    load_net,
+    stored_data_spec,
+)
 from depthbench.distributed import check_accelerator
-from depthbench.errors import DivergenceError
+from depthbench.errors import ConfigError, DivergenceError
 from depthbench.metrics_file import error_line, write_metrics
 from depthbench.module import Classifier
 from depthbench.output_dir import check_output_dir
@@ -59,6 +66,13 @@ def build_module(cfg: DictConfig, net: torch.nn.Module) -> Classifier:
     )
 
 
+def progress_bar_wanted(trainer_cfg: DictConfig) -> bool:
+    """``trainer.enable_progress_bar``; null (the default) means "when stdout is a terminal", so
+    a SLURM, ``nohup`` or CI log holds the per-epoch lines, not thousands of bar redraws."""
+    value = trainer_cfg.get("enable_progress_bar")
+    return sys.stdout.isatty() if value is None else bool(value)
+
+
 def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> L.Trainer:
     """Instantiate the Trainer with the configured callbacks and loggers.
 
@@ -67,6 +81,8 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
     across resumes (``KeepHistory``) and stops at a step boundary on SIGINT/SIGTERM
     (``GracefulInterrupt``). Every checkpoint is written by ``AtomicCheckpointIO`` (atomic,
     finite weights only) unless the config names another.
+    Every run logs one line per epoch (``EpochLog``), whose training-only clock gives
+    ``train_samples_per_second``.
     """
     callbacks = _instantiate_group(cfg.get("callbacks")) + _instantiate_group(
         cfg.get("diagnostics")
@@ -77,17 +93,26 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
     callbacks += extra_callbacks or []
     if not any(isinstance(c, DivergenceGuard) for c in callbacks):
         callbacks.append(DivergenceGuard())
+    if not any(isinstance(c, EpochLog) for c in callbacks):
+        callbacks.append(EpochLog())
     loggers = _instantiate_group(cfg.get("logger"))
     if not loggers:  # logger=none: the LR monitor has nowhere to write and Lightning refuses it
         callbacks = [
             c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)
         ]
-    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a bar it must hide
+    bar = progress_bar_wanted(cfg.trainer)
+    if not bar:  # Lightning refuses a bar it must hide
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
     plugins = list(instantiate(cfg.trainer.get("plugins")) or [])
     if not any(isinstance(p, CheckpointIO) for p in plugins):
         plugins.append(AtomicCheckpointIO())
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
+    return instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=plugins,
+        enable_progress_bar=bar,
+    )
 
 
 def _final(metrics: dict[str, Any], key: str) -> float | None:
@@ -130,11 +155,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_data(cfg)
     net = build_net(cfg.model, datamodule)
     module = build_module(cfg, net)
+    if ckpt_path:  # another model than the checkpoint's: one line now, not a state-dict dump
+        check_resume_fits(load_checkpoint(ckpt_path), module, cfg.model)
     trainer = build_trainer(cfg, extra_callbacks=finetune_callbacks(net))  # [] unless finetune
     guard = next(c for c in trainer.callbacks if isinstance(c, DivergenceGuard))
+    epoch_log = next(c for c in trainer.callbacks if isinstance(c, EpochLog))
     n_params = count_parameters(net)
-    log.info("data  %s", datamodule.describe())
-    log.info("model %s, %s parameters", type(net).__name__, f"{n_params:,}")
+    log.info("data  %s", datamodule.describe())  # the model's line: EpochLog, once fit starts
 
     def run_fields() -> dict[str, Any]:  # what every metrics.json of this run holds
         return {
@@ -172,6 +199,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
 
     samples = module.train_samples * trainer.world_size
+    train_seconds = epoch_log.train_seconds  # validation excluded
     metrics = {
         "status": "ok",
         "train/loss": _final(fit_metrics, "train/loss_epoch") or _final(fit_metrics, "train/loss"),
@@ -182,21 +210,54 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "test/acc": _final(test_metrics, "test/acc"),
         **run_fields(),
         "fit_seconds": round(fit_seconds, 3),
-        "train_samples_per_second": round(samples / fit_seconds, 1) if fit_seconds > 0 else None,
+        "train_seconds": round(train_seconds, 3),
+        "train_samples_per_second": (
+            round(samples / train_seconds, 1) if train_seconds > 0 else None
+        ),
         "output_dir": str(out_dir),
     }
     if trainer.is_global_zero:
         write_metrics(out_dir, **metrics)
     finish_wandb()  # the next job of a sweep (same process) gets its own wandb run
-    acc = metrics["test/acc"]
-    log.info(
-        "done  %s (%s params): test/acc %s; outputs in %s",
-        type(net).__name__,
-        f"{n_params:,}",
-        "n/a" if acc is None or math.isnan(acc) else f"{acc:.4f}",
-        out_dir,
-    )
+    log.info("done  %s", summary_line(metrics))
     return metrics
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    """The end-of-run line: what was trained, for how long, how fast, how well, and where."""
+
+    def num(key: str) -> str:
+        value = metrics.get(key)
+        return "n/a" if value is None or math.isnan(value) else f"{value:.4f}"
+
+    rate = metrics.get("train_samples_per_second")
+    return (
+        f"{metrics['model']} ({metrics['params']:,} params) on {metrics['data']}: "
+        f"{metrics['epochs']} epochs, {metrics['steps']} steps in {metrics['fit_seconds']:.1f} s "
+        f"(training {metrics['train_seconds']:.1f} s, "
+        f"{'n/a' if rate is None else f'{rate:,.0f}'} samples/s); val/acc {num('val/acc')}, "
+        f"test/acc {num('test/acc')}; outputs in {metrics['output_dir']}"
+    )
+
+
+def check_data_fits(spec: dict[str, Any], datamodule: Any, model_name: str) -> None:
+    """The eval data must have the shape, classes and vocabulary the checkpoint's net was built
+    for; a ConfigError says what differs."""
+    now = data_spec(datamodule)
+    keys = ("input_shape", "num_classes", "model_kwargs")
+    if all(now[k] == spec.get(k, now[k]) for k in keys):
+        return
+    name = getattr(datamodule, "name", type(datamodule).__name__)
+
+    def shape(s: dict[str, Any]) -> str:
+        extra = "".join(f", {k} {v}" for k, v in s.get("model_kwargs", {}).items())
+        return f"input {tuple(s['input_shape'])}, {s['num_classes']} classes{extra}"
+
+    raise ConfigError(
+        f"the checkpoint's {model_name} was trained on {shape(spec)}; data={name} gives "
+        f"{shape(now)}; evaluate on data of the same shape and classes, or leave data unset to "
+        "use the run's own data"
+    )
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -206,11 +267,20 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     checkpoint = load_checkpoint(ckpt_file)
     net, saved = load_net(checkpoint)
-    # The data of the checkpoint's own run unless eval was given data=... explicitly.
-    data_cfg = cfg.data if cfg.get("data") else saved.data
-    datamodule = build_data(OmegaConf.merge(saved, {"data": data_cfg}))
+    run_cfg = saved.copy()
+    if cfg.get("data"):  # data=... given: it replaces the run's data (resolved with eval's paths)
+        with open_dict(run_cfg):
+            run_cfg.data = OmegaConf.to_container(cfg.data, resolve=True)
+    datamodule = build_data(run_cfg)
+    if cfg.get("data"):
+        check_data_fits(stored_data_spec(checkpoint), datamodule, type(net).__name__)
     module = build_module(saved, net)
-    trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    trainer = instantiate(
+        cfg.trainer,
+        logger=False,
+        callbacks=[],
+        enable_progress_bar=progress_bar_wanted(cfg.trainer),
+    )
     results = trainer.test(module, datamodule=datamodule, verbose=False)
     metrics = {
         "status": "ok",

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from depthbench.checkpoint import load_checkpoint, resolve_ckpt_path
 from depthbench.errors import ConfigError
@@ -98,8 +98,32 @@ def validate_data(data: DictConfig | None) -> None:
             check_positive_int(f"data.{key}", data[key], allow_null=key != "batch_size")
 
 
+# what eval.py takes from the checkpoint's stored run config, never from its own command line
+FROM_CHECKPOINT = ("model", "optimizer", "scheduler", "module", "callbacks", "diagnostics")
+
+
+def check_no_missing_values(cfg: DictConfig) -> None:
+    """Every ``???`` value (a required path such as text_csv's ``data.path``) must be set."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        example = " ".join(f"{k}=..." for k in missing)
+        raise ConfigError(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required and not set; "
+            f"add {example} to the command"
+        )
+
+
+def _first_leaf(node: Any, prefix: str) -> str:
+    """``prefix.key=value`` of the first value under ``node`` (to quote an override back)."""
+    while isinstance(node, dict) and node:
+        key, node = next(iter(node.items()))
+        prefix = f"{prefix}.{key}"
+    return f"{prefix}={node}"
+
+
 def validate_train_config(cfg: DictConfig) -> str | None:
     """Check a train config; return the resolved ``ckpt_path`` (None: start fresh)."""
+    check_no_missing_values(cfg)
     if not _is_int(cfg.get("seed", 0)):
         raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
     validate_model(cfg.get("model"))
@@ -113,9 +137,25 @@ def validate_train_config(cfg: DictConfig) -> str | None:
 
 
 def validate_eval_config(cfg: DictConfig) -> str:
-    """Check an eval config; return the checkpoint file to evaluate (it must exist)."""
+    """Check an eval config; return the checkpoint file to evaluate (it must exist).
+
+    Keys that come from the checkpoint (``model``, ``optimizer``, ...) are refused: eval.py
+    would ignore them.
+    """
+    for key in FROM_CHECKPOINT:
+        if key in cfg:
+            given = _first_leaf(OmegaConf.to_container(cfg[key]), key)
+            raise ConfigError(
+                f"{key} comes from the checkpoint, so eval.py would ignore {given}; remove it "
+                f"(to evaluate another {key}, train it and pass that run's ckpt_path)"
+            )
     if cfg.get("data"):
         validate_data(cfg.data)
-    path = resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir), required=True)
+    path = resolve_ckpt_path(
+        None if OmegaConf.is_missing(cfg, "ckpt_path") else cfg.ckpt_path,
+        Path(cfg.paths.output_dir),
+        required=True,
+    )
+    check_no_missing_values(cfg)
     assert path is not None
     return path

@@ -6,6 +6,8 @@
   and ``LastCheckpoint`` (``last.ckpt`` at every epoch end)
 - ``reliability``: ``DivergenceGuard`` (stop at a non-finite loss) and ``ExactResume``
 - ``finetune``: ``BackboneFreeze`` for a fine-tuner's backbone
+- ``epoch_log``: ``EpochLog`` (a start line, one plain line per epoch, the training-only clock
+  behind ``train_samples_per_second``), added to every run
 - ``timing``: ``StepTimer``, the benchmarks' in-loop step timer
 """
 

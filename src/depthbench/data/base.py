@@ -25,8 +25,17 @@ from depthbench.data.loader import Batch, TensorBatchLoader
 from depthbench.data.stats import balanced_subset, channel_stats, to_float
 from depthbench.errors import ConfigError
 
-__all__ = ["Batch", "InMemoryDataModule"]
+__all__ = ["Batch", "InMemoryDataModule", "check_on_bad"]
 LOADERS = ("memory", "torchvision")
+# what a file-backed data module does with a bad row or file: stop with its line/path, or skip it
+ON_BAD = ("error", "skip")
+
+
+def check_on_bad(key: str, value: str) -> str:
+    """``value`` of an ``on_bad_*`` option: ``error`` (stop at a bad row/file) or ``skip``."""
+    if value not in ON_BAD:
+        raise ConfigError(f"{key} must be one of {', '.join(ON_BAD)}, got {value!r}")
+    return value
 
 
 class InMemoryDataModule(L.LightningDataModule):

@@ -85,7 +85,7 @@ class Flowers102DataModule(InMemoryDataModule):
                 raise DataError(f"{self.name}: {len(missing)} images missing, e.g. {missing[0]}")
 
             def build(files: list[Path] = files) -> dict[str, torch.Tensor]:
-                return {"x": decode_images(files, (h, w), self.name)}
+                return {"x": decode_images(files, (h, w), self.name)[0]}
 
             meta = [[h, w], file_fingerprint(files)]
             path = self.data_dir / f"depthbench_cache_{split}_{h}x{w}.pt"

@@ -10,17 +10,19 @@ train becomes the test split.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torchvision.datasets.folder import make_dataset
 
-from depthbench.data.base import Batch, InMemoryDataModule
+from depthbench.data.base import Batch, InMemoryDataModule, check_on_bad
 from depthbench.data.cache import file_fingerprint, load_or_build
 from depthbench.data.images import decode_images, image_size_hw
 from depthbench.errors import ConfigError, DataError
 
+log = logging.getLogger("depthbench")
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
@@ -53,9 +55,11 @@ class ImageFolderDataModule(InMemoryDataModule):
         image_size: int | Sequence[int] = 64,
         test_size: float = 0.2,
         extensions: Sequence[str] = EXTENSIONS,
+        on_bad_files: str = "error",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        self.on_bad_files = check_on_bad("data.on_bad_files", on_bad_files)
         if not 0 < test_size < 1:
             raise ConfigError(f"data.test_size must be a fraction in (0, 1), got {test_size!r}")
         self.image_size = image_size_hw(image_size)
@@ -111,15 +115,33 @@ class ImageFolderDataModule(InMemoryDataModule):
         return files, torch.tensor([c for _, c in samples], dtype=torch.long)
 
     def _decode(self, folder: str) -> tuple[list[Path], Batch]:
+        """Decode ``root/<folder>`` once (cached); unreadable files stop the run or are skipped.
+
+        The cache records which files could not be read, so a later run with
+        ``on_bad_files=error`` still stops at them.
+        """
         files, y = self._scan(folder)
         h, w = self.image_size
+        hint = "replace or delete the file, or set data.on_bad_files=skip"
 
         def build() -> dict[str, torch.Tensor]:
-            return {"x": decode_images(files, (h, w), self.name)}
+            x, bad = decode_images(files, (h, w), self.name, skip_bad=True)
+            return {"x": x, "bad": torch.tensor(bad, dtype=torch.long)}
 
         meta = [[h, w], list(self.classes), file_fingerprint(files)]
-        x = load_or_build(self.root / f"depthbench_cache_{folder}_{h}x{w}.pt", build, meta)["x"]
-        return files, (x, y)
+        cached = load_or_build(self.root / f"depthbench_cache_{folder}_{h}x{w}.pt", build, meta)
+        bad = cached.get("bad", torch.empty(0, dtype=torch.long)).tolist()
+        if bad and self.on_bad_files == "error":
+            decode_images([files[bad[0]]], (h, w), self.name, hint=hint)  # raises, naming it
+            raise DataError(f"{self.name}: cannot read image {files[bad[0]]}; {hint}")
+        if bad:
+            log.warning(
+                "%s: skipped %d unreadable image(s) under %s (data.on_bad_files=skip), e.g. %s",
+                self.name, len(bad), self.root / folder, files[bad[0]],
+            )  # fmt: skip
+            keep = sorted(set(range(len(files))) - set(bad))
+            files, y = [files[i] for i in keep], y[keep]
+        return files, (cached["x"], y)
 
     def load_splits(self) -> dict[str, Batch]:
         self.classes = self._scan_classes()

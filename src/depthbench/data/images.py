@@ -35,15 +35,27 @@ def load_image(path: Path, size: tuple[int, int]) -> Image.Image:
     return TF.center_crop(img, list(size))
 
 
-def decode_images(files: Sequence[Path], size: tuple[int, int], name: str) -> torch.Tensor:
-    """All ``files`` as one uint8 tensor (N, 3, H, W); a DataError names an unreadable file."""
+def decode_images(
+    files: Sequence[Path],
+    size: tuple[int, int],
+    name: str,
+    skip_bad: bool = False,
+    hint: str = "replace or delete the file",
+) -> tuple[torch.Tensor, list[int]]:
+    """The readable ``files`` as one uint8 tensor (N, 3, H, W), and the indices of unreadable ones.
+
+    An unreadable or corrupt file raises a DataError naming it, or with ``skip_bad`` is left out
+    of the tensor and its index returned. ``hint`` ends the error: what the user can do.
+    """
     out = torch.empty((len(files), 3, *size), dtype=torch.uint8)
+    bad: list[int] = []
     for i, path in enumerate(files):
         try:
-            out[i] = TF.pil_to_tensor(load_image(path, size))
+            out[i - len(bad)] = TF.pil_to_tensor(load_image(path, size))
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
-            raise DataError(
-                f"{name}: cannot read image {path} ({type(e).__name__}: {e}); "
-                "replace or delete the file"
-            ) from e
-    return out
+            if not skip_bad:
+                raise DataError(
+                    f"{name}: cannot read image {path} ({type(e).__name__}: {e}); {hint}"
+                ) from e
+            bad.append(i)
+    return out[: len(files) - len(bad)], bad

@@ -1,0 +1,174 @@
+"""Command-line overrides checked before Hydra runs: a typo gets one line with "did you mean".
+
+Hydra reports an unknown key (``trainer.max_epoch=3``) as a multi-line "Could not override ...
+use +trainer.max_epoch" (the ``+`` then fails inside the Trainer) and an unknown group option
+(``model=resnt``) as a list plus the config search path. :func:`check_overrides` composes the
+command's config once, as Hydra is about to, and turns those two failures into a
+:class:`~depthbench.errors.ConfigError` that names the closest valid keys or options. Any other
+outcome is left to Hydra, which composes again and reports (or runs) as usual.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+
+from depthbench.errors import ConfigError
+
+# flags after which Hydra does not run the task: nothing to check
+_NO_RUN = {"-h", "--help", "--hydra-help", "--info", "-i", "--shell-completion", "-sc",
+           "--version", "--experimental-rerun"}  # fmt: skip
+# flags that take a value
+_WITH_VALUE = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp",
+               "--cfg", "-c", "--package", "-p"}  # fmt: skip
+
+
+def _split_args(args: Sequence[str]) -> tuple[list[str], dict[str, str]] | None:
+    """Hydra's command line -> (overrides, {flag: value}); None when it will not run a task."""
+    overrides: list[str] = []
+    flags: dict[str, str] = {}
+    items = iter(args)
+    for arg in items:
+        name, _, inline = arg.partition("=") if arg.startswith("-") else (arg, "", "")
+        if name in _NO_RUN:
+            return None
+        if name in _WITH_VALUE:
+            flags[name] = inline or next(items, "")
+        elif not arg.startswith("-"):
+            overrides.append(arg)
+    return overrides, flags
+
+
+def _one_value_each(overrides: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """A sweep (``model.depth=4,16``) becomes its first value; one that cannot be enumerated
+    (``interval(0, 1)``, for a sweeper) is left out: composing checks keys, not every value.
+    Also returns every value of each sweep, by key, to check the group options among them."""
+    out, sweeps = [], {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if not override.is_sweep_override():
+            out.append(override.input_line)
+            continue
+        try:
+            values = list(override.sweep_string_iterator())
+        except HydraException:
+            continue
+        out.append(f"{override.get_key_element()}={values[0]}")
+        sweeps[override.get_key_element()] = values
+    return out, sweeps
+
+
+def _compose(
+    config_dirs: list[str],
+    config_name: str,
+    overrides: list[str],
+    sweeps: dict[str, list[str]] | None = None,
+) -> DictConfig:
+    """Compose as Hydra will; each swept value of a config group must be one of its options."""
+    GlobalHydra.instance().clear()
+    extra = [f"hydra.searchpath=[{','.join('file://' + d for d in config_dirs[1:])}]"]
+    try:
+        with initialize_config_dir(config_dir=config_dirs[0], version_base="1.3"):
+            cfg = compose(config_name, overrides=[*overrides, *extra[: len(config_dirs) > 1]])
+            loader = GlobalHydra.instance().config_loader()
+            for key, values in (sweeps or {}).items():
+                group = key.lstrip("+~")
+                options = loader.get_group_options(group)
+                unknown = [v for v in values if options and v not in options]
+                if unknown:
+                    raise MissingConfigException("", f"{group}/{unknown[0]}", options)
+            return cfg
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def close_matches(word: str, choices: Sequence[str], n: int = 3) -> list[str]:
+    """The ``n`` entries of ``choices`` closest to ``word`` (difflib's ratio >= 0.6)."""
+    return difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
+
+
+def unknown_key_message(cfg: DictConfig, key: str) -> str:
+    """One line for an override of ``key`` that is not in ``cfg``: the closest keys at the
+    first level where the path leaves the config, or that level's keys."""
+    parts = key.lstrip("+~").split(".")
+    node, prefix = cfg, ""
+    for i, part in enumerate(parts):
+        if isinstance(node, DictConfig) and part in node:
+            node, prefix = node[part], f"{prefix}{part}."
+            continue
+        siblings = list(node.keys()) if isinstance(node, DictConfig) else []
+        matches = close_matches(part, [str(s) for s in siblings])
+        rest = "." + ".".join(parts[i + 1 :]) if parts[i + 1 :] else ""
+        if matches:
+            best, *others = (f"{prefix}{m}{rest}" for m in matches)
+            also = f" (also close: {', '.join(others)})" if others else ""
+            return f"{key} is not a config key; did you mean {best}?{also}"
+        where = prefix.rstrip(".") or "the config"
+        shown = ", ".join(str(s) for s in siblings[:12]) + (", ..." if len(siblings) > 12 else "")
+        return (
+            f"{key} is not a config key; the keys of {where}: {shown} "
+            f"(to add a new key on purpose: +{key}=VALUE)"
+        )
+    return f"{key} cannot be overridden here"
+
+
+def unknown_option_message(error: MissingConfigException) -> str | None:
+    """One line for ``group=option`` naming a config file that does not exist, or None."""
+    missing = error.missing_cfg_file or ""
+    if "/" not in missing or not error.options:
+        return None
+    group, option = missing.rsplit("/", 1)
+    matches = close_matches(option, error.options)
+    guess = f"did you mean {group}={matches[0]}? " if matches else ""
+    return f"{group}={option} is not an option; {guess}options: {', '.join(error.options)}"
+
+
+def compose_command(config_dir: str, config_name: str, args: Sequence[str]) -> DictConfig | None:
+    """The config a command line (Hydra's syntax, flags included) composes to, each sweep at its
+    first value; None for a command that runs no task (``--help``) or one this check cannot
+    compose as Hydra would (another primary config folder). Hydra's errors propagate."""
+    split = _split_args(args)
+    if split is None:
+        return None
+    overrides, flags = split
+    if flags.get("--config-path") or flags.get("-cp"):
+        return None  # another primary config folder: Hydra's to compose
+    config_dirs = [config_dir]
+    if flags.get("--config-dir") or flags.get("-cd"):
+        if any(o.lstrip("+").startswith("hydra.searchpath") for o in overrides):
+            return None  # both extend the search path: Hydra merges them, this check would not
+        config_dirs.append(str(Path(flags.get("--config-dir") or flags["-cd"]).resolve()))
+    config_name = flags.get("--config-name") or flags.get("-cn") or config_name
+    overrides, sweeps = _one_value_each(overrides)
+    return _compose(config_dirs, config_name, overrides, sweeps)
+
+
+def check_overrides(config_dir: str, config_name: str, args: Sequence[str]) -> None:
+    """Compose ``config_name`` with the command line ``args`` (Hydra's syntax); raise a one-line
+    ConfigError for an unknown key or group option. Everything else is Hydra's to report."""
+    try:
+        compose_command(config_dir, config_name, args)
+    except MissingConfigException as e:
+        message = unknown_option_message(e)
+        if message:
+            raise ConfigError(message) from None
+    except ConfigCompositionException as e:
+        found = re.search(r"Could not override '([^']+)'", str(e))
+        if not found or "not in struct" not in str(e.__cause__ or ""):
+            return
+        key = found.group(1)
+        others = [a for a in args if not re.match(rf"[+~]*{re.escape(key)}=", a)]
+        try:
+            base = compose_command(config_dir, config_name, others) or OmegaConf.create()
+        except HydraException:
+            base = OmegaConf.create()
+        raise ConfigError(unknown_key_message(base, key)) from None
+    except HydraException:
+        return  # Hydra composes again and reports it in its own words
