@@ -143,7 +143,7 @@ def test_resume_with_another_model(digits_run, tmp_path):
         code,
         out,
         "ConfigError: the checkpoint does not fit the configured model "
-        "(16 weights missing, 0 unexpected, 0 of another shape): it was "
+        "(8 weights missing, 0 unexpected, 0 of another shape): it was "
         "trained with model.depth=4 (now 8)",
     )
     assert_marked_failed(tmp_path)

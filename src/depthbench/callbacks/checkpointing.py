@@ -119,7 +119,8 @@ class LastCheckpoint(Checkpoint):
             or trainer.global_step == 0
         ):
             return
-        trainer.save_checkpoint(self.path)  # through the strategy's CheckpointIO, rank 0 only
+        # through the strategy's CheckpointIO, rank 0 only; a full, resumable checkpoint
+        trainer.save_checkpoint(self.path, weights_only=False)
         self.last_model_path = str(self.path)
 
     def on_train_batch_end(

@@ -100,7 +100,7 @@ class GracefulInterrupt(L.Callback):
             return
         path = last_checkpoint_path(trainer)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        trainer.save_checkpoint(path)  # atomic: the Trainer's AtomicCheckpointIO writes it
+        trainer.save_checkpoint(path, weights_only=False)  # atomic: AtomicCheckpointIO writes it
         log.warning("%s: stopped at step %d, saved %s", name, trainer.global_step, path)
 
 
