@@ -17,11 +17,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from depthbench.build import build_data, build_net
+from depthbench.build import build_data, build_net, class_names
 from depthbench.callbacks.finetune import finetune_callbacks
+from depthbench.callbacks.predictions import CollectPredictions
 from depthbench.callbacks.reliability import DivergenceGuard
 from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
 from depthbench.checkpoint import load_checkpoint, load_net
+from depthbench.confusion import explain_predictions
 from depthbench.distributed import check_accelerator
 from depthbench.errors import DivergenceError
 from depthbench.metrics_file import error_line, write_metrics
@@ -175,7 +177,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate the checkpoint ``cfg.ckpt_path`` on its data's test split; write metrics.json."""
+    """Evaluate the checkpoint ``cfg.ckpt_path`` on its data's test split; write metrics.json.
+
+    The run folder also gets the confusion matrix (``confusion.csv``/``.png``), every test
+    example's prediction and, for images, the most confidently wrong ones
+    (``depthbench.confusion``); ``metrics.json`` holds the per-class accuracy.
+    """
     ckpt_file = validate_eval_config(cfg)
     check_accelerator(cfg.trainer)
     out_dir = Path(cfg.paths.output_dir)
@@ -185,13 +192,20 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data_cfg = cfg.data if cfg.get("data") else saved.data
     datamodule = build_data(OmegaConf.merge(saved, {"data": data_cfg}))
     module = build_module(saved, net)
-    trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    collector = CollectPredictions()  # the same test pass gives the confusion matrix
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[collector])
     results = trainer.test(module, datamodule=datamodule, verbose=False)
+    explained: dict[str, Any] = {}
+    if trainer.world_size == 1:  # several processes would each hold a shard of the predictions
+        probs, labels = collector.result()
+        test_x = getattr(datamodule, "splits", {}).get("test", (None,))[0]
+        explained = explain_predictions(out_dir, probs, labels, class_names(datamodule), test_x)
     metrics = {
         "status": "ok",
         "ckpt_path": str(ckpt_file),
         "test/loss": float(results[0]["test/loss"]),
         "test/acc": float(results[0]["test/acc"]),
+        **explained,  # test/acc_per_class, test/examples
         "model": type(net).__name__,
         "data": getattr(datamodule, "name", type(datamodule).__name__),
         "params": count_parameters(net),

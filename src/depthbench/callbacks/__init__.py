@@ -5,6 +5,7 @@
 - ``reliability``: ``DivergenceGuard`` (stop at a non-finite loss) and ``ExactResume``
 - ``finetune``: ``BackboneFreeze`` for a fine-tuner's backbone
 - ``timing``: ``StepTimer``, the benchmarks' in-loop step timer
+- ``predictions``: ``CollectPredictions``, eval's test-set probabilities and labels
 """
 
 from depthbench.callbacks.finetune import BackboneFreeze, finetune_callbacks
