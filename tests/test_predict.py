@@ -156,3 +156,31 @@ def test_confusion_figures_carry_class_names(tmp_path: Path) -> None:
     titles = [ax.get_title() for ax in grid.axes if ax.get_title()]
     assert titles == ["true frog\npredicted dog (0.70)", "true dog\npredicted cat (0.60)"]
     assert fields["test/acc_per_class"] == {"cat": 1.0, "dog": 0.0, "frog": 0.5}
+
+
+def test_predict_text_lines_and_files(tmp_path: Path) -> None:
+    """A text model classifies literal texts and a .txt file's lines with the vocabulary of
+    its checkpoint: the same probabilities as the net on the data module's own encoding."""
+    from test_text_csv import write_csv
+
+    from depthbench.checkpoint import load_net
+
+    train_file = write_csv(tmp_path / "train.csv", 120)
+    cfg = compose_config(
+        ["data=text_csv", f"data.path={train_file}", "data.max_len=16", "data.batch_size=16",
+         "model=transformer", "model.pool=mean", "model.dim=16", "model.depth=1", "model.heads=2",
+         "logger=none", *FAST],
+        tmp_path / "run",
+    )  # fmt: skip
+    train(cfg)
+    texts = ["The film was great, said the critic.", "an awful, boring film"]
+    (tmp_path / "lines.txt").write_text(f"{texts[1]}\n\n")
+    predictions = Predictor(tmp_path / "run").predict([texts[0], str(tmp_path / "lines.txt")], 2)
+    assert [p.source for p in predictions] == texts
+    dm = build_data(cfg)
+    net, _ = load_net(find_checkpoint(tmp_path / "run"))
+    for text, p in zip(texts, predictions, strict=True):
+        with torch.no_grad():
+            probs = net(**dm.encode(text)).softmax(-1)[0]
+        assert {name for name, _ in p.top} == {"neg", "pos"}
+        assert p.top[0] == (dm.classes[int(probs.argmax())], pytest.approx(float(probs.max())))
