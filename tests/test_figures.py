@@ -89,7 +89,7 @@ def test_activations_of_a_relu_net_have_no_empty_panel(tmp_path: Path, drawn) ->
     assert len(fig.axes) == 2
     assert all(_drawn_points(ax) > 0 for ax in fig.axes)
     assert "dead" in fig.axes[1].get_title()
-    assert "no saturated panel" in fig._suptitle.get_text()
+    assert "no sigmoid/tanh layer, so no 'fraction saturated' panel" in fig._suptitle.get_text()
     assert all(float(t).is_integer() for t in _integer_labels(fig.axes[1]))
 
 

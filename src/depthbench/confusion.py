@@ -38,7 +38,7 @@ def per_class_accuracy(matrix: torch.Tensor, classes: Sequence[str]) -> dict[str
     """Class name -> the fraction of its examples predicted right (None: no example of it)."""
     totals = matrix.sum(dim=1)
     return {
-        name: (float(matrix[i, i] / totals[i]) if totals[i] else None)
+        name: (int(matrix[i, i]) / int(totals[i]) if totals[i] else None)
         for i, name in enumerate(classes)
     }
 
@@ -153,10 +153,15 @@ def explain_predictions(
     images: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Write the files of the module docstring into ``out_dir``; return the metrics fields
-    ``test/acc_per_class`` (class name -> accuracy) and ``test/examples``."""
+    ``test/acc_per_class`` (class name -> accuracy) and ``test/examples`` (none without
+    predictions). Classes are named by their index when ``classes`` does not fit the data."""
+    if len(labels) == 0:  # no test batch ran (trainer.limit_test_batches=0)
+        return {}
+    n = max(probs.shape[1], int(labels.max()) + 1)
+    classes = list(classes) if len(classes) == n else [str(i) for i in range(n)]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    matrix = confusion_matrix(probs.argmax(dim=1), labels, len(classes))
+    matrix = confusion_matrix(probs.argmax(dim=1), labels, n)
     write_confusion_csv(matrix, classes, out_dir / "confusion.csv")
     plot_confusion(matrix, classes, out_dir / "confusion.png")
     write_predictions_csv(probs, labels, classes, out_dir / "predictions.csv")

@@ -37,6 +37,8 @@ from depthbench.errors import CheckpointError, DataError, DepthbenchError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 TEXT_EXTENSIONS = (".txt",)
 ARRAY_EXTENSIONS = (".npy",)
+# a text model reads an argument named like one of these as a file, never as a text
+FILE_EXTENSIONS = (*IMAGE_EXTENSIONS, *TEXT_EXTENSIONS, *ARRAY_EXTENSIONS, ".csv")
 BATCH = 256  # examples per forward pass
 
 
@@ -166,7 +168,7 @@ class Predictor:
         return out
 
     def _texts(self, inputs: Sequence[str]) -> list[str]:
-        """Lines of ``.txt`` files and literal texts; a missing file named like one is an error."""
+        """Lines of ``.txt`` files and literal texts; a missing ``x.txt`` (or ``.png``...) fails."""
         texts: list[str] = []
         for item in inputs:
             path = Path(item).expanduser()
@@ -175,8 +177,8 @@ class Predictor:
                 texts += [t for t in lines if t]
             elif path.is_file() or path.is_dir():
                 raise DataError(f"{path}: a text model reads .txt files (one text per line)")
-            elif re.fullmatch(r"\S+\.[A-Za-z]{2,4}", item):
-                raise DataError(f"input not found: {path} (quote a text that looks like a file)")
+            elif " " not in item and path.suffix.lower() in FILE_EXTENSIONS:
+                raise DataError(f"input not found: {path}")
             else:
                 texts.append(item)
         if not texts:

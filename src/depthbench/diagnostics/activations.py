@@ -127,7 +127,7 @@ def plot_activations(
             measured = sorted(df.loc[df[column].notna(), "kind"].unique())
             panels.append((column, f"{title} ({'/'.join(measured)} layers)"))
         else:
-            missing.append(f"no {kinds} layer, so no {column} panel")
+            missing.append(f"no {kinds} layer, so no '{title}' panel")
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.6), squeeze=False)
     axes = dict(zip((c for c, _ in panels), axes[0], strict=True))
