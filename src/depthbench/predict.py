@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     width = min(max(len(p.source) for p in predictions), 60)
     for p in predictions:
-        top = "  ".join(f"{name} {prob:.3f}" for name, prob in p.top)
+        top = "  ".join(f"{name} ({prob:.3f})" for name, prob in p.top)
         print(f"{p.source:<{width}}  {top}")
     if args.out:
         print(f"wrote {write_csv(predictions, args.out)}", file=sys.stderr)
