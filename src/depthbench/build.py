@@ -1,9 +1,10 @@
 """From configs to the data module and the network built for it.
 
 A network's shape comes from its data: the *data spec* (``data_spec``) holds the input shape of
-one example, the number of classes, the normalisation statistics and any extra model arguments
-(e.g. ``vocab_size`` of a text dataset). ``build_net`` builds a net from a model config and a
-spec; the same spec is stored in every checkpoint, so a net is rebuilt without its data.
+one example, the number of classes and their names, the normalisation statistics and any extra
+model arguments (e.g. ``vocab_size`` of a text dataset). ``build_net`` builds a net from a model
+config and a spec; the same spec is stored in every checkpoint, so a net is rebuilt without its
+data.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ def build_data(cfg: DictConfig) -> L.LightningDataModule:
     return datamodule
 
 
+def class_names(datamodule: Any) -> list[str]:
+    """The names of a (set-up) data module's classes, index = label; ``"0"``, ``"1"``, ... for
+    data without names (digits, MNIST)."""
+    names = [str(c) for c in getattr(datamodule, "classes", None) or ()]
+    n = int(datamodule.num_classes)
+    return names if len(names) == n else [str(i) for i in range(n)]
+
+
 def data_spec(datamodule: Any) -> dict[str, Any]:
     """What a net needs from its (set-up) data, as plain ints, floats and lists.
 
@@ -47,6 +56,7 @@ def data_spec(datamodule: Any) -> dict[str, Any]:
     return {
         "input_shape": [int(s) for s in datamodule.input_shape],
         "num_classes": int(datamodule.num_classes),
+        "classes": class_names(datamodule),
         "mean": [float(m) for m in datamodule.mean.flatten()] if normalized else [0.0],
         "std": [float(s) for s in datamodule.std.flatten()] if normalized else [1.0],
         "model_kwargs": dict(extra),

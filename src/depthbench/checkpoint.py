@@ -152,3 +152,23 @@ def check_resume_fits(checkpoint: Mapping[str, Any], module: nn.Module, model_cf
         f"{n_extra} unexpected, {len(wrong)} of another shape): {trained}; resume with the "
         "checkpoint's model settings, or start a new run without ckpt_path"
     )
+
+
+def check_data_fits(spec: dict[str, Any], datamodule: Any, model_name: str) -> None:
+    """The eval data must have the shape, classes and vocabulary the checkpoint's net was built
+    for; a ConfigError says what differs."""
+    now = data_spec(datamodule)
+    keys = ("input_shape", "num_classes", "model_kwargs")
+    if all(now[k] == spec.get(k, now[k]) for k in keys):
+        return
+    name = getattr(datamodule, "name", type(datamodule).__name__)
+
+    def shape(s: dict[str, Any]) -> str:
+        extra = "".join(f", {k} {v}" for k, v in s.get("model_kwargs", {}).items())
+        return f"input {tuple(s['input_shape'])}, {s['num_classes']} classes{extra}"
+
+    raise ConfigError(
+        f"the checkpoint's {model_name} was trained on {shape(spec)}; data={name} gives "
+        f"{shape(now)}; evaluate on data of the same shape and classes, or leave data unset to "
+        "use the run's own data"
+    )

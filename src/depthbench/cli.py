@@ -129,6 +129,7 @@ SUBCOMMANDS: dict[str, str] = {
     "attention": "depthbench.attention_cli:main",
     "report": "depthbench.report.cli:main",
     "lesson": "depthbench.lesson.run:main",
+    "predict": "depthbench.predict:main",
 }
 
 

@@ -17,3 +17,10 @@ def pyplot() -> ModuleType:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def integer_ticks(ax, axis: str = "x") -> None:
+    """Ticks on whole numbers only along ``axis`` ("x" or "y"): layer indices, steps, epochs."""
+    from matplotlib.ticker import MaxNLocator
+
+    getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(integer=True))

@@ -7,7 +7,6 @@ around these two functions, so tests and notebooks can call them with a composed
 from __future__ import annotations
 
 import logging
-import math
 import signal
 import sys
 import time
@@ -20,22 +19,25 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from depthbench.build import build_data, build_net, data_spec
+from depthbench.build import build_data, build_net, class_names
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO
-from depthbench.callbacks.epoch_log import EpochLog
+from depthbench.callbacks.epoch_log import EpochLog, summary_line
 from depthbench.callbacks.finetune import finetune_callbacks
 from depthbench.callbacks.history import KeepHistory
 from depthbench.callbacks.interrupt import GracefulInterrupt, interrupt_signal
+from depthbench.callbacks.predictions import CollectPredictions
 from depthbench.callbacks.reliability import DivergenceGuard
 from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
 from depthbench.checkpoint import (
+    check_data_fits,
     check_resume_fits,
     load_checkpoint,
     load_net,
     stored_data_spec,
 )
+from depthbench.confusion import explain_predictions
 from depthbench.distributed import check_accelerator
-from depthbench.errors import ConfigError, DivergenceError
+from depthbench.errors import DivergenceError
 from depthbench.metrics_file import error_line, write_metrics
 from depthbench.module import Classifier
 from depthbench.output_dir import check_output_dir
@@ -223,45 +225,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def summary_line(metrics: dict[str, Any]) -> str:
-    """The end-of-run line: what was trained, for how long, how fast, how well, and where."""
-
-    def num(key: str) -> str:
-        value = metrics.get(key)
-        return "n/a" if value is None or math.isnan(value) else f"{value:.4f}"
-
-    rate = metrics.get("train_samples_per_second")
-    return (
-        f"{metrics['model']} ({metrics['params']:,} params) on {metrics['data']}: "
-        f"{metrics['epochs']} epochs, {metrics['steps']} steps in {metrics['fit_seconds']:.1f} s "
-        f"(training {metrics['train_seconds']:.1f} s, "
-        f"{'n/a' if rate is None else f'{rate:,.0f}'} samples/s); val/acc {num('val/acc')}, "
-        f"test/acc {num('test/acc')}; outputs in {metrics['output_dir']}"
-    )
-
-
-def check_data_fits(spec: dict[str, Any], datamodule: Any, model_name: str) -> None:
-    """The eval data must have the shape, classes and vocabulary the checkpoint's net was built
-    for; a ConfigError says what differs."""
-    now = data_spec(datamodule)
-    keys = ("input_shape", "num_classes", "model_kwargs")
-    if all(now[k] == spec.get(k, now[k]) for k in keys):
-        return
-    name = getattr(datamodule, "name", type(datamodule).__name__)
-
-    def shape(s: dict[str, Any]) -> str:
-        extra = "".join(f", {k} {v}" for k, v in s.get("model_kwargs", {}).items())
-        return f"input {tuple(s['input_shape'])}, {s['num_classes']} classes{extra}"
-
-    raise ConfigError(
-        f"the checkpoint's {model_name} was trained on {shape(spec)}; data={name} gives "
-        f"{shape(now)}; evaluate on data of the same shape and classes, or leave data unset to "
-        "use the run's own data"
-    )
-
-
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate the checkpoint ``cfg.ckpt_path`` on its data's test split; write metrics.json."""
+    """Evaluate the checkpoint ``cfg.ckpt_path`` on its data's test split; write metrics.json.
+
+    The run folder also gets the confusion matrix (``confusion.csv``/``.png``), every test
+    example's prediction and, for images, the most confidently wrong ones
+    (``depthbench.confusion``); ``metrics.json`` holds the per-class accuracy.
+    """
     ckpt_file = validate_eval_config(cfg)
     check_accelerator(cfg.trainer)
     out_dir = Path(cfg.paths.output_dir)
@@ -275,18 +245,25 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("data"):
         check_data_fits(stored_data_spec(checkpoint), datamodule, type(net).__name__)
     module = build_module(saved, net)
+    collector = CollectPredictions()  # the same test pass gives the confusion matrix
     trainer = instantiate(
         cfg.trainer,
         logger=False,
-        callbacks=[],
+        callbacks=[collector],
         enable_progress_bar=progress_bar_wanted(cfg.trainer),
     )
     results = trainer.test(module, datamodule=datamodule, verbose=False)
+    explained: dict[str, Any] = {}
+    if trainer.world_size == 1:  # several processes would each hold a shard of the predictions
+        probs, labels = collector.result()
+        test_x = getattr(datamodule, "splits", {}).get("test", (None,))[0]
+        explained = explain_predictions(out_dir, probs, labels, class_names(datamodule), test_x)
     metrics = {
         "status": "ok",
         "ckpt_path": str(ckpt_file),
         "test/loss": float(results[0]["test/loss"]),
         "test/acc": float(results[0]["test/acc"]),
+        **explained,  # test/acc_per_class, test/examples
         "model": type(net).__name__,
         "data": getattr(datamodule, "name", type(datamodule).__name__),
         "params": count_parameters(net),

@@ -9,6 +9,7 @@
 - ``epoch_log``: ``EpochLog`` (a start line, one plain line per epoch, the training-only clock
   behind ``train_samples_per_second``), added to every run
 - ``timing``: ``StepTimer``, the benchmarks' in-loop step timer
+- ``predictions``: ``CollectPredictions``, eval's test-set probabilities and labels
 """
 
 from depthbench.callbacks.finetune import BackboneFreeze, finetune_callbacks

@@ -12,6 +12,7 @@ per second it gives (``metrics.json``'s ``train_samples_per_second``) are traini
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -126,3 +127,20 @@ class EpochLog(L.Callback):
             "epoch %d%s  train %s  val %s  %.1f s  %s",
             pending["epoch"], epochs, train, val_text, seconds, rate,
         )  # fmt: skip
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    """The end-of-run line: what was trained, for how long, how fast, how well, and where."""
+
+    def num(key: str) -> str:
+        value = metrics.get(key)
+        return "n/a" if value is None or math.isnan(value) else f"{value:.4f}"
+
+    rate = metrics.get("train_samples_per_second")
+    return (
+        f"{metrics['model']} ({metrics['params']:,} params) on {metrics['data']}: "
+        f"{metrics['epochs']} epochs, {metrics['steps']} steps in {metrics['fit_seconds']:.1f} s "
+        f"(training {metrics['train_seconds']:.1f} s, "
+        f"{'n/a' if rate is None else f'{rate:,.0f}'} samples/s); val/acc {num('val/acc')}, "
+        f"test/acc {num('test/acc')}; outputs in {metrics['output_dir']}"
+    )

@@ -55,6 +55,9 @@ class CIFAR10DataModule(InMemoryDataModule):
         "test": ["test_batch"],
     }
     label_key = "labels"
+    # the label order of the CIFAR-10 files (batches.meta)
+    classes: ClassVar[tuple[str, ...]] = ("airplane", "automobile", "bird", "cat", "deer", "dog",
+                                          "frog", "horse", "ship", "truck")  # fmt: skip
     default_flip = True
 
     def __init__(self, *, download: bool = True, **kwargs) -> None:
@@ -103,6 +106,7 @@ class CIFAR100DataModule(CIFAR10DataModule):
     """CIFAR-100 (100 fine classes) as (3, 32, 32) uint8 images."""
 
     name = "cifar100"
+    classes: ClassVar[tuple[str, ...]] = ()  # the 100 fine labels are shown as indices
     folder = "cifar-100-python"
     torchvision_class = "CIFAR100"
     archive = "cifar-100-python.tar.gz"

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from depthbench.diagnostics.common import CsvAppender, network, save_figure
-from depthbench.plotting import pyplot
+from depthbench.plotting import integer_ticks, pyplot
 
 COLUMNS = ("step", "layer", "index", "kind", "mean", "std", "saturated", "dead")
 # Saturated: |derivative| below ~10-20% of its maximum. sigmoid' = y(1-y) < 0.0475 for
@@ -109,24 +109,46 @@ class ActivationStats(Callback):
 def plot_activations(
     csv_path: Path, png_path: Path, trainer: L.Trainer | None = None
 ) -> Path | None:
-    """Mean +- std, saturated and dead fractions against layer, at the first and last step."""
+    """Mean +- std, saturated and dead fractions against layer, at the first and last step.
+
+    A panel is drawn only when the net has its kind of activation: no "saturated" panel for a
+    ReLU net, no "dead" panel for a sigmoid net; the title says which panel was left out.
+    """
     import pandas as pd
 
     df = pd.read_csv(csv_path)
     if df.empty:
         return None
+    panels = [("mean", "activation mean +- std")]
+    missing = []
+    for column, title, kinds in (
+        ("saturated", "fraction saturated", "sigmoid/tanh"),
+        ("dead", "fraction dead units", "ReLU"),
+    ):
+        if df[column].notna().any():
+            measured = sorted(df.loc[df[column].notna(), "kind"].unique())
+            panels.append((column, f"{title} ({'/'.join(measured)} layers)"))
+        else:
+            missing.append(f"no {kinds} layer, so no '{title}' panel")
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.6), squeeze=False)
+    axes = dict(zip((c for c, _ in panels), axes[0], strict=True))
     steps = sorted(df.step.unique())
     for s, style in zip(dict.fromkeys([steps[0], steps[-1]]), ("-", "--"), strict=False):
         d = df[df.step == s].sort_values("index")
-        axes[0].plot(d["index"], d["mean"], style, label=f"mean, step {s}")
-        axes[0].fill_between(d["index"], d["mean"] - d["std"], d["mean"] + d["std"], alpha=0.2)
-        axes[1].plot(d["index"], d["saturated"], style, marker=".", label=f"step {s}")
-        axes[2].plot(d["index"], d["dead"], style, marker=".", label=f"step {s}")
-    axes[0].set(xlabel="layer index", title="activation mean +- std")
-    axes[1].set(xlabel="layer index", title="fraction saturated (sigmoid/tanh)", ylim=(-0.02, 1.02))
-    axes[2].set(xlabel="layer index", title="fraction dead units (ReLU)", ylim=(-0.02, 1.02))
-    for ax in axes:
+        axes["mean"].plot(d["index"], d["mean"], style, label=f"mean, step {s}")
+        axes["mean"].fill_between(d["index"], d["mean"] - d["std"], d["mean"] + d["std"],
+                                  alpha=0.2)  # fmt: skip
+        for column in axes.keys() - {"mean"}:
+            rows = d[d[column].notna()]
+            axes[column].plot(rows["index"], rows[column], style, marker=".", label=f"step {s}")
+    for column, title in panels:
+        ax = axes[column]
+        ax.set(xlabel="layer index (0 = input side)", title=title)
+        if column != "mean":
+            ax.set_ylim(-0.02, 1.02)
+        integer_ticks(ax)
         ax.legend(fontsize=7)
+    if missing:
+        fig.suptitle("; ".join(missing), fontsize=8)
     return save_figure(fig, png_path, trainer, "diagnostics/activations")

@@ -9,6 +9,7 @@ a few test inputs). Drawn once, at the end of training; nothing runs during trai
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -16,6 +17,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from depthbench.build import class_names
 from depthbench.diagnostics.common import (
     evenly_spaced,
     network,
@@ -71,8 +73,11 @@ class FeatureMaps(Callback):
             for h in handles:
                 h.remove()
             net.train(was_training)
+        dm = getattr(trainer, "datamodule", None)
+        classes = class_names(dm) if getattr(dm, "num_classes", 0) else None
         if isinstance(x, torch.Tensor):
-            plot_feature_maps(x, y, maps, self.channels, self.dirpath / "feature_maps.png", trainer)
+            plot_feature_maps(x, y, maps, self.channels, self.dirpath / "feature_maps.png",
+                              trainer, classes)  # fmt: skip
 
 
 def _normalise(t: torch.Tensor) -> torch.Tensor:
@@ -108,8 +113,12 @@ def plot_feature_maps(
     channels: int,
     path: Path,
     trainer: L.Trainer | None = None,
+    classes: Sequence[str] | None = None,
 ) -> Path:
-    """Rows: input then each hooked layer; columns: ``channels`` channels, for each input."""
+    """Rows: input then each hooked layer; columns: ``channels`` channels, for each input.
+
+    Each input is titled with its class name (``classes[label]``; the label without names).
+    """
     plt = pyplot()
     n_img = x.shape[0]
     rows = 1 + len(maps)
@@ -126,7 +135,9 @@ def plot_feature_maps(
                                else inp.mean(0), cmap="gray")  # fmt: skip
         else:
             axes[0, c0].plot(inp.mean(0))
-        axes[0, c0].set_title(f"input (label {int(y[b])})", fontsize=7)
+        label = int(y[b])
+        name = classes[label] if classes and label < len(classes) else f"label {label}"
+        axes[0, c0].set_title(f"input: {name}", fontsize=7, loc="left")
         for r, (name, fm) in enumerate(maps.items(), start=1):
             f = fm[b].float().cpu()
             for c in range(min(channels, f.shape[0])):

@@ -22,7 +22,7 @@ from depthbench.diagnostics.common import (
     save_figure,
     weight_layers,
 )
-from depthbench.plotting import pyplot
+from depthbench.plotting import integer_ticks, pyplot
 
 COLUMNS = ("step", "layer", "index", "grad_norm")
 
@@ -116,4 +116,6 @@ def plot_gradflow(csv_path: Path, png_path: Path, trainer: L.Trainer | None = No
         ax2.plot(d.step, d.grad_norm.clip(lower=1e-30), label=label)
     ax2.set(yscale="log", xlabel="step", ylabel="gradient norm", title="first vs last layer")
     ax2.legend(fontsize=7)
+    integer_ticks(ax)  # layers and steps are whole numbers
+    integer_ticks(ax2)
     return save_figure(fig, png_path, trainer, "diagnostics/gradflow")

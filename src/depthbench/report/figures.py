@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from depthbench.plotting import pyplot
+from depthbench.plotting import integer_ticks, pyplot
 from depthbench.report.collect import Run
 from depthbench.report.tables import OUTCOMES, aggregate_seeds, setting_keys
 
@@ -222,6 +222,7 @@ def gradflow_at_init(runs: list[Run], keys: list[str], xk: str | None, path: Pat
                 low, high = (mean - spread).clip(lower=1e-30), (mean + spread).clip(lower=1e-30)
                 ax.fill_between(mean.index, low, high, color=color, alpha=0.2, lw=0)
         ax.set(yscale="log", title=name, xlabel="layer (0 = input side)", ylabel="grad norm")
+        integer_ticks(ax)
         ax.grid(alpha=0.3)
         if len(lines) <= 10:
             ax.legend(fontsize=6)
@@ -263,57 +264,4 @@ def grad_ratio_vs_depth(frame: pd.DataFrame, keys: list[str], xk: str, path: Pat
     ax.set_ylim(bottom=max(ax.get_ylim()[0], 1e-40))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
-    return _save(fig, path)
-
-
-def training_curves(runs: list[Run], keys: list[str], xk: str | None, path: Path) -> Path | None:
-    """Training loss against step from each run's csv/metrics.csv, per setting, line per ``xk``.
-
-    Each line is the mean over the seeds that finished ok, with a ± std band. Runs that did
-    not are thin dotted lines of their own; a diverged one ends in a red cross at the top, at
-    the step where it diverged.
-    """
-    curves = {}
-    for run in runs:
-        f = run.file("csv/metrics.csv")
-        if f is None:
-            continue
-        df = pd.read_csv(f)
-        col = "train/loss_step" if "train/loss_step" in df else "train/loss_epoch"
-        if col in df:
-            d = df[["step", col]].dropna()
-            if not d.empty:
-                curves[run.path] = d.groupby("step")[col].last()
-    if not curves:
-        return None
-    runs = [r for r in runs if r.path in curves]
-    facets = _facets(runs, [k for k in setting_keys(keys) if k != xk])
-    plt, fig, axes = _grid(len(facets))
-    cmap = plt.get_cmap("viridis")
-    for ax, (name, group) in zip(axes, facets.items(), strict=False):
-        lines = _by_x(group, xk)
-        for i, (tag, seeds) in enumerate(lines.items()):
-            color = cmap(i / max(len(lines) - 1, 1))
-            ok = [curves[r.path] for r in seeds if r.ok]
-            if ok:
-                mean, spread = _mean_curve(ok)
-                text = f"{tag} (n={len(ok)})" if len(ok) > 1 else tag
-                ax.plot(mean.index, mean, lw=1, color=color, label=text)
-                ax.fill_between(mean.index, mean - spread, mean + spread, color=color,
-                                alpha=0.2, lw=0)  # fmt: skip
-            for j, run in enumerate(r for r in seeds if not r.ok):
-                loss = curves[run.path]
-                text = "_nolegend_" if ok or j else f"{tag} ({run.status})"
-                ax.plot(loss.index, loss, ":", lw=1, color=color, label=text)
-                if run.diverged:
-                    step = run.diverged_at_step
-                    mark_diverged(ax, [loss.index[-1] if step is None else step])
-        starts = [float(curves[r.path].iloc[0]) for r in group]
-        top = 1.5 * max(starts)  # a diverging run must not flatten the others
-        if math.isfinite(top) and top > 0:
-            ax.set_ylim(bottom=0, top=top)
-        ax.set(title=name, xlabel="step", ylabel="training loss")
-        ax.grid(alpha=0.3)
-        if len(lines) <= 10:
-            ax.legend(fontsize=6)
     return _save(fig, path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from depthbench.report import figures
+from depthbench.report import curves, figures
 from depthbench.report.collect import Run
 from depthbench.report.tables import (
     METRICS,
@@ -160,7 +160,7 @@ def _figures(
     add("gradient norm per layer at initialisation",
         name, figures.gradflow_at_init(runs, keys, xk, out / name))  # fmt: skip
     name = f"{prefix}training_curves.png"
-    add("training loss", name, figures.training_curves(runs, keys, xk, out / name))
+    add("training loss", name, curves.training_curves(runs, keys, xk, out / name))
     for image in RUN_IMAGES:
         with_image = [r for r in runs if r.file(image)]
         if image in ("gradflow.png", "activations.png") and len(runs) > MAX_RUN_IMAGES:
