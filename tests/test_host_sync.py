@@ -16,11 +16,15 @@ from omegaconf import open_dict
 
 from depthbench.bench.syncs import HostSyncCounter, StepSyncRecorder, per_step
 
+# a CNN on images with batch augmentation (random crop + flip) and the EMA of the weights
+CNN_AUGMENT_EMA = ["model=cnn", "data=synthetic", "data.shape=[1,12,12]", "data.num_train=400",
+                   "data.augment=true", "data.crop_padding=2", "data.batch_size=32",
+                   "module.ema_decay=0.9"]  # fmt: skip
 LOG_EVERY = 4
 STEPS = 10
 
 
-def _count_steps(overrides: list[str], tmp_path: Path, monkeypatch) -> list[dict]:  # noqa: ANN001
+def _count_steps(overrides: list[str], tmp_path: Path, monkeypatch) -> list[dict]:
     from depthbench import run
 
     cfg = compose_config(
@@ -56,14 +60,11 @@ def _count_steps(overrides: list[str], tmp_path: Path, monkeypatch) -> list[dict
     "overrides",
     [
         [],  # the default job: MLP on digits
-        # a CNN on images with batch augmentation (random crop + flip) and the EMA of weights
-        ["model=cnn", "data=synthetic", "data.shape=[1,12,12]", "data.num_train=400",
-         "data.augment=true", "data.crop_padding=2", "data.batch_size=32",
-         "module.ema_decay=0.9"],  # fmt: skip
+        CNN_AUGMENT_EMA,
     ],
     ids=["default", "cnn_augment_ema"],
 )
-def test_no_sync_or_copy_between_logging_steps(overrides, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_no_sync_or_copy_between_logging_steps(overrides, tmp_path: Path, monkeypatch) -> None:
     steps = _count_steps(overrides, tmp_path, monkeypatch)
     table = [(s["step"], s["syncs"], s["copies"]) for s in steps]  # (step, syncs, copies)
     assert len(steps) == STEPS, table

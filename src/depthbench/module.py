@@ -79,6 +79,7 @@ class Classifier(L.LightningModule):
 
     def eval_logits(self, x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         """Validation/test logits: of the EMA weights if on, averaged over flips if on."""
+
         def logits_of(inputs: Any) -> torch.Tensor:
             if self.ema_net is None:
                 return self(inputs)

@@ -62,7 +62,7 @@ class HostSyncCounter(TorchFunctionMode):
         self.paused = False
         self.where: list[str] = []  # what was counted, e.g. "sync item", "copy to"
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if not self.paused:
             self._count(_name(func), args, kwargs)
@@ -117,7 +117,7 @@ class StepSyncRecorder(L.Callback):
 
     # a step's window runs from one batch start to the next, so it holds what Lightning does
     # after ``on_train_batch_end`` (writing the logs of a logging step)
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step > 0:
             self.snapshots.append((trainer.global_step, self.counter.syncs, self.counter.copies))
 
