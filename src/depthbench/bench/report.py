@@ -143,16 +143,12 @@ def _scaling(s: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
-def _gpu(s: dict[str, Any]) -> list[str]:
-    out = ["## GPU: ResNet training throughput (bf16 + channels-last)", "", _machine(s), ""]
-    if not s.get("measured"):
-        how = "`python -m depthbench.bench gpu` and `... overhead --device cuda` on a GPU machine"
-        return [*out, f"**Not measured**: {s.get('reason')}. Run {how}.", ""]
-    f, b = s["bf16_channels_last"], s["fp32"]
+def _gpu() -> list[str]:
     return [
-        *out,
-        f"{s['gpu']}: {f['arch']}, batch {f['batch']}: **{f['images_per_second']:.0f} images/s** "
-        f"(bf16, channels-last) vs {b['images_per_second']:.0f} (fp32): {s['speedup']:.2f}x.",
+        "## GPU",
+        "",
+        "The GPU figures (throughput, overhead on a GPU, time to accuracy, peak memory) are the "
+        "GPU check's: `make gpu-check`, reported in [gpu.md](gpu.md).",
         "",
     ]
 
@@ -170,7 +166,7 @@ def render(data: dict[str, Any]) -> str:
         lines += _flops(data["flops"])
     if "scaling" in data:
         lines += _scaling(data["scaling"])
-    lines += _gpu(data.get("gpu", {"measured": False, "reason": "not run on a GPU machine"}))
+    lines += _gpu()
     lines.append(PROFILE)
     lines.append("Data-path benchmark: see [bench_data.md](bench_data.md).")
     return "\n".join(lines) + "\n"
