@@ -94,6 +94,9 @@ def _tta(s: dict[str, Any]) -> list[str]:
         runs = r["runs"]
         accs = ", ".join(f"{x['test_acc']:.4f}" for x in runs)
         ok = "yes" if r["all_reached"] else "**no**"
+        budget = runs[0].get("wall_budget")
+        if budget:  # the recipe's whole-process budget
+            ok += f"; all <= {budget:.0f} s: " + ("yes" if r["all_within_budget"] else "**no**")
         out.append(
             f"| `{r['command']}` | {r['target']:.0%} | **{r['wall_seconds_median']:.1f}** "
             f"| {accs} ({ok}) | {runs[0]['epochs']} | {runs[0]['fit_seconds']:.1f} |"
