@@ -55,11 +55,20 @@ class Sizes:
     cap_scale: float  # section caps x this (a shared CPU is slower than the H200 they fit)
 
 
-GPU = Sizes("gpu", None, True, (("resnet20", 32, 512), ("resnet56", 32, 512),
-            ("resnet110", 32, 512), ("resnet50", 224, 256)), 20, ("mlp20", "cnn", "resnet20"),
-            200, 3, 30, None, 40, None, 20, 1.0)  # fmt: skip
-TINY = Sizes("cpu", ("mlp", "resnet20"), False, (("resnet20", 16, 4), ("resnet50", 32, 2)),
-             2, ("mlp20",), 8, 1, 3, 256, 1, 2, 12, 4.0)  # fmt: skip
+GPU = Sizes(
+    accelerator="gpu", models=None, compile=True,
+    throughput=(("resnet20", 32, 512), ("resnet56", 32, 512), ("resnet110", 32, 512),
+                ("resnet50", 224, 256)),
+    throughput_steps=20, overhead_models=("mlp20", "cnn", "resnet20"), overhead_steps=200,
+    overhead_repeats=3, cpu_vs_gpu_steps=30, fmnist_train_size=None, fmnist_max_epochs=40,
+    eval_batches=None, sync_steps=20, cap_scale=1.0,
+)  # fmt: skip
+TINY = Sizes(
+    accelerator="cpu", models=("mlp", "resnet20"), compile=False,
+    throughput=(("resnet20", 16, 4), ("resnet50", 32, 2)), throughput_steps=2,
+    overhead_models=("mlp20",), overhead_steps=8, overhead_repeats=1, cpu_vs_gpu_steps=3,
+    fmnist_train_size=512, fmnist_max_epochs=1, eval_batches=2, sync_steps=12, cap_scale=4.0,
+)  # fmt: skip
 
 
 def _device(sizes: Sizes) -> torch.device:
@@ -141,7 +150,9 @@ def hot_path_syncs(sizes: Sizes, workdir: Path, deadline: float) -> dict[str, An
 
     counter = HostSyncCounter(cpu_is_device=sizes.accelerator == "cpu")
     recorder = StepSyncRecorder(counter)
+    # 4,096 images: more batches in the epoch than steps counted, so no epoch end is counted
     cfg = compose([f"accelerator={sizes.accelerator}", *QUIET, "model=cnn", *SYNTHETIC,
+                   "data.num_train=4096",
                    "data.augment=true", "module.ema_decay=0.99",
                    f"trainer.max_steps={sizes.sync_steps}",
                    "trainer.max_epochs=-1", "trainer.log_every_n_steps=5", "test=false",
