@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 export PYTHONHASHSEED := 0
 
-.PHONY: help install data train test test-slow lint format bench lesson clean
+.PHONY: help install data train test test-slow lint format bench gpu-check lesson clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,10 @@ test-slow: install  ## the slow tests only
 
 bench: install  ## benchmarks -> docs/results/bench.md and bench.json
 	$(BIN)/python -m depthbench.bench $(ARGS)
+
+# On a machine with a CUDA GPU, offline, <= 8 min: every GPU path checked and measured.
+gpu-check: install  ## GPU check and figures -> docs/results/gpu.md and gpu.json
+	$(BIN)/python -m depthbench.bench gpu $(ARGS)
 
 # Every claim of the lesson: its sweeps over 3 seeds, a verdict per claim, docs/results/lesson.md.
 # PROFILE=full for the paper-sized GPU runs; ARGS="--only degradation" for one claim.

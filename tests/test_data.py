@@ -434,3 +434,20 @@ def test_data_root_expands_the_home_folder() -> None:
     """`data.root="~/x"` (quoted: Hydra's grammar refuses a bare ~) means the user's ~/x."""
     cfg = compose_config(["data=image_folder", "data.root='~/depthbench_flowers'"])
     assert instantiate(cfg.data).root == Path.home() / "depthbench_flowers"
+
+
+def test_a_split_over_the_size_limit_stays_on_the_cpu_and_batches_are_copied() -> None:
+    """Above ``device_max_mb`` a split is not copied whole; each batch goes to the device."""
+    from depthbench.data.loader import TensorBatchLoader
+
+    dm = DigitsDataModule(batch_size=16, device_max_mb=0.001)
+    dm.setup()
+    device = torch.device("meta")  # stands in for cuda
+    x, y = dm.split_on("train", device)
+    assert x is dm.splits["train"][0] and x.device.type == "cpu"
+    loader = TensorBatchLoader(x, y, batch_size=16, shuffle=True, device=device)
+    xb, yb = next(iter(loader))
+    assert xb.device == device and yb.device == device and xb.shape == (16, *x.shape[1:])
+    small = DigitsDataModule(batch_size=16)  # digits are far below the default 1024 MB
+    small.setup()
+    assert small.split_on("train", device)[0].device == device

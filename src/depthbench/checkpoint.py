@@ -98,15 +98,17 @@ def load_net(checkpoint: str | Path | Mapping[str, Any]) -> tuple[nn.Module, Dic
 
     ``checkpoint``: a file, loaded with ``weights_only=True``, or a checkpoint already loaded by
     ``load_checkpoint``. The net is built by ``build.build_net`` from the stored model config and
-    data spec, and gets the weights under ``net.`` of the LightningModule's state dict.
+    data spec, and gets the weights under ``net.`` of the LightningModule's state dict, or
+    under ``ema_net.`` when the run averaged its weights (``module.ema_decay``): the EMA
+    weights are the ones the run validated and tested with.
     """
     name = "checkpoint" if isinstance(checkpoint, Mapping) else str(checkpoint)
     ckpt = checkpoint if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint)
     config = OmegaConf.create(ckpt[CONFIG_KEY])
     net = build_net(config.model, stored_data_spec(ckpt))
-    weights = {
-        k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")
-    }
+    state = ckpt["state_dict"]
+    prefix = "ema_net." if any(k.startswith("ema_net.") for k in state) else "net."
+    weights = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
     try:
         net.load_state_dict(weights)
     except RuntimeError as e:

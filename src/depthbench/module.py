@@ -12,6 +12,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from depthbench.callbacks.finetune import optimizer_param_groups
+from depthbench.ema import ema_copy, ema_update, warmup_decay
 from depthbench.errors import ConfigError
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -26,6 +27,14 @@ class Classifier(L.LightningModule):
     ``(optimizer, total_steps)``; both come from the ``optimizer/`` and ``scheduler/`` groups.
     Logged: ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``.
     A batch is ``(x, y)`` where ``x`` is a tensor, or a dict of tensors passed as keywords.
+
+    ``ema_decay`` (e.g. 0.99; None = off): validation and test use an exponential moving
+    average of the weights (``ema.py``), updated after every optimizer step and saved as
+    ``ema_net.*`` in the checkpoint, which ``checkpoint.load_net`` prefers. ``tta_flip``:
+    validation and test logits are the mean of the logits of each image and its horizontal
+    mirror (two views, one batched forward). Logits, not softmax probabilities, are averaged:
+    the result stays a logit that the same cross-entropy and accuracy read, and it is what
+    airbench does (``0.5 * net(x) + 0.5 * net(x.flip(-1))``).
     """
 
     def __init__(
@@ -38,6 +47,8 @@ class Classifier(L.LightningModule):
         compile: bool = False,
         channels_last: bool = False,
         compile_backend: str = "inductor",
+        ema_decay: float | None = None,
+        tta_flip: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
@@ -64,6 +75,10 @@ class Classifier(L.LightningModule):
         # set by a callback that hooks into the net for the next training step (diagnostics'
         # ActivationStats): that step runs eagerly, with no hook or .item() inside a graph
         self.eager_next_step = False
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise ConfigError(f"module.ema_decay must be in (0, 1) or null, got {ema_decay!r}")
+        self.ema_decay, self.tta_flip = ema_decay, bool(tta_flip)
+        self.ema_net = ema_copy(net) if ema_decay is not None else None
         self.train_samples = 0  # examples seen by training_step in this process (a plain int)
         # this epoch's sums on the device: loss x batch size, correct predictions; and the count
         self._train_loss_sum: torch.Tensor | None = None
@@ -79,10 +94,34 @@ class Classifier(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return fn(**x) if isinstance(x, dict) else fn(x)
 
+    def eval_logits(self, x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """Validation/test logits: of the EMA weights if on, averaged over flips if on."""
+
+        def logits_of(inputs: Any) -> torch.Tensor:
+            if self.ema_net is None:
+                return self(inputs)
+            if isinstance(inputs, dict):
+                return self.ema_net(**inputs)
+            if self.channels_last and inputs.ndim == 4:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            return self.ema_net(inputs)
+
+        if not self.tta_flip:
+            return logits_of(x)
+        if not isinstance(x, torch.Tensor) or x.ndim != 4:
+            raise ConfigError("module.tta_flip needs image batches (B, C, H, W)")
+        both = logits_of(torch.cat([x, x.flip(-1)]))  # (2B, classes): images, then mirrors
+        return both.view(2, len(x), -1).mean(0)  # (B, classes)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema_net is not None:  # global_step already counts this step's optimizer step
+            decay = warmup_decay(self.ema_decay, self.trainer.global_step)
+            ema_update(self.ema_net, self.net, decay)
+
     def _step(self, batch: Any, stage: str, metric: MulticlassAccuracy) -> torch.Tensor:
         """Log the batch's loss and accuracy; return its (detached) logits."""
         x, y = batch[0], batch[1]
-        logits = self(x)
+        logits = self.eval_logits(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         metric.update(logits.detach(), y)  # update only: the per-batch value is never used
         self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(y),
@@ -115,7 +154,10 @@ class Classifier(L.LightningModule):
         self._train_count += n
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", detached, logger=True, prog_bar=False)
-            self.log("train/loss", detached, logger=False, prog_bar=True)
+            if self.trainer.progress_bar_callback is not None:
+                # Lightning turns every progress-bar value into a Python number at every batch
+                # end until the epoch ends; a CPU copy (one sync, here) keeps that off the GPU
+                self.log("train/loss", detached.cpu(), logger=False, prog_bar=True)
         return loss
 
     def on_train_epoch_start(self) -> None:

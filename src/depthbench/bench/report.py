@@ -94,6 +94,9 @@ def _tta(s: dict[str, Any]) -> list[str]:
         runs = r["runs"]
         accs = ", ".join(f"{x['test_acc']:.4f}" for x in runs)
         ok = "yes" if r["all_reached"] else "**no**"
+        budget = runs[0].get("wall_budget")
+        if budget:  # the recipe's whole-process budget
+            ok += f"; all <= {budget:.0f} s: " + ("yes" if r["all_within_budget"] else "**no**")
         out.append(
             f"| `{r['command']}` | {r['target']:.0%} | **{r['wall_seconds_median']:.1f}** "
             f"| {accs} ({ok}) | {runs[0]['epochs']} | {runs[0]['fit_seconds']:.1f} |"
@@ -143,16 +146,12 @@ def _scaling(s: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
-def _gpu(s: dict[str, Any]) -> list[str]:
-    out = ["## GPU: ResNet training throughput (bf16 + channels-last)", "", _machine(s), ""]
-    if not s.get("measured"):
-        how = "`python -m depthbench.bench gpu` and `... overhead --device cuda` on a GPU machine"
-        return [*out, f"**Not measured**: {s.get('reason')}. Run {how}.", ""]
-    f, b = s["bf16_channels_last"], s["fp32"]
+def _gpu() -> list[str]:
     return [
-        *out,
-        f"{s['gpu']}: {f['arch']}, batch {f['batch']}: **{f['images_per_second']:.0f} images/s** "
-        f"(bf16, channels-last) vs {b['images_per_second']:.0f} (fp32): {s['speedup']:.2f}x.",
+        "## GPU",
+        "",
+        "The GPU figures (throughput, overhead on a GPU, time to accuracy, peak memory) are the "
+        "GPU check's: `make gpu-check`, reported in [gpu.md](gpu.md).",
         "",
     ]
 
@@ -193,7 +192,7 @@ def render(data: dict[str, Any]) -> str:
         lines += _scaling(data["scaling"])
     if "load" in data:
         lines += _load(data["load"])
-    lines += _gpu(data.get("gpu", {"measured": False, "reason": "not run on a GPU machine"}))
+    lines += _gpu()
     lines.append(PROFILE)
     lines.append("Data-path benchmark: see [bench_data.md](bench_data.md).")
     return "\n".join(lines) + "\n"

@@ -77,3 +77,48 @@ class StepTimer(L.Callback):
             "epoch_seconds": self.epoch_seconds,
         }
         Path(self.out_file).write_text(json.dumps(result))
+
+
+class TargetAccuracyStop(L.Callback):
+    """Score the test split after every training epoch; stop the fit once it reaches ``target``.
+
+    For time-to-accuracy measurements: the score is the module's validation/test prediction
+    (``Classifier.eval_logits``: EMA weights and flip TTA when on) under the trainer's precision,
+    summed on the device and read once per epoch. ``out_file`` gets the seconds since the fit
+    started, the accuracy per epoch, and when (if) the target was reached. ``max_batches``
+    scores only the first batches (tiny dry runs).
+    """
+
+    def __init__(self, target: float, out_file: str, max_batches: int | None = None) -> None:
+        self.target, self.out_file, self.max_batches = target, out_file, max_batches
+        self.curve: list[dict[str, float]] = []
+        self.reached_at: dict[str, float] | None = None
+        self._start = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    @torch.no_grad()
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        was_training = pl_module.training
+        pl_module.eval()
+        correct, count = torch.zeros((), device=pl_module.device, dtype=torch.long), 0
+        with trainer.precision_plugin.forward_context():
+            for i, (x, y) in enumerate(trainer.datamodule.test_dataloader()):
+                if self.max_batches is not None and i >= self.max_batches:
+                    break
+                x, y = x.to(pl_module.device), y.to(pl_module.device)  # no-ops when resident
+                correct += (pl_module.eval_logits(x).argmax(-1) == y).sum()
+                count += len(y)
+        pl_module.train(was_training)
+        acc = float(correct) / max(count, 1)  # one host read per epoch
+        point = {"epoch": trainer.current_epoch + 1, "test_acc": acc,
+                 "seconds": time.perf_counter() - self._start}  # fmt: skip
+        self.curve.append(point)
+        if acc >= self.target and self.reached_at is None:
+            self.reached_at = point
+            trainer.should_stop = True
+        Path(self.out_file).write_text(json.dumps({
+            "curve": self.curve, "reached": self.reached_at is not None,
+            "seconds_to_target": None if self.reached_at is None else self.reached_at["seconds"],
+        }, indent=1))  # fmt: skip

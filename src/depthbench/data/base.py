@@ -38,6 +38,11 @@ def check_on_bad(key: str, value: str) -> str:
     return value
 
 
+def split_megabytes(*tensors: torch.Tensor) -> float:
+    """Memory of ``tensors`` in MB (10^6 bytes)."""
+    return sum(t.numel() * t.element_size() for t in tensors) / 1e6
+
+
 class InMemoryDataModule(L.LightningDataModule):
     """Base LightningDataModule: subclasses implement ``load_splits`` (and ``prepare_data``).
 
@@ -68,6 +73,7 @@ class InMemoryDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         drop_last: bool = False,
+        device_max_mb: float = 1024.0,
     ) -> None:
         super().__init__()
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -91,6 +97,9 @@ class InMemoryDataModule(L.LightningDataModule):
         self.crop_padding = crop_padding
         self.flip = self.default_flip if flip is None else bool(flip)
         self.loader, self.num_workers = loader, num_workers
+        # a split up to this size is copied to the accelerator once (per process); a larger one
+        # stays in CPU memory and is copied batch by batch (data.loader.TensorBatchLoader)
+        self.device_max_mb = device_max_mb
         self.splits: dict[str, Batch] = {}
         # split -> (name of the loaded split it was taken from, row indices into it)
         self.split_index: dict[str, tuple[str, torch.Tensor]] = {}
@@ -195,19 +204,25 @@ class InMemoryDataModule(L.LightningDataModule):
         return device if device.type in ("cuda", "mps") else torch.device("cpu")
 
     def split_on(self, split: str, device: torch.device) -> Batch:
-        """The tensors of ``split`` on ``device``, moved there once and kept."""
-        if device.type == "cpu":
-            return self.splits[split]
+        """The tensors of ``split`` on ``device``, moved there once and kept.
+
+        A split larger than ``device_max_mb`` stays on the CPU (every DDP process would
+        otherwise hold a whole copy on its GPU to read a 1/N shard of it); its loader then
+        copies one batch at a time.
+        """
+        x, y = self.splits[split]
+        if device.type == "cpu" or split_megabytes(x, y) > self.device_max_mb:
+            return x, y
         key = (split, str(device))
         if key not in self._on_device:
-            x, y = self.splits[split]
             self._on_device[key] = (x.to(device), y.to(device))
         return self._on_device[key]
 
     def _loader(self, split: str, shuffle: bool) -> TensorBatchLoader | DataLoader:
         if self.loader == "torchvision":
             return classic_loader(self, split, shuffle)
-        x, y = self.split_on(split, self.target_device())
+        device = self.target_device()
+        x, y = self.split_on(split, device)
         world = self.trainer.world_size if self.trainer is not None else 1
         rank = self.trainer.global_rank if self.trainer is not None else 0
         return TensorBatchLoader(
@@ -220,6 +235,7 @@ class InMemoryDataModule(L.LightningDataModule):
             seed=self.seed,
             rank=rank,
             world_size=world,
+            device=device,
         )
 
     def train_dataloader(self) -> TensorBatchLoader | DataLoader:

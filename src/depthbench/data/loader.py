@@ -2,7 +2,9 @@
 
 The in-memory path's loader (``data.loader=memory``): no per-sample ``Dataset``, no workers;
 each batch is one indexing of the split tensors (on the GPU when the data module put them there)
-and one call of the data module's batch ``transform``.
+and one call of the data module's batch ``transform``. A split too large to copy to the GPU
+stays in CPU memory: each batch is gathered into pinned (page-locked) memory and copied with
+``non_blocking=True``, so the copy overlaps the GPU's work instead of stalling the host.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ class TensorBatchLoader:
 
     ``transform(x_batch, train)`` turns a raw batch (uint8 or float) into model input. The
     shuffle order is drawn from ``seed`` + epoch, so a run is reproducible; ``rank`` and
-    ``world_size`` shard the indices for distributed training. The batches live on the device of
-    ``x`` (the GPU when the data module moved the splits there).
+    ``world_size`` shard the indices for distributed training. The batches live on ``device``
+    (default: the device of ``x``); the transform runs there, after the copy.
     """
 
     def __init__(
@@ -36,8 +38,10 @@ class TensorBatchLoader:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        device: torch.device | None = None,
     ) -> None:
         self.x, self.y = x, y
+        self.device = x.device if device is None else torch.device(device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.transform = transform
         self.seed, self.rank, self.world_size = seed, rank, world_size
@@ -63,16 +67,26 @@ class TensorBatchLoader:
         return -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        idx = self._indices().to(self.x.device)
+        idx = self._indices().to(self.x.device)  # one copy per epoch when x is on a GPU
         self._serving, self._served = self.epoch, getattr(self, "_skip", 0)
         self.epoch, self._skip = self.epoch + 1, 0
         for b in range(self._served, len(self)):
             self._served = b + 1
             i = idx[b * self.batch_size : (b + 1) * self.batch_size]
-            x = self.x[i]
+            x, y = self._gather(self.x, i), self._gather(self.y, i)
             if self.transform is not None:
                 x = self.transform(x, self.shuffle)
-            yield x, self.y[i]
+            yield x, y
+
+    def _gather(self, t: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        """Rows ``i`` of ``t`` on ``self.device``; from the CPU through pinned memory to CUDA."""
+        if t.device == self.device:
+            return t[i]
+        if self.device.type != "cuda":
+            return t[i].to(self.device)
+        # the CUDA caching host allocator keeps a pinned block alive until its copy is done
+        rows = torch.empty((len(i), *t.shape[1:]), dtype=t.dtype, pin_memory=True)
+        return torch.index_select(t, 0, i, out=rows).to(self.device, non_blocking=True)
 
     # Lightning saves these in every checkpoint (a "stateful" loader), so a resumed run -- even
     # one killed mid-epoch -- continues with the same shuffle order at the next unseen batch.

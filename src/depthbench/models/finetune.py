@@ -36,8 +36,9 @@ class FinetunePlan:
     backbone_lr_factor: float = 0.1  # lr of the unfrozen backbone = head lr x factor
 
 
-def _per_channel(values: Sequence[float], x: torch.Tensor) -> torch.Tensor:
-    t = torch.as_tensor(list(values), dtype=x.dtype, device=x.device)
+def _per_channel(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A (C,) buffer viewed to broadcast over ``x`` (B, C, ...): no copy, no host transfer."""
+    t = values.to(dtype=x.dtype)  # a no-op for float32 batches
     return t.view(1, -1, *([1] * (x.ndim - 2))) if x.ndim > 2 else t.view(1, -1)
 
 
@@ -93,6 +94,12 @@ class FineTuner(ClassifierNet):
         self.mean, self.std = tuple(spec.mean), tuple(spec.std)
         self.data_mean = None if data_mean is None else tuple(data_mean)
         self.data_std = None if data_std is None else tuple(data_std)
+        # the per-channel constants as buffers: they move with the net (``.to(device)``), so a
+        # forward on a GPU makes no CPU-to-GPU copy; not persistent, the config rebuilds them
+        for name in ("mean", "std", "data_mean", "data_std"):
+            values = getattr(self, name)
+            if values is not None:
+                self.register_buffer(f"_{name}", torch.tensor(values), persistent=False)
         self.input_shape = tuple(input_shape)
         self.finetune = FinetunePlan(
             freeze, unfreeze_at_epoch, train_bn, train_last_n_blocks, backbone_lr_factor
@@ -104,7 +111,7 @@ class FineTuner(ClassifierNet):
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """Data-normalised batch -> the backbone's input (B, C, *image_size)."""
         if self.data_mean is not None and self.data_std is not None:
-            x = x * _per_channel(self.data_std, x) + _per_channel(self.data_mean, x)  # raw [0, 1]
+            x = x * _per_channel(self._data_std, x) + _per_channel(self._data_mean, x)  # [0, 1]
         if x.ndim == 4:  # images (B, C, H, W)
             if x.shape[1] == 1 and self.in_channels == 3:
                 x = x.expand(-1, 3, -1, -1)  # grey -> RGB (B, 3, H, W)
@@ -112,7 +119,7 @@ class FineTuner(ClassifierNet):
                 x = x.mean(dim=1, keepdim=True)  # RGB -> grey (B, 1, H, W)
             if self.image_size and tuple(x.shape[-2:]) != self.image_size:
                 x = F.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False)
-        return (x - _per_channel(self.mean, x)) / _per_channel(self.std, x)
+        return (x - _per_channel(self._mean, x)) / _per_channel(self._std, x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, *input_shape) -> (B, num_features)."""
