@@ -10,7 +10,7 @@ export PYTHONHASHSEED := 0
 .PHONY: help install data train test test-slow lint format bench gpu-check lesson clean
 
 help:  ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 # Re-installs only when pyproject.toml changes (torch/torchvision come from this machine's disk).
 $(STAMP): pyproject.toml
@@ -57,7 +57,7 @@ gpu-check: install  ## GPU check and figures -> docs/results/gpu.md and gpu.json
 # Every claim of the lesson: its sweeps over 3 seeds, a verdict per claim, docs/results/lesson.md.
 # PROFILE=full for the paper-sized GPU runs; ARGS="--only degradation" for one claim.
 PROFILE ?= quick
-lesson: install  ## check every claim of the lesson (~30 min on 2 cores) -> docs/results/lesson.md
+lesson: install  ## check every claim (quick: about 1 h on 2 cores, lesson.md) -> docs/results/lesson.md
 	$(BIN)/python -m depthbench.cli lesson --profile $(PROFILE) --seeds 3 --out docs/results $(ARGS)
 
 clean:  ## remove run outputs and caches (keeps .venv)
