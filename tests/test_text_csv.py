@@ -11,7 +11,8 @@ import pytest
 import torch
 from helpers import FAST, compose_config
 
-from depthbench.data.text import TextCSVDataModule, Vocabulary, tokenize
+from depthbench.data.text import Vocabulary, tokenize
+from depthbench.data.text_csv import TextCSVDataModule
 from depthbench.errors import ConfigError, DataError
 from depthbench.run import train
 
