@@ -30,7 +30,7 @@ def test_notebook_cells_are_valid_python() -> None:
         compile(cell.source, f"lesson.ipynb cell {i}", "exec")
 
 
-@pytest.mark.slow  # ~95 s on the shared 2-core VM (kernel start and imports: ~20 s of it)
+# in the fast suite so the notebook never goes stale: 31 s on the idle 2-core VM (one run)
 def test_lesson_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch) -> None:
     """Every cell runs without error at tiny sizes; each claim that runs on a CPU shows a
     figure (claims 1-8: a plot or a PNG of the run; claim 5 three)."""
