@@ -83,3 +83,15 @@ def test_secrets_are_redacted_and_errors_are_one_line(tmp_path: Path) -> None:
     assert line.startswith("ValueError: ") and "\n" not in line and "second" not in line
     write_metrics(tmp_path, "failed", error=line)
     assert "sk-live-123" not in (tmp_path / "metrics.json").read_text()
+
+
+def test_only_global_rank_zero_writes(tmp_path, monkeypatch):
+    """A DDP rank other than 0 (here a DivergenceError seen by every rank) never writes, so two
+    processes never rename over one metrics.json."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", 1, raising=False)
+    path = write_metrics(tmp_path / "run", "failed", error="x")
+    assert not path.exists() and not (tmp_path / "run").exists()
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    assert write_metrics(tmp_path / "run", "failed", error="x").is_file()

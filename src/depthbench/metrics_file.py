@@ -29,12 +29,20 @@ REQUIRED = {
 }
 
 
+def is_rank_zero() -> bool:
+    """Whether this process is global rank 0 (True outside DDP/SLURM/torchrun)."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only  # set from RANK etc.
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 def write_metrics(out_dir: str | Path, status: str, **fields: Any) -> Path:
     """Write ``<out_dir>/metrics.json`` atomically (tmp file + rename); return its path.
 
     The file holds ``status``, then ``fields``, then ``output_dir`` (``out_dir`` unless given),
     with secrets redacted. Raises ValueError for a status not in ``STATUSES`` or a missing field
-    the status needs.
+    the status needs. Under DDP only global rank 0 writes (the other ranks return the path): one
+    file per run, never two processes renaming over each other.
     """
     if status not in STATUSES:
         raise ValueError(f"metrics status must be one of {', '.join(STATUSES)}; got {status!r}")
@@ -47,6 +55,8 @@ def write_metrics(out_dir: str | Path, status: str, **fields: Any) -> Path:
     payload = {"status": status, **fields, "output_dir": str(fields.get("output_dir", out_dir))}
     payload = redact(payload)  # an error line may quote a secret-named override
     path = out_dir / METRICS_FILE
+    if not is_rank_zero():
+        return path
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")

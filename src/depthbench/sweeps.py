@@ -36,7 +36,7 @@ from omegaconf import DictConfig
 from depthbench.distributed import end_distributed_job
 from depthbench.errors import ConfigError
 from depthbench.gpu_slots import claim_gpu_for_sweep_job
-from depthbench.metrics_file import error_line, write_metrics
+from depthbench.metrics_file import error_line, is_rank_zero, write_metrics
 from depthbench.redaction import redact, redact_yaml_file
 from depthbench.tracking import finish_wandb
 
@@ -55,13 +55,6 @@ OPTIONAL_PLUGINS = {
 def in_multirun() -> bool:
     """True inside a job of a Hydra multirun (``-m`` or ``hydra.mode=MULTIRUN``)."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def _is_rank_zero() -> bool:
-    # SLURM/torchrun start one process per GPU for each job; only one may write the records
-    from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
-    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def append_job_record(sweep_dir: Path, record: dict[str, Any]) -> None:
@@ -91,7 +84,7 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
     gpu = claim_gpu_for_sweep_job(str(hydra_cfg.launcher.get("_target_", "")), hydra_cfg.job.num)
     if gpu is not None:
         record["gpu"] = gpu
-    if _is_rank_zero():  # the sweeper saved the command line's overrides before the first job
+    if is_rank_zero():  # the sweeper saved the command line's overrides before the first job
         redact_yaml_file(Path(hydra_cfg.sweep.dir) / "multirun.yaml")
     try:
         metrics = train(cfg)
@@ -103,7 +96,7 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
         recorded: dict[str, Any] = getattr(e, "depthbench_metrics", None) or {}
         status = "diverged" if recorded.get("status") == "diverged" else "failed"
         log.error("job %s %s (%s); the sweep goes on", hydra_cfg.job.num, status, error)
-        if _is_rank_zero():
+        if is_rank_zero():
             outcome: dict[str, Any] = {"status": status, "error": error}
             if status == "diverged":  # train's metrics.json already says so
                 outcome.update({k: recorded[k] for k in DIVERGED_FIELDS})
@@ -118,7 +111,7 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
     # of this process instead of whenever Python's collector next looks (bench: load)
     gc.collect()
     value = metrics.get(metric) if metric else None
-    if _is_rank_zero():
+    if is_rank_zero():
         extra = {k: metrics.get(k) for k in ("val/acc", "test/acc", "fit_seconds")}
         append_job_record(
             Path(hydra_cfg.sweep.dir),
