@@ -33,12 +33,11 @@ def trained(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def evaluated(trained: Path, tmp_path_factory) -> tuple[Path, dict]:
-    """The eval of ``trained``'s best checkpoint (the one ``predict`` picks in a run folder) on
-    the whole digits test split: (eval folder, metrics)."""
+    """The eval of ``trained`` given as a run folder (``predict`` takes the same checkpoint from
+    it) on the whole digits test split: (eval folder, metrics)."""
     out = tmp_path_factory.mktemp("eval")
-    best = find_checkpoint(trained)
-    assert best.name != "last.ckpt"
-    metrics = evaluate(compose_config([f"ckpt_path={best}"], out, "eval"))
+    assert find_checkpoint(trained) == trained / "checkpoints" / "last.ckpt"
+    metrics = evaluate(compose_config([f"ckpt_path={trained}"], out, "eval"))
     return out, metrics
 
 

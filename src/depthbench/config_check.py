@@ -153,6 +153,8 @@ def compose_command(config_dir: str, config_name: str, args: Sequence[str]) -> D
 def check_overrides(config_dir: str, config_name: str, args: Sequence[str]) -> None:
     """Compose ``config_name`` with the command line ``args`` (Hydra's syntax); raise a one-line
     ConfigError for an unknown key or group option. Everything else is Hydra's to report."""
+    if not args:  # the built-in defaults alone: nothing mistyped, no second composition
+        return
     try:
         compose_command(config_dir, config_name, args)
     except MissingConfigException as e:

@@ -97,14 +97,10 @@ class Classifier(L.LightningModule):
     def eval_logits(self, x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         """Validation/test logits: of the EMA weights if on, averaged over flips if on."""
 
+        net = self.net if self.ema_net is None else self.ema_net
+
         def logits_of(inputs: Any) -> torch.Tensor:
-            if self.ema_net is None:
-                return self(inputs)
-            if isinstance(inputs, dict):
-                return self.ema_net(**inputs)
-            if self.channels_last and inputs.ndim == 4:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            return self.ema_net(inputs)
+            return self._call(net, inputs)
 
         if not self.tta_flip:
             return logits_of(x)

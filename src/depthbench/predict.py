@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from depthbench.checkpoint import load_checkpoint, load_net, stored_data_spec
+from depthbench.checkpoint import load_checkpoint, load_net, resolve_ckpt_path, stored_data_spec
 from depthbench.data.stats import to_float
 from depthbench.errors import CheckpointError, DataError, DepthbenchError
 
@@ -51,24 +50,9 @@ class Prediction:
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file as is; a run folder (or its ``checkpoints/``): its best checkpoint
-    (highest ``val_acc`` in the file name, else the newest), else ``last.ckpt``."""
-    path = Path(path).expanduser()
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise CheckpointError(f"checkpoint or run folder not found: {path}")
-    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    ckpts = [p for p in folder.glob("*.ckpt") if p.is_file()]
-    best = [p for p in ckpts if p.name != "last.ckpt"]
-    if best:
-        scores = [re.search(r"val_acc(\d+(?:\.\d+)?)", p.name) for p in best]
-        if all(scores):
-            return max(zip(best, scores), key=lambda t: float(t[1].group(1)))[0]
-        return max(best, key=lambda p: p.stat().st_mtime)
-    if ckpts:
-        return ckpts[0]
-    raise CheckpointError(f"no checkpoint (*.ckpt) in {folder}")
+    """A checkpoint file as is; a run folder: its ``checkpoints/last.ckpt``, the file ``eval.py``
+    takes from the same folder (``checkpoint.resolve_ckpt_path``)."""
+    return Path(resolve_ckpt_path(str(path), Path.cwd(), required=True))
 
 
 def _datamodule_state(checkpoint: Mapping[str, Any]) -> Mapping[str, Any] | None:
