@@ -185,12 +185,11 @@ def transfer_by_layer(frames: Mapping[str, pd.DataFrame], criterion: Mapping) ->
         raw = ok["raw pixels"].to_numpy(float)
         table.loc[len(table)] = ["raw pixels (same probe)", _cell(raw)]
         hlines.append((float(raw.mean()), "raw pixels"))
+    # a line, not bars from 0: the differences that decide are a few hundredths
     fig = Figure(
-        "",
+        f"stage (0 = {names[first]}, {last} = {names[last]})",
         "linear-probe test accuracy",
         [Series("linear probe", list(range(n_stages)), mean, std)],
-        categorical=True,
-        xticks=names,
         hlines=hlines,
     )
     summary = (
