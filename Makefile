@@ -54,10 +54,11 @@ bench: install  ## benchmarks -> docs/results/bench.md and bench.json
 gpu-check: install  ## GPU check and figures -> docs/results/gpu.md and gpu.json
 	$(BIN)/python -m depthbench.bench gpu $(ARGS)
 
-# Every claim of the lesson: its sweeps over 3 seeds, a verdict per claim, docs/results/lesson.md.
-# PROFILE=full for the paper-sized GPU runs; ARGS="--only degradation" for one claim.
+# Every claim of the lesson and its negative control over 3 seeds (100-102; the pilot seeds are
+# below 100), a verdict per claim, docs/results/lesson.md. PROFILE=full for the paper-sized GPU
+# runs; ARGS="--only degradation" for one claim.
 PROFILE ?= quick
-lesson: install  ## check every claim (quick: about 1 h on 2 cores, lesson.md) -> docs/results/lesson.md
+lesson: install  ## check every claim and its control (quick: under 30 min on 2 cores) -> docs/results/lesson.md
 	$(BIN)/python -m depthbench.cli lesson --profile $(PROFILE) --seeds 3 --out docs/results $(ARGS)
 
 clean:  ## remove run outputs and caches (keeps .venv)

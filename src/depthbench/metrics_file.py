@@ -1,6 +1,7 @@
 """The one writer of a run's ``metrics.json``: how the run ended, and what it measured.
 
-Every file holds ``status`` and ``output_dir``, and, where known, ``model``, ``params``,
+Every file holds ``status``, ``output_dir`` and ``code`` (the commit the run ran on and whether
+the checkout was dirty: ``depthbench.machine.code_state``), and, where known, ``model``, ``params``,
 ``epochs`` and ``steps``. The status is one of:
 
 * ``ok``: training (or evaluation) finished with finite losses and weights;
@@ -18,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from depthbench.machine import code_state
 from depthbench.redaction import redact
 
 METRICS_FILE = "metrics.json"
@@ -53,6 +55,7 @@ def write_metrics(out_dir: str | Path, status: str, **fields: Any) -> Path:
         raise ValueError(f"diverged_at_step must be an int, got {fields['diverged_at_step']!r}")
     out_dir = Path(out_dir)
     payload = {"status": status, **fields, "output_dir": str(fields.get("output_dir", out_dir))}
+    payload.setdefault("code", code_state())  # the commit the run ran on, and if it was dirty
     payload = redact(payload)  # an error line may quote a secret-named override
     path = out_dir / METRICS_FILE
     if not is_rank_zero():

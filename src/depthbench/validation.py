@@ -32,12 +32,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_positive_number(key: str, value: Any) -> None:
-    """``value`` must be a finite number > 0 (a learning rate, ...)."""
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{key} must be a positive number (e.g. 1e-3), got {value!r}")
-
-
 def check_fraction(key: str, value: Any) -> None:
     """``value`` must be a number in [0, 1)."""
     if not _is_number(value) or not 0 <= value < 1:
@@ -66,7 +60,14 @@ def validate_optimization(cfg: DictConfig) -> None:
     opt = cfg.get("optimizer")
     if opt:
         if "lr" in opt:
-            check_positive_number("optimizer.lr", opt.lr)
+            lr = opt.lr
+            # 0 is allowed: the weights stay at their initialisation through the whole pipeline
+            # (the negative control "the same net, untrained" of depthbench lesson)
+            if not _is_number(lr) or not math.isfinite(lr) or lr < 0:
+                raise ConfigError(
+                    f"optimizer.lr must be a number >= 0 (e.g. 1e-3; 0 leaves the weights at "
+                    f"their initialisation), got {lr!r}"
+                )
         wd = opt.get("weight_decay", 0.0)
         if not _is_number(wd) or wd < 0:
             raise ConfigError(f"optimizer.weight_decay must be a number >= 0, got {wd!r}")

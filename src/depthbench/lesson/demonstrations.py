@@ -147,9 +147,11 @@ def transfer_by_layer(frames: Mapping[str, pd.DataFrame], criterion: Mapping) ->
     total = len(frame)
     accs = np.array([list(v) for v in ok["probe acc"]], dtype=float)  # (seeds, stages)
     n_stages = accs.shape[1]
-    names = list(LITE0_STAGES) if n_stages == len(LITE0_STAGES) else [
-        f"stage {i}" for i in range(n_stages)
-    ]  # fmt: skip
+    names = (
+        list(LITE0_STAGES)
+        if n_stages == len(LITE0_STAGES)
+        else [f"stage {i}" for i in range(n_stages)]
+    )
     mean, std = _mean_std(accs)
     best = int(np.argmax(mean))
     last, first = n_stages - 1, 0
@@ -200,3 +202,149 @@ def transfer_by_layer(frames: Mapping[str, pd.DataFrame], criterion: Mapping) ->
 
 
 __all__ = ["LITE0_STAGES", "shattered_gradients", "transfer_by_layer"]
+
+
+# ---- on the runs of claim 4 (``uses: degradation``): curves, lesions, landscape -----------------
+def _by_depth(frame: pd.DataFrame, residual: str) -> dict[int, pd.DataFrame]:
+    """The ok rows of one family (``model.residual`` true/false), by depth."""
+    col = frame["model.residual"].astype(str).str.lower()
+    rows = frame[(col == residual) & (frame["status"] == "ok")]
+    return {int(d): g for d, g in rows.groupby(rows["model.depth"].astype(int))}
+
+
+def _windows(steps: list, losses: list, window: int) -> dict[int, float]:
+    """Mean loss per ``window``-step window, keyed by the window's first step."""
+    out: dict[int, list[float]] = {}
+    for s, v in zip(steps, losses, strict=True):
+        out.setdefault(int(s) // window * window, []).append(float(v))
+    return {k: float(np.mean(v)) for k, v in sorted(out.items())}
+
+
+def training_curves(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict:
+    """From ``from_step`` on, the deepest plain net's windowed training loss (mean over seeds)
+    is above the shallowest plain net's by at least ``margin`` in every window."""
+    frame = next(iter(frames.values()))
+    plain = _by_depth(frame, "false")
+    if len(plain) < 2:
+        raise KeyError("plain nets at two depths")
+    window, start, margin = criterion["window"], criterion["from_step"], criterion["margin"]
+
+    def curve(rows: pd.DataFrame) -> dict[int, float]:
+        per_seed = [
+            _windows(s, v, window)
+            for s, v in zip(rows["loss steps"], rows["loss curve"], strict=True)
+        ]
+        keys = sorted(set.intersection(*(set(c) for c in per_seed)))
+        return {k: float(np.mean([c[k] for c in per_seed])) for k in keys}
+
+    shallow, deep = min(plain), max(plain)
+    c_sh, c_dp = curve(plain[shallow]), curve(plain[deep])
+    keys = [k for k in c_sh if k in c_dp and k >= start]
+    if not keys:
+        raise KeyError("no logged loss after from_step")
+    gaps = [c_dp[k] - c_sh[k] for k in keys]
+    checks = [
+        Check(
+            f"plain-{deep} loss above plain-{shallow} by >= {margin} in every {window}-step "
+            f"window from step {start}",
+            f"smallest gap {min(gaps):+.3f} (at step {keys[int(np.argmin(gaps))]}); "
+            f"{sum(g >= margin for g in gaps)}/{len(gaps)} windows",
+            bool(min(gaps) >= margin),
+        )
+    ]
+    series = []
+    for fam, label in (("false", "plain"), ("true", "residual")):
+        for d, rows in sorted(_by_depth(frame, fam).items()):
+            c = curve(rows)
+            series.append(
+                Series(
+                    f"{label}-{d} (n={len(rows)})",
+                    list(c),
+                    list(c.values()),
+                    [0.0] * len(c),
+                    panel=label,
+                )
+            )
+    fig = Figure("step", f"training loss ({window}-step windows, mean of seeds)", series)
+    table = pd.DataFrame(
+        {
+            "step": keys,
+            f"plain-{shallow}": [f"{c_sh[k]:.3f}" for k in keys],
+            f"plain-{deep}": [f"{c_dp[k]:.3f}" for k in keys],
+        }
+    )
+    summary = f"plain-{deep} minus plain-{shallow}: smallest gap {min(gaps):+.3f} from step {start}"
+    return Verdict.from_checks(checks, summary, table, fig)
+
+
+def lesion(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict:
+    """Veit et al. 2016: deleting one block at a time, the median accuracy drop of the residual
+    net is at most ``residual_max_drop``, of its plain twin at least ``plain_min_drop``."""
+    frame = next(iter(frames.values()))
+    depth = int(criterion["depth"])
+    rows, drops, checks, series = [], {}, [], []
+    for fam, label in (("true", "residual"), ("false", "plain")):
+        at = _by_depth(frame, fam).get(depth)
+        if at is None or at.empty:
+            raise KeyError(f"{label} nets at depth {depth}")
+        drop = (at["acc intact"] - at["lesion median"]).to_numpy(dtype=float)
+        drops[label] = drop
+        rows.append(
+            {
+                "net": f"{label}-{depth}",
+                "intact": _cell(at["acc intact"]),
+                "median over single-block deletions": _cell(at["lesion median"]),
+                "drop": _cell(drop),
+            }
+        )
+        accs = np.array([list(a) for a in at["lesion accs"]], dtype=float)
+        mean, std = _mean_std(accs)
+        series.append(Series(label, list(range(1, len(mean) + 1)), mean, std))
+    r_max, p_min = criterion["residual_max_drop"], criterion["plain_min_drop"]
+    checks = [
+        Check(
+            f"residual-{depth}: median drop <= {r_max}",
+            _cell(drops["residual"]),
+            bool(np.mean(drops["residual"]) <= r_max),
+        ),
+        Check(
+            f"plain-{depth}: median drop >= {p_min}",
+            _cell(drops["plain"]),
+            bool(np.mean(drops["plain"]) >= p_min),
+        ),
+    ]
+    fig = Figure(
+        "deleted block (shape-keeping blocks, input to output)",
+        "training accuracy with the block deleted",
+        series,
+    )
+    summary = (
+        f"median drop when one block is deleted: residual {fmt_num(np.mean(drops['residual']))}"
+        f", plain {fmt_num(np.mean(drops['plain']))}"
+    )
+    return Verdict.from_checks(checks, summary, pd.DataFrame(rows), fig)
+
+
+def landscape(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict:
+    """A figure (Li et al. 2018): the loss along a filter-normalised direction, per net."""
+    frame = next(iter(frames.values()))
+    series, rows = [], []
+    for fam, label in (("false", "plain"), ("true", "residual")):
+        for d, at in sorted(_by_depth(frame, fam).items()):
+            if "landscape loss" not in at:
+                raise KeyError("landscape")
+            losses = np.array([list(v) for v in at["landscape loss"]], dtype=float)
+            alphas = list(at["landscape alpha"].iloc[0])
+            mean, std = _mean_std(np.log10(losses))
+            series.append(Series(f"{label}-{d}", alphas, mean, std, panel=label))
+            mid = losses[:, len(alphas) // 2]
+            rows.append(
+                {
+                    "net": f"{label}-{d}",
+                    "loss at the weights": _cell(mid),
+                    "loss at alpha = -1": _cell(losses[:, 0]),
+                    "loss at alpha = +1": _cell(losses[:, -1]),
+                }
+            )
+    fig = Figure("alpha (filter-normalised direction)", "log10 training loss", series)
+    return Verdict("figure", "drawn, not decided", [], pd.DataFrame(rows), fig)
