@@ -202,11 +202,12 @@ def write_page(
             every = ""
             if r.report is not None:
                 every = f" [every run]({r.report.relative_to(out_dir).as_posix()});"
-            lines += [
-                f"Runs: {sum(r.outcomes.values())} ({counts}){when};{every} folders under "
-                f"`{r.runs_dir}`.",
-                "",
-            ]
+            where = (
+                f"folders under `{r.runs_dir}`"
+                if r.runs_dir is not None
+                else "their numbers read from a lesson.json"
+            )
+            lines += [f"Runs: {sum(r.outcomes.values())} ({counts}){when};{every} {where}.", ""]
         for bad in r.bad_runs:
             lines.append(f"- {bad}")
         if r.bad_runs:
@@ -230,6 +231,7 @@ def write_page(
                 "outcomes": r.outcomes,
                 "bad_runs": r.bad_runs,
                 "seconds": r.seconds,
+                "commits": r.commits,
                 # every run's deciding numbers: `depthbench lesson --from lesson.json` decides
                 # and draws again from these, without the run folders
                 "frames": {k: _records(f) for k, f in r.frames.items()},

@@ -391,6 +391,8 @@ def decide(
     result.seeds = seeds
     result.frames, result.control_frames = frames, control
     result.commits = sorted({c for r in runs for c in [_commit_of(r)] if c})
+    if record is not None:  # the commits the runs behind the record ran on
+        result.commits = list(record.get("commits") or [])
     return result
 
 
@@ -506,6 +508,8 @@ def lesson(args: argparse.Namespace) -> Path:
             results.append(decide(c, None, record=records[c.name], gpu=gpu))
         else:
             results.append(decide(c, root, gpu=gpu))
+    if args.from_dir is not None:  # the seeds the earlier runs used, not --seeds' default
+        seeds = sorted({s for r in results for s in r.seeds})
     machine = machine_record()
     header = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -420,13 +420,15 @@ def attention(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict
     if ok.empty:
         return Verdict.from_checks([Check("attention measured", "no ok run", None)], "no run")
     n, total = len(ok), len(frame)
+    gap = criterion.get("min_gap", 0.0)
     checks = []
     for where in ("test", "sentence"):
         ref, other = ok[f"referent ({where})"], ok[f"other noun ({where})"]
-        wins = int((ref > other).sum())
+        wins = int((ref - other >= gap).sum()) if gap else int((ref > other).sum())
         checks.append(
             Check(
-                f"{where}: attention to the referent > to the other noun, in every seed",
+                f"{where}: attention to the referent exceeds that to the other noun by >= {gap},"
+                " in every seed",
                 f"referent {ref.mean():.3f} ± {ref.std(ddof=1):.2g}, other noun "
                 f"{other.mean():.3f} ± {other.std(ddof=1):.2g}; {wins}/{total} seeds",
                 wins == total,
