@@ -82,6 +82,26 @@ def test_predict_image_files_and_folder(trained: Path, tmp_path: Path) -> None:
     assert len(from_png) == 3 and from_png == from_npy
 
 
+def test_an_answer_does_not_depend_on_its_neighbours(trained: Path, tmp_path: Path) -> None:
+    """A uint8 PNG, a uint8 .npy and a float .npy of test digits get the same probabilities
+    alone as beside each other: each input is scaled by its own dtype, not by the batch's."""
+    x = build_data(compose_config(["logger=none"], tmp_path)).splits["test"][0][:3]
+    pixels = [(x[i, 0].numpy() * 255).round().astype(np.uint8) for i in range(3)]
+    Image.fromarray(pixels[0]).save(tmp_path / "digit.png")
+    np.save(tmp_path / "uint8.npy", pixels[1])
+    np.save(tmp_path / "float.npy", pixels[2].astype(np.float32) / 255)
+    inputs = [str(tmp_path / name) for name in ("digit.png", "uint8.npy", "float.npy")]
+    predictor = Predictor(trained)
+    mixed = predictor.predict(inputs, top_k=10)
+    for one, answer in zip(inputs, mixed, strict=True):
+        alone = predictor.predict([one], top_k=10)[0]
+        assert dict(answer.top) == pytest.approx(dict(alone.top), abs=1e-5), one
+    # the uint8 digit scaled by 1/255 is the float one: the same answer, whatever its company
+    np.save(tmp_path / "float1.npy", pixels[1].astype(np.float32) / 255)
+    as_float = predictor.predict([str(tmp_path / "float1.npy")], top_k=10)[0]
+    assert dict(mixed[1].top) == pytest.approx(dict(as_float.top), abs=1e-5)
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
