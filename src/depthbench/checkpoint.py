@@ -69,8 +69,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights" in first_line.lower():  # torch's advice to unpickle it: never, for a user
+            first_line = "it holds more than tensors and plain containers"
         raise CheckpointError(
-            f"cannot load checkpoint {path}: corrupt or not a safe torch file ({first_line})"
+            f"cannot load checkpoint {path}: corrupt or not a safe torch file ({first_line}); "
+            "give the last.ckpt of a depthbench run"
         ) from e
     if (
         not isinstance(checkpoint, dict)

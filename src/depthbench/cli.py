@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 
 from depthbench.config_check import check_overrides
 from depthbench.errors import DepthbenchError
-from depthbench.metrics_file import METRICS_FILE, error_line, innermost, write_metrics
+from depthbench.metrics_file import METRICS_FILE, depthbench_error, error_line, write_metrics
+from depthbench.run_folder import RunFolderError
 
 log = logging.getLogger("depthbench")
 # conf/hydra/launcher/submitit_*.yaml are checked against the plugin's schema of the same name on
@@ -54,6 +55,8 @@ def _quiet_lightning_handlers() -> None:
 def _record_refusal(cfg: DictConfig, error: BaseException) -> None:
     """A run stopped by bad input gets ``metrics.json`` with status ``failed`` and the error, so
     its folder never looks like a finished run; a folder that already has one keeps it."""
+    if isinstance(error, RunFolderError):  # the folder is another run's: nothing written there
+        return
     try:
         out_dir = Path(cfg.paths.output_dir)
     except Exception:  # no resolvable output folder: nothing to mark
@@ -63,14 +66,15 @@ def _record_refusal(cfg: DictConfig, error: BaseException) -> None:
 
 
 def _guarded(fn, cfg: DictConfig):
-    """Run ``fn(cfg)``; a DepthbenchError, also one raised inside a constructor that Hydra's
-    ``instantiate`` wrapped, becomes one log line and exit code 2."""
+    """Run ``fn(cfg)``; a DepthbenchError anywhere in the error's chain (one raised inside a
+    constructor that Hydra's ``instantiate`` wrapped, one that wraps a library's error) becomes
+    one log line and exit code 2; any other error is a bug and keeps its traceback."""
     _quiet_lightning_handlers()
     try:
         return fn(cfg)
     except Exception as e:
-        inner = innermost(e)
-        if not isinstance(inner, DepthbenchError):
+        inner = depthbench_error(e)
+        if inner is None:
             raise
         log.error("%s: %s", type(inner).__name__, inner)
         _record_refusal(cfg, inner)
