@@ -29,6 +29,7 @@ from depthbench.callbacks.predictions import CollectPredictions
 from depthbench.callbacks.reliability import DivergenceGuard
 from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
 from depthbench.checkpoint import (
+    CONFIG_KEY,
     check_data_fits,
     check_resume_fits,
     load_checkpoint,
@@ -38,10 +39,18 @@ from depthbench.checkpoint import (
 from depthbench.confusion import explain_predictions
 from depthbench.distributed import check_accelerator
 from depthbench.errors import DivergenceError
-from depthbench.metrics_file import error_line, write_metrics
+from depthbench.metrics_file import error_line, is_rank_zero, write_metrics
 from depthbench.module import Classifier
 from depthbench.output_dir import check_output_dir
 from depthbench.redaction import redact
+from depthbench.run_folder import (
+    AlreadyFinished,
+    claimed,
+    continues_run,
+    finished_message,
+    read_record,
+    resume_command,
+)
 from depthbench.tracking import finish_wandb, remember_wandb_id
 from depthbench.validation import validate_eval_config, validate_train_config
 
@@ -139,6 +148,18 @@ def _fit_outcome(
     return "failed", {"error": error_line(error)}
 
 
+def _check_not_finished(cfg: DictConfig, checkpoint: dict[str, Any], out_dir: Path) -> None:
+    """Raise AlreadyFinished when this command continues its folder's finished run without
+    raising its limits (the checkpoint holds the trainer config it finished under)."""
+    record = read_record(out_dir)
+    if not record or not continues_run(cfg, out_dir):
+        return
+    old_trainer = checkpoint.get(CONFIG_KEY, {}).get("trainer")
+    message = finished_message(out_dir, record, old_trainer, cfg.trainer)
+    if message:
+        raise AlreadyFinished(message, record)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test the configured model; write and return the run's metrics.
 
@@ -146,20 +167,44 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ``diverged``/``interrupted``/``failed``), then re-raises; the record travels with the
     exception as ``error.depthbench_metrics`` (``sweeps.run_sweep_job`` reads it). A fit stopped
     by SIGINT/SIGTERM (``GracefulInterrupt``) raises ``SystemExit(128 + signal)``.
+
+    The run folder is this run's alone (``depthbench.run_folder``): a folder with another run's
+    results, or one in use by another process, raises RunFolderError before anything is
+    written; continuing a run that already finished returns its metrics, changing nothing.
     """
     ckpt_path = validate_train_config(cfg)  # bad values: one clear line, before any data loads
     out_dir = Path(cfg.paths.output_dir)
     check_output_dir(out_dir)  # unwritable or full: one line, before any data loads
+    if not is_rank_zero():  # another DDP rank: rank 0 holds the folder
+        return _train(cfg, ckpt_path, out_dir)
+    try:
+        with claimed(out_dir, cfg):  # another run's folder, or in use: one line, nothing written
+            return _train(cfg, ckpt_path, out_dir)
+    except AlreadyFinished as done:
+        log.info("%s", done)
+        return done.metrics
+
+
+def _train(cfg: DictConfig, ckpt_path: str | None, out_dir: Path) -> dict[str, Any]:
+    """``train`` in a folder this process may write to."""
     check_accelerator(cfg.trainer)
+    # the one read of the checkpoint: corrupt or foreign files fail here, before any data loads
+    checkpoint = load_checkpoint(ckpt_path) if ckpt_path else None
+    if checkpoint is not None:
+        _check_not_finished(cfg, checkpoint, out_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    if ckpt_path and cfg.get("logger") and "wandb" in cfg.logger:  # continue its wandb run
-        remember_wandb_id(cfg.logger.wandb.get("save_dir", out_dir), load_checkpoint(ckpt_path))
+    if checkpoint and cfg.get("logger") and "wandb" in cfg.logger:  # continue its wandb run
+        remember_wandb_id(cfg.logger.wandb.get("save_dir", out_dir), checkpoint)
     datamodule = build_data(cfg)
     net = build_net(cfg.model, datamodule)
     module = build_module(cfg, net)
-    if ckpt_path:  # another model than the checkpoint's: one line now, not a state-dict dump
-        check_resume_fits(load_checkpoint(ckpt_path), module, cfg.model)
+    if checkpoint:  # another model than the checkpoint's: one line now, not a state-dict dump
+        check_resume_fits(checkpoint, module, cfg.model)
     trainer = build_trainer(cfg, extra_callbacks=finetune_callbacks(net))  # [] unless finetune
+    io = trainer.strategy.checkpoint_io
+    if checkpoint and ckpt_path and isinstance(io, AtomicCheckpointIO):  # fit reads no file
+        io.preload(ckpt_path, checkpoint)
+    del checkpoint  # the Trainer owns it now
     guard = next(c for c in trainer.callbacks if isinstance(c, DivergenceGuard))
     epoch_log = next(c for c in trainer.callbacks if isinstance(c, EpochLog))
     n_params = count_parameters(net)
@@ -187,9 +232,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         e.depthbench_metrics = record  # for sweeps.run_sweep_job's jobs.jsonl
         signum = interrupt_signal(e) if status == "interrupted" else None
         if signum is not None:
-            log.warning("interrupted by %s at step %d; resume: the same command with "
-                        "ckpt_path=auto (or ckpt_path=%s)", record["signal"], record["steps"],
-                        out_dir)  # fmt: skip
+            log.warning("interrupted by %s at step %d; resume with: %s", record["signal"],
+                        record["steps"], resume_command(out_dir))  # fmt: skip
             finish_wandb(exit_code=128 + signum)
             raise SystemExit(128 + signum) from e
         raise

@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from depthbench.checkpoint import load_checkpoint, resolve_ckpt_path
+from depthbench.checkpoint import resolve_ckpt_path
 from depthbench.errors import ConfigError
 from depthbench.models.layers import ACTIVATIONS, INITS, check_positive_int
 
@@ -122,7 +122,10 @@ def _first_leaf(node: Any, prefix: str) -> str:
 
 
 def validate_train_config(cfg: DictConfig) -> str | None:
-    """Check a train config; return the resolved ``ckpt_path`` (None: start fresh)."""
+    """Check a train config; return the resolved ``ckpt_path`` (None: start fresh).
+
+    The checkpoint is not read here: ``run.train`` reads it once, before any data loads.
+    """
     check_no_missing_values(cfg)
     if not _is_int(cfg.get("seed", 0)):
         raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
@@ -130,10 +133,7 @@ def validate_train_config(cfg: DictConfig) -> str | None:
     validate_data(cfg.get("data"))
     validate_optimization(cfg)
     validate_trainer(cfg.get("trainer"))
-    path = resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
-    if path is not None:
-        load_checkpoint(path)  # corrupt or foreign file: CheckpointError now, never unpickled code
-    return path
+    return resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
 
 
 def validate_eval_config(cfg: DictConfig) -> str:
