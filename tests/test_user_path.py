@@ -3,6 +3,7 @@ every unreadable input, and one read of a checkpoint per command."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -214,20 +215,27 @@ def test_a_truncated_checkpoint_is_one_line_in_eval(finished: Path, tmp_path: Pa
     assert json.loads((out / "metrics.json").read_text())["status"] == "failed"
 
 
+def _torch_file_with_code(path: Path) -> None:
+    torch.save({"state_dict": {}, "hook": functools.partial(print)}, path)
+
+
 @pytest.mark.parametrize(
-    "content",
-    [b"just some text\n", pickle.dumps({"a": object}, protocol=2)],
-    ids=["text", "pickle-with-code"],
+    "write",
+    [
+        lambda p: p.write_text("just some text\n"),
+        lambda p: p.write_bytes(pickle.dumps({"a": 1}, protocol=2)),
+        _torch_file_with_code,  # torch's own message advises weights_only=False here
+    ],
+    ids=["text", "pickle", "torch-file-with-code"],
 )
-def test_an_unreadable_checkpoint_never_suggests_weights_only_false(
-    tmp_path: Path, content: bytes
-) -> None:
+def test_an_unreadable_checkpoint_never_suggests_weights_only_false(tmp_path: Path, write) -> None:
     bad = tmp_path / "bad.ckpt"
-    bad.write_bytes(content)
+    write(bad)
     with pytest.raises(CheckpointError) as refusal:
         train(compose_config([*QUIET, f"ckpt_path={bad}"], tmp_path / "run"))
-    assert "weights_only" not in str(refusal.value)
-    assert "\n" not in str(refusal.value)
+    message = str(refusal.value)
+    assert "weights_only" not in message and "\n" not in message
+    assert message.startswith(f"cannot load checkpoint {bad}: ")
 
 
 def test_a_broken_image_is_one_line_and_a_failed_record(tmp_path: Path, caplog) -> None:
@@ -352,7 +360,7 @@ def test_the_interrupt_hint_and_auto_in_a_new_folder_resume_the_run(tmp_path: Pa
     assert json.loads((folder / "metrics.json").read_text())["steps"] == 30
     assert len(list(runs.iterdir())) == 2  # the near miss's folder and the resumed one
 
-    again = subprocess.run([sys.executable, *shlex.split(command)[2:]], cwd=ROOT, env=env,
+    again = subprocess.run([sys.executable, *shlex.split(command)[1:]], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert shlex.split(command)[1] == "train.py"
     assert again.returncode == 0 and "already finished at epoch 3" in again.stderr
