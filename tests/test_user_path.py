@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import shlex
 import signal
 import subprocess
@@ -17,13 +18,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import FAST, ROOT, compose_config, run_train
+from helpers import CONF_DIR, FAST, ROOT, compose_config, run_train
 from hydra.errors import InstantiationException
 
 from depthbench.cli import _guarded
 from depthbench.errors import CheckpointError
 from depthbench.metrics_file import depthbench_error, error_line
-from depthbench.run import train
+from depthbench.run import evaluate, train
 from depthbench.run_folder import LOCK_FILE, RunFolderError, lock, unlock
 
 QUIET = [*FAST, "logger=csv"]
@@ -364,3 +365,117 @@ def test_the_interrupt_hint_and_auto_in_a_new_folder_resume_the_run(tmp_path: Pa
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert shlex.split(command)[1] == "train.py"
     assert again.returncode == 0 and "already finished at epoch 3" in again.stderr
+
+
+# ---- case 6: every hint works as written ---------------------------------------------------
+# Each message that suggests a command, triggered as a user does, and its command run as given.
+
+
+def refusal(config_name: str, *args: str) -> str:
+    """The one-line ConfigError of ``python {config_name}.py ARGS`` (checked before Hydra)."""
+    from depthbench.config_check import check_overrides
+    from depthbench.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        check_overrides(CONF_DIR, config_name, list(args))
+    return str(refused.value)
+
+
+def command_line(config_name: str, *args: str):
+    """The config ``python {config_name}.py ARGS`` runs with (as ``cli._checked`` gives it)."""
+    from depthbench.config_check import check_overrides, compose_command
+
+    completed = check_overrides(CONF_DIR, config_name, list(args))
+    return completed, compose_command(CONF_DIR, config_name, completed)
+
+
+def suggested(message: str, pattern: str) -> str:
+    found = re.search(pattern, message)
+    assert found, message
+    return found.group(1)
+
+
+def test_did_you_mean_a_key_and_an_option_compose_as_suggested() -> None:
+    key = suggested(refusal("train", "trainer.max_epoch=3"), r"did you mean (\S+)\?")
+    assert command_line("train", f"{key}=3")[1].trainer.max_epochs == 3
+    option = suggested(refusal("train", "model=resnt"), r"did you mean (\S+)\?")
+    assert command_line("train", option)[1].model._target_.endswith("CifarResNet")
+
+
+def test_add_plus_hint_adds_the_key() -> None:
+    message = refusal("train", "tags_extra=1")
+    added = suggested(message, r"to add a new key on purpose: (\S+)=VALUE")
+    assert command_line("train", f"{added}=1")[1].tags_extra == 1
+
+
+def test_a_plain_trainer_argument_is_passed_to_the_trainer(tmp_path: Path) -> None:
+    completed, cfg = command_line("train", "trainer.limit_val_batches=2", "trainer.max_epochs=1")
+    assert completed == ["+trainer.limit_val_batches=2", "trainer.max_epochs=1"]
+    assert cfg.trainer.limit_val_batches == 2
+    assert "did you mean trainer.max_epochs?" in refusal("train", "trainer.max_epoch=1")
+
+
+def test_the_lesson_is_refused_by_train_naming_its_command() -> None:
+    from depthbench.lesson.claims import load_claims
+
+    message = refusal("train", "+lesson=attention")
+    command = suggested(message, r"run by its own command, not by train.py: (depthbench [^(]+)")
+    assert command.split() == ["depthbench", "lesson", "--only", "attention"]
+    assert [c.name for c in load_claims(["attention"])] == ["attention"]  # what --only takes
+
+
+@pytest.fixture(scope="module")
+def eval_cases(finished: Path, tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("eval_cases")
+
+
+@pytest.mark.parametrize("given", ["model.depth=8", "+model.depth=8"])
+def test_eval_remove_it_works_as_written(finished: Path, eval_cases: Path, given: str) -> None:
+    """``eval.py ckpt_path=RUN model.depth=8`` says remove it, with or without ``+`` (never
+    "add +"); the command without it evaluates."""
+    message = refusal("eval", f"ckpt_path={finished}", given)
+    assert "comes from the checkpoint" in message and "remove it" in message
+    assert "+model" not in message
+    _, cfg = command_line("eval", f"ckpt_path={finished}")
+    out = eval_cases / given.lstrip("+")
+    cfg.paths.output_dir = str(out)
+    assert evaluate(cfg)["status"] == "ok"
+
+
+def test_eval_takes_the_checkpoints_data_keys(finished: Path, eval_cases: Path) -> None:
+    """``data.batch_size`` and ``data.root`` work on eval.py without ``data=``; a typo gets a
+    did-you-mean whose command works."""
+    from depthbench.errors import ConfigError
+
+    args = [f"ckpt_path={finished}", "data.batch_sise=8"]
+    completed, cfg = command_line("eval", *args)
+    cfg.paths.output_dir = str(eval_cases / "typo")
+    with pytest.raises(ConfigError, match=r"did you mean data\.batch_size\?") as typo:
+        evaluate(cfg)
+    fixed = suggested(str(typo.value), r"did you mean (\S+)\?")
+    root = ROOT / "data"
+    completed, cfg = command_line(
+        "eval", f"ckpt_path={finished}", f"{fixed}=8", f"data.root={root}"
+    )
+    assert completed[1:] == ["+data.batch_size=8", f"+data.root={root}"]
+    cfg.paths.output_dir = str(eval_cases / "batch")
+    assert evaluate(cfg)["status"] == "ok"
+
+
+def test_each_entry_points_help_describes_itself() -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def helps(*argv: str) -> str:
+        proc = subprocess.run([sys.executable, *argv, "--help"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert helps("eval.py").startswith("depthbench eval: test a trained checkpoint")
+    assert "python train.py" not in helps("eval.py")
+    listed = helps("-m", "depthbench.cli")
+    from depthbench.cli import SUBCOMMANDS
+
+    for name in SUBCOMMANDS:
+        assert re.search(rf"^  {name} +\S", listed, re.M), listed
+    assert "its checkpoints/last.ckpt" in helps("-m", "depthbench.cli", "predict")

@@ -82,9 +82,10 @@ def _guarded(fn, cfg: DictConfig):
 
 
 def _checked(config_name: str) -> None:
-    """Stop a mistyped key or group option with one "did you mean" line, before Hydra runs."""
+    """Stop a mistyped key or group option with one "did you mean" line, before Hydra runs;
+    give Hydra the command line as ``check_overrides`` completes it (``+`` where meant)."""
     try:
-        check_overrides(CONF_DIR, config_name, sys.argv[1:])
+        sys.argv[1:] = check_overrides(CONF_DIR, config_name, sys.argv[1:])
     except DepthbenchError as e:
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(2)
@@ -126,14 +127,15 @@ def _eval_hydra(cfg: DictConfig) -> None:
     _guarded(evaluate, cfg)
 
 
-# `depthbench SUBCOMMAND ...`: name -> "module:function" taking argv (imported lazily).
-SUBCOMMANDS: dict[str, str] = {
-    "train": "depthbench.cli:_train_argv",
-    "eval": "depthbench.cli:_eval_argv",
-    "attention": "depthbench.attention_cli:main",
-    "report": "depthbench.report.cli:main",
-    "lesson": "depthbench.lesson.run:main",
-    "predict": "depthbench.predict:main",
+# `depthbench SUBCOMMAND ...`: name -> ("module:function" taking argv, imported lazily; what it
+# does, for `depthbench --help`)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("depthbench.cli:_train_argv", "train a model (as python train.py; --help: options)"),
+    "eval": ("depthbench.cli:_eval_argv", "test a checkpoint on its data (as python eval.py)"),
+    "predict": ("depthbench.predict:main", "classify new images, .npy arrays or texts"),
+    "report": ("depthbench.report.cli:main", "tables and figures from run and multirun folders"),
+    "attention": ("depthbench.attention_cli:main", "a transformer's attention on one sentence"),
+    "lesson": ("depthbench.lesson.run:main", "check every claim of the lesson with its sweeps"),
 }
 
 
@@ -152,10 +154,17 @@ def main(argv: list[str] | None = None) -> None:
     import importlib
 
     argv = sys.argv[1:] if argv is None else argv
+    usage = f"usage: depthbench {{{','.join(SUBCOMMANDS)}}} [args...]"
+    if argv[:1] in (["-h"], ["--help"]):
+        width = max(map(len, SUBCOMMANDS))
+        lines = [f"  {name:<{width}}  {what}" for name, (_, what) in SUBCOMMANDS.items()]
+        print("\n".join([usage, "", "subcommands:", *lines, "", "depthbench SUBCOMMAND --help: "
+                         "its own options"]))  # fmt: skip
+        return
     if not argv or argv[0] not in SUBCOMMANDS:
-        print(f"usage: depthbench {{{','.join(SUBCOMMANDS)}}} [args...]", file=sys.stderr)
+        print(usage, file=sys.stderr)
         sys.exit(2)
-    module_name, func = SUBCOMMANDS[argv[0]].split(":")
+    module_name, func = SUBCOMMANDS[argv[0]][0].split(":")
     getattr(importlib.import_module(module_name), func)(argv[1:])
 
 

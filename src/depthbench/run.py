@@ -52,7 +52,7 @@ from depthbench.run_folder import (
     resume_command,
 )
 from depthbench.tracking import finish_wandb, remember_wandb_id
-from depthbench.validation import validate_eval_config, validate_train_config
+from depthbench.validation import check_data_keys, validate_eval_config, validate_train_config
 
 log = logging.getLogger("depthbench")
 
@@ -282,9 +282,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = load_checkpoint(ckpt_file)
     net, saved = load_net(checkpoint)
     run_cfg = saved.copy()
-    if cfg.get("data"):  # data=... given: it replaces the run's data (resolved with eval's paths)
+    if cfg.get("data"):  # data=... replaces the run's data (resolved with eval's paths)
+        given = OmegaConf.to_container(cfg.data, resolve=True)
         with open_dict(run_cfg):
-            run_cfg.data = OmegaConf.to_container(cfg.data, resolve=True)
+            if "_target_" in cfg.data:
+                run_cfg.data = given
+            else:  # data.KEY=VALUE alone: keys of the run's own data change
+                check_data_keys(given, run_cfg.data)
+                run_cfg.data = OmegaConf.merge(run_cfg.data, given)
     datamodule = build_data(run_cfg)
     if cfg.get("data"):
         check_data_fits(stored_data_spec(checkpoint), datamodule, type(net).__name__)
