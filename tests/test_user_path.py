@@ -479,3 +479,28 @@ def test_each_entry_points_help_describes_itself() -> None:
     for name in SUBCOMMANDS:
         assert re.search(rf"^  {name} +\S", listed, re.M), listed
     assert "its checkpoints/last.ckpt" in helps("-m", "depthbench.cli", "predict")
+
+
+def test_a_sweep_into_another_sweeps_folder_is_refused(tmp_path: Path, capsys) -> None:
+    """A multirun with a fixed ``hydra.sweep.dir`` that holds finished jobs is refused before
+    Hydra writes; ``ckpt_path=auto`` (continue its jobs) and a stored Optuna study (new job
+    numbers) go on."""
+    from omegaconf import OmegaConf
+
+    from depthbench.run_folder import RunFolderClaim
+
+    sweep = tmp_path / "sweep"
+    (sweep / "0").mkdir(parents=True)
+    (sweep / "0" / "metrics.json").write_text(json.dumps({"status": "ok", "epochs": 1}))
+
+    def config(ckpt_path: str | None = None, storage: str | None = None):
+        return OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)},
+                                           "sweeper": {"storage": storage}},
+                                 "module": {}, "ckpt_path": ckpt_path})  # fmt: skip
+
+    with pytest.raises(SystemExit) as refused:
+        RunFolderClaim().on_multirun_start(config())
+    assert refused.value.code == 2
+    assert f"RunFolderError: {sweep} holds another sweep's results (0/)" in capsys.readouterr().err
+    RunFolderClaim().on_multirun_start(config(ckpt_path="auto"))
+    RunFolderClaim().on_multirun_start(config(storage="sqlite:///study.db"))

@@ -427,6 +427,8 @@ class RunFolderClaim(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         if not sweep_dir.is_dir() or continues_run(config, sweep_dir):
             return
+        if config.hydra.sweeper.get("storage"):  # a stored study numbers new jobs after its own
+            return
         for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
             if results_in(job):
                 _exit(

@@ -125,12 +125,14 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
 
 
 def read_job_records(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``<sweep_dir>/jobs.jsonl``, sorted by job number."""
+    """The records of ``<sweep_dir>/jobs.jsonl``, sorted by job number; a job recorded more
+    than once (a sweep continued with ``ckpt_path=auto``) by its latest record."""
     path = Path(sweep_dir) / JOBS_FILE
     if not path.is_file():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return sorted(rows, key=lambda r: r.get("job", 0))
+    latest = {r.get("job", i): r for i, r in enumerate(rows)}
+    return sorted(latest.values(), key=lambda r: r.get("job", 0))
 
 
 def check_launcher_installed(launcher_cfg: DictConfig | None) -> None:
