@@ -504,3 +504,24 @@ def test_a_sweep_into_another_sweeps_folder_is_refused(tmp_path: Path, capsys) -
     assert f"RunFolderError: {sweep} holds another sweep's results (0/)" in capsys.readouterr().err
     RunFolderClaim().on_multirun_start(config(ckpt_path="auto"))
     RunFolderClaim().on_multirun_start(config(storage="sqlite:///study.db"))
+
+
+# ---- case 9: a heartbeat off a terminal ----------------------------------------------------
+
+
+@pytest.mark.parametrize("bar", [False, True], ids=["bar-off", "bar-on"])
+def test_a_heartbeat_line_when_the_progress_bar_is_off(tmp_path: Path, caplog, bar: bool) -> None:
+    overrides = [*QUIET, f"trainer.enable_progress_bar={str(bar).lower()}"]
+    overrides += ["callbacks.heartbeat.every_seconds=null", "callbacks.heartbeat.every_n_steps=2"]
+    with caplog.at_level(logging.INFO, logger="depthbench"):
+        train(compose_config(overrides, tmp_path))
+    beats = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    if bar:
+        assert beats == []
+        return
+    assert [b.split("  ")[0] for b in beats] == [
+        "step 2/6 (epoch 1/2)",
+        "step 4/6 (epoch 2/2)",
+        "step 6/6 (epoch 2/2)",
+    ]
+    assert all(re.search(r"  loss \d+\.\d{4}  [\d,]+ samples/s  ETA \d+ s$", b) for b in beats)

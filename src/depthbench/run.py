@@ -23,6 +23,7 @@ from depthbench.build import build_data, build_net, class_names
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO
 from depthbench.callbacks.epoch_log import EpochLog, summary_line
 from depthbench.callbacks.finetune import finetune_callbacks
+from depthbench.callbacks.heartbeat import Heartbeat
 from depthbench.callbacks.history import KeepHistory
 from depthbench.callbacks.interrupt import GracefulInterrupt, interrupt_signal
 from depthbench.callbacks.predictions import CollectPredictions
@@ -93,7 +94,8 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
     (``GracefulInterrupt``). Every checkpoint is written by ``AtomicCheckpointIO`` (atomic,
     finite weights only) unless the config names another.
     Every run logs one line per epoch (``EpochLog``), whose training-only clock gives
-    ``train_samples_per_second``.
+    ``train_samples_per_second``; with the progress bar off, a ``Heartbeat`` line every 30 s
+    (``callbacks.heartbeat.*`` sets when).
     """
     callbacks = _instantiate_group(cfg.get("callbacks")) + _instantiate_group(
         cfg.get("diagnostics")
@@ -112,8 +114,12 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
             c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)
         ]
     bar = progress_bar_wanted(cfg.trainer)
-    if not bar:  # Lightning refuses a bar it must hide
+    if not bar:  # Lightning refuses a bar it must hide; a log gets heartbeat lines instead
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
+        if not any(isinstance(c, Heartbeat) for c in callbacks):
+            callbacks.append(Heartbeat())
+    else:  # the bar shows progress
+        callbacks = [c for c in callbacks if not isinstance(c, Heartbeat)]
     plugins = list(instantiate(cfg.trainer.get("plugins")) or [])
     if not any(isinstance(p, CheckpointIO) for p in plugins):
         plugins.append(AtomicCheckpointIO())
