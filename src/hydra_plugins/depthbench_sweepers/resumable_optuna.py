@@ -19,8 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from hydra.types import HydraContext, TaskFunction
-from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig
+
+from depthbench.quiet import DropLines
+
+# alembic (optuna's sqlite storage) logs "setup plugin ..." seven times when it is imported, which
+# the next import does: dropped before it (a filter on the logger outlives alembic's fileConfig)
+_ALEMBIC_PLUGINS = logging.getLogger("alembic.runtime.plugins")
+if not any(isinstance(f, DropLines) for f in _ALEMBIC_PLUGINS.filters):
+    _ALEMBIC_PLUGINS.addFilter(DropLines((r"setup plugin ",)))
+
+from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +81,20 @@ def check_same_fixed_config(study: Any, fixed: dict[str, Any]) -> list[str]:
     return differing_keys(stored, fixed)
 
 
+def _plain_logging() -> None:
+    """Optuna's lines through Hydra's handlers (its own handler adds ANSI colours, noise in a
+    log file)."""
+    import optuna
+
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+
+
 class ResumableOptunaSweeper(OptunaSweeper):
     """Hydra's ``OptunaSweeper`` (same arguments); ``n_trials`` counts the stored trials."""
 
     def __init__(self, **kwargs: Any) -> None:
+        _plain_logging()
         total = int(kwargs["n_trials"])
         finished, self._first_job = study_progress(kwargs["storage"], kwargs["study_name"])
         if finished:
