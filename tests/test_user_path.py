@@ -10,6 +10,7 @@ import os
 import pickle
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -525,3 +526,89 @@ def test_a_heartbeat_line_when_the_progress_bar_is_off(tmp_path: Path, caplog, b
         "step 6/6 (epoch 2/2)",
     ]
     assert all(re.search(r"  loss \d+\.\d{4}  [\d,]+ samples/s  ETA \d+ s$", b) for b in beats)
+
+
+def test_a_refused_folders_two_ways_on_work(finished: Path, tmp_path: Path) -> None:
+    """The RunFolderError's ways on, as written: a new folder, or ckpt_path=auto."""
+    with pytest.raises(RunFolderError) as refused:
+        train(compose_config([*QUIET, "trainer.max_epochs=3"], finished))
+    assert "hydra.run.dir=NEW_DIR" in str(refused.value) and "ckpt_path=auto" in str(refused.value)
+    assert train(compose_config([*QUIET, "trainer.max_epochs=3"], tmp_path / "new"))["steps"] == 9
+    copy = tmp_path / "copy"  # continued with ckpt_path=auto, as the line says
+    shutil.copytree(finished, copy)
+    resumed = train(compose_config([*QUIET, "trainer.max_epochs=3", "ckpt_path=auto"], copy))
+    assert resumed["epochs"] == 3 and resumed["steps"] == 9
+
+
+def test_checkpoint_hints_work_as_written(finished: Path, tmp_path: Path) -> None:
+    """``ckpt_path=last`` in a new folder names the old run folder or ``hydra.run.dir=DIR
+    ckpt_path=auto``; a resume with another model names the checkpoint's settings or a new run
+    without ckpt_path. Each way on runs."""
+    from depthbench.errors import ConfigError
+
+    with pytest.raises(CheckpointError, match="resume with ckpt_path=auto") as not_found:
+        train(compose_config([*QUIET, "ckpt_path=last"], tmp_path / "fresh"))
+    assert "give the old run folder (ckpt_path=outputs/runs/...)" in str(not_found.value)
+    more = [*QUIET, "trainer.max_epochs=3"]
+    from_folder = train(compose_config([*more, f"ckpt_path={finished}"], tmp_path / "from_old"))
+    assert from_folder["steps"] == 9  # resumed from the old run's step 6
+    with pytest.raises(ConfigError, match="resume with the checkpoint's model settings") as other:
+        train(compose_config([*more, "model.depth=2", f"ckpt_path={finished}"], tmp_path / "d2"))
+    assert "model.depth=4 (now 2)" in str(other.value)
+    assert "start a new run without ckpt_path" in str(other.value)
+    assert train(compose_config([*more, "model.depth=2"], tmp_path / "new_run"))["steps"] == 9
+
+
+# The messages that suggest a command, found in the source by what they say, and the tests that
+# run their command as written. A new message of this kind fails the test below until it is
+# listed here with a test.
+SUGGESTING = (
+    "did you mean", "on purpose: +", "remove it", "resume with", "ckpt_path=auto",
+    "raise trainer.", "depthbench lesson --only", "hydra.run.dir=NEW_DIR",
+)  # fmt: skip
+HINT_TESTS = {
+    ("checkpoint.py", "ckpt_path=auto"): ["test_checkpoint_hints_work_as_written"],
+    ("checkpoint.py", "resume with"): ["test_checkpoint_hints_work_as_written"],
+    ("config_check.py", "depthbench lesson --only"): [
+        "test_the_lesson_is_refused_by_train_naming_its_command"
+    ],
+    ("config_check.py", "did you mean"): [
+        "test_did_you_mean_a_key_and_an_option_compose_as_suggested"
+    ],
+    ("config_check.py", "on purpose: +"): ["test_add_plus_hint_adds_the_key"],
+    ("run.py", "resume with"): ["test_the_interrupt_hint_and_auto_in_a_new_folder_resume_the_run"],
+    ("run_folder.py", "ckpt_path=auto"): [
+        "test_a_refused_folders_two_ways_on_work",
+        "test_a_sweep_into_another_sweeps_folder_is_refused",
+    ],
+    ("run_folder.py", "hydra.run.dir=NEW_DIR"): [
+        "test_a_refused_folders_two_ways_on_work",
+        "test_the_lock_keeps_a_second_process_out_and_dies_with_its_holder",
+    ],
+    ("run_folder.py", "raise trainer."): ["test_raising_max_epochs_continues_the_finished_run"],
+    ("validation.py", "did you mean"): ["test_eval_takes_the_checkpoints_data_keys"],
+    ("validation.py", "remove it"): ["test_eval_remove_it_works_as_written"],
+}
+
+
+def suggesting_messages(package: Path) -> set[tuple[str, str]]:
+    """(file, what it suggests) of every string in the package's code (docstrings left out)
+    that suggests a command (``SUGGESTING``)."""
+    import ast
+
+    found = set()
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+        name = str(path.relative_to(package))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                code = id(node) not in docstrings
+                found |= {(name, s) for s in SUGGESTING if code and s in node.value}
+    return found
+
+
+def test_every_message_that_suggests_a_command_has_a_test_that_runs_it() -> None:
+    assert suggesting_messages(ROOT / "src" / "depthbench") == set(HINT_TESTS)
+    tests = {name for names in HINT_TESTS.values() for name in names}
+    assert tests <= set(globals()), tests - set(globals())
