@@ -15,9 +15,10 @@ import torch
 from helpers import FAST, ROOT, compose_config
 from PIL import Image
 
+from depthbench.build import build_data
 from depthbench.confusion import read_confusion_csv
 from depthbench.predict import Predictor, find_checkpoint, main
-from depthbench.run import build_data, evaluate, train
+from depthbench.run import evaluate, train
 
 DIGITS = [str(i) for i in range(10)]
 
