@@ -109,8 +109,13 @@ def test_an_answer_does_not_depend_on_its_neighbours(trained: Path, tmp_path: Pa
         (lambda d: d / "missing.png", "input not found"),
         (lambda d: np.save(d / "wrong.npy", np.zeros((3, 5))) or d / "wrong.npy", "shape (3, 5)"),
         (lambda d: (d / "notes.docx").write_text("x") and d / "notes.docx", "unknown file type"),
+        (lambda d: (d / "text.npy").write_text("x") and d / "text.npy", "holds Python objects"),
+        (
+            lambda d: (d / "cut.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00") and d / "cut.npy",
+            "cannot read array",
+        ),
     ],
-    ids=["missing", "wrong-shape", "unknown-extension"],
+    ids=["missing", "wrong-shape", "unknown-extension", "not-an-array", "truncated-array"],
 )
 def test_predict_bad_input_is_one_line_exit_2(trained: Path, tmp_path: Path, make, message,
                                               capsys):  # fmt: skip
@@ -119,6 +124,7 @@ def test_predict_bad_input_is_one_line_exit_2(trained: Path, tmp_path: Path, mak
         main([str(trained), str(make(tmp_path))])
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(lines) == 1 and message in lines[0]
+    assert "allow_pickle" not in lines[0]  # numpy's advice to unpickle never reaches the user
 
 
 @pytest.mark.slow  # a fresh interpreter importing torch and Lightning: ~10-30 s here

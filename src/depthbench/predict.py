@@ -106,8 +106,11 @@ class Predictor:
         """A ``.npy`` file -> a raw batch ``(N, *input_shape)``."""
         try:
             a = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read array {path} ({type(e).__name__}: {e})") from e
+        except (OSError, ValueError, EOFError) as e:
+            why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            if "allow_pickle" in why or "pickled" in why:  # numpy's advice to unpickle: never
+                why = "not a plain array: it holds Python objects"
+            raise DataError(f"cannot read array {path} ({why})") from e
         shape = self.input_shape
         if a.dtype != np.uint8 and a.dtype.kind != "f":
             raise DataError(f"{path}: dtype {a.dtype}; expected uint8 (0..255) or float ([0, 1])")
