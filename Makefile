@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 export PYTHONHASHSEED := 0
 
-.PHONY: help install data train test test-slow lint format bench gpu-check lesson clean
+.PHONY: help install data train test test-slow lint format bench gpu-check lesson notebook clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ data:  ## install the offline datasets this machine can have
 
 train: install  ## install, then run the default training job (digits, CPU, < 1 min)
 	$(BIN)/python train.py $(ARGS)
+
+notebook: install  ## open notebooks/ in JupyterLab, in the project's environment
+	$(BIN)/jupyter lab notebooks/ $(ARGS)
 
 lint: $(STAMP)  ## ruff lint + format check
 	$(BIN)/ruff check .

@@ -8,8 +8,9 @@ import torch
 from helpers import FAST, compose_config
 
 import depthbench.checkpoint
+from depthbench.build import build_data, build_net
 from depthbench.checkpoint import SHAPES_KEY, load_checkpoint, load_net
-from depthbench.run import build_data, build_module, build_net, build_trainer
+from depthbench.run import build_module, build_trainer
 
 
 def test_load_net_equals_the_trained_module_without_loading_data(tmp_path: Path, monkeypatch):

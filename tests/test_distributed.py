@@ -13,10 +13,11 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
+from depthbench.build import build_data, build_net
 from depthbench.checkpoint import CONFIG_KEY, load_checkpoint
 from depthbench.distributed import check_accelerator, hydra_rank_command
 from depthbench.errors import ConfigError
-from depthbench.run import build_data, build_module, build_net, train
+from depthbench.run import build_module, train
 
 ROOT = Path(CONF_DIR).parent
 NO_GPU = not torch.cuda.is_available()
