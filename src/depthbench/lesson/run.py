@@ -52,6 +52,7 @@ from depthbench.report.writer import write_report
 log = logging.getLogger("depthbench")
 TIMES_FILE = "seconds.txt"  # per seed-batch folder: the wall time of its process
 MEASURES_FILE = "lesson_measures.json"  # per run folder: the claim's measurements, kept
+WALL_FILE = "wall_seconds.txt"  # per runs folder: the wall time of the lesson that ran it
 CONTROL = "control"
 DEFAULT_FIRST_SEED = 100  # the pilot seeds of every claim are below it
 
@@ -396,6 +397,17 @@ def decide(
     return result
 
 
+def _wall(seconds: float, from_dir: Path | None, root: Path | None) -> str:
+    """This invocation's wall time, or, decided again from a runs folder, the time of the
+    lesson that ran it (kept in the folder)."""
+    if from_dir is None:
+        return f"{seconds / 60:.1f} min"
+    kept = root / WALL_FILE if root is not None else None
+    if kept is not None and kept.is_file():
+        return f"{float(kept.read_text()) / 60:.1f} min (the lesson that ran these folders)"
+    return "read from earlier runs"
+
+
 def _commit_of(run: Any) -> str:
     code = run.metrics.get("code") or {}
     if not code.get("commit"):
@@ -498,6 +510,8 @@ def lesson(args: argparse.Namespace) -> Path:
         jobs.sort(key=lambda j: -cost[j.claim])  # together (a stable sort keeps each claim's order)
         run_jobs(jobs, args.jobs, gpu_count())
         measure_all(claims, root, args.jobs)
+        # the wall time of the run that made these folders, for a page decided again --from them
+        (root / WALL_FILE).write_text(f"{time.perf_counter() - start:.1f}\n")
     wall = time.perf_counter() - start
     results = []
     for c in claims:
@@ -517,7 +531,7 @@ def lesson(args: argparse.Namespace) -> Path:
         "seeds": seeds,
         "machine": machine["summary"],
         "versions": machine["versions"],
-        "wall": f"{wall / 60:.1f} min" if args.from_dir is None else "read from earlier runs",
+        "wall": _wall(wall, args.from_dir, root),
         "wall_seconds": round(wall, 1) if args.from_dir is None else None,
         "runs": str(root) if root else str(args.from_dir),
         "commits": sorted({c for r in results for c in getattr(r, "commits", [])}),
