@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from helpers import FAST, compose_config
 
-import depthbench.checkpoint
-from depthbench.checkpoint import SHAPES_KEY, load_checkpoint, load_net
+import depthbench.rundir.checkpoint
 from depthbench.run import build_data, build_module, build_net, build_trainer
+from depthbench.rundir.checkpoint import SHAPES_KEY, load_checkpoint, load_net
 
 
 def test_load_net_equals_the_trained_module_without_loading_data(tmp_path: Path, monkeypatch):
@@ -28,7 +28,7 @@ def test_load_net_equals_the_trained_module_without_loading_data(tmp_path: Path,
         raise AssertionError("load_net instantiated the data module")
 
     with monkeypatch.context() as m:
-        m.setattr(depthbench.checkpoint, "build_data", no_data)
+        m.setattr(depthbench.rundir.checkpoint, "build_data", no_data)
         net, run_cfg = load_net(ckpt)
     assert not net.training and run_cfg.model.dropout == 0.3 and run_cfg.seed == cfg.seed
     with torch.no_grad():

@@ -14,9 +14,9 @@ import torch
 from helpers import FAST, ROOT, compose_config
 
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO, LastCheckpoint
-from depthbench.checkpoint import load_checkpoint
 from depthbench.errors import DivergenceError
 from depthbench.run import build_trainer, train
+from depthbench.rundir.checkpoint import load_checkpoint
 
 OLD = {"state_dict": {"w": torch.ones(50_000)}, "global_step": 1}
 

@@ -15,7 +15,7 @@ import torch
 from helpers import run_train
 
 from depthbench.callbacks.reliability import DivergenceGuard
-from depthbench.sweeps import JOBS_FILE
+from depthbench.launch.sweeps import JOBS_FILE
 
 # two ranks on digits, quiet; MLP: a tiny MLP
 DDP = ["accelerator=ddp_cpu", "trainer.devices=2", "callbacks.progress_bar.refresh_rate=0"]

@@ -13,10 +13,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
-from depthbench.checkpoint import CONFIG_KEY, load_checkpoint
-from depthbench.distributed import check_accelerator, hydra_rank_command
 from depthbench.errors import ConfigError
+from depthbench.launch.distributed import check_accelerator, hydra_rank_command
 from depthbench.run import build_data, build_module, build_net, train
+from depthbench.rundir.checkpoint import CONFIG_KEY, load_checkpoint
 
 ROOT = Path(CONF_DIR).parent
 NO_GPU = not torch.cuda.is_available()
@@ -89,7 +89,7 @@ def test_accelerator_configs_compose_without_a_gpu(tmp_path: Path) -> None:
     assert gpu.trainer.benchmark is True and gpu.module.channels_last is True
     ddp = compose_config(["accelerator=ddp", "trainer.num_nodes=2"], tmp_path)
     assert ddp.trainer.devices == -1 and ddp.trainer.num_nodes == 2
-    assert ddp.trainer.strategy._target_ == "depthbench.distributed.HydraDDPStrategy"
+    assert ddp.trainer.strategy._target_ == "depthbench.launch.distributed.HydraDDPStrategy"
     assert ddp.trainer.strategy.process_group_backend == "nccl"
     overrides = ["accelerator=ddp_cpu", "trainer.devices=4", "trainer.precision=bf16-mixed"]
     cpu = compose_config(overrides, tmp_path)

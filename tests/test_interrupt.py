@@ -16,8 +16,8 @@ from helpers import ROOT, compose_config
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from depthbench.checkpoint import load_checkpoint, load_net
 from depthbench.run import train
+from depthbench.rundir.checkpoint import load_checkpoint, load_net
 
 # 640 digits (10 batches per epoch), deterministic, dropout (the RNG state matters), last.ckpt
 # every 2 steps: its first appearance is the "training is under way" marker

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from depthbench.metrics_file import STATUSES, error_line, write_metrics
+from depthbench.rundir.metrics_file import STATUSES, error_line, write_metrics
 
 
 @pytest.mark.parametrize("status", ["OK", "nan", "", "crashed"])

@@ -8,7 +8,7 @@ import optuna
 import yaml
 from helpers import run_train
 
-from depthbench.sweeps import read_job_records
+from depthbench.launch.sweeps import read_job_records
 from hydra_plugins.depthbench_sweepers.resumable_optuna import (
     ResumableOptunaSweeper,
     study_progress,

@@ -15,9 +15,9 @@ import torch
 from helpers import FAST, ROOT, compose_config
 from PIL import Image
 
-from depthbench.confusion import read_confusion_csv
-from depthbench.predict import Predictor, find_checkpoint, main
 from depthbench.run import build_data, evaluate, train
+from depthbench.tools.confusion import read_confusion_csv
+from depthbench.tools.predict import Predictor, find_checkpoint, main
 
 DIGITS = [str(i) for i in range(10)]
 
@@ -134,7 +134,7 @@ def test_confusion_figures_carry_class_names(tmp_path: Path) -> None:
     titles say the true and predicted class, the most confident mistake first."""
     import matplotlib
 
-    from depthbench import confusion
+    from depthbench.tools import confusion
 
     names = ["cat", "dog", "frog"]
     probs = torch.tensor([[0.9, 0.05, 0.05], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
@@ -162,7 +162,7 @@ def test_predict_text_lines_and_files(tmp_path: Path) -> None:
     its checkpoint: the same probabilities as the net on the data module's own encoding."""
     from test_text_csv import write_csv
 
-    from depthbench.checkpoint import load_net
+    from depthbench.rundir.checkpoint import load_net
 
     train_file = write_csv(tmp_path / "train.csv", 120)
     cfg = compose_config(

@@ -17,9 +17,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from depthbench.errors import ConfigError
+from depthbench.launch.sweeps import check_launcher_installed, read_job_records
 from depthbench.report.collect import collect_runs
 from depthbench.report.writer import write_report
-from depthbench.sweeps import check_launcher_installed, read_job_records
 
 ROOT = Path(CONF_DIR).parent
 TINY = [

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from depthbench.config_check import check_overrides
 from depthbench.errors import DepthbenchError
-from depthbench.metrics_file import METRICS_FILE, error_line, innermost, write_metrics
+from depthbench.rundir.metrics_file import METRICS_FILE, error_line, innermost, write_metrics
 
 log = logging.getLogger("depthbench")
 # conf/hydra/launcher/submitit_*.yaml are checked against the plugin's schema of the same name on
@@ -101,9 +101,9 @@ def eval_main() -> None:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _train_hydra(cfg: DictConfig) -> float | None:
     """Train (``python train.py ...``); returns ``cfg.optimized_metric`` for sweepers."""
-    from depthbench.redaction import redact_hydra_outputs
+    from depthbench.launch.sweeps import in_multirun, run_sweep_job
     from depthbench.run import train
-    from depthbench.sweeps import in_multirun, run_sweep_job
+    from depthbench.rundir.redaction import redact_hydra_outputs
 
     redact_hydra_outputs()  # no secret in the run folder's .hydra/*.yaml
     if in_multirun():  # a failing job is recorded (metrics.json, jobs.jsonl); the sweep goes on
@@ -126,10 +126,10 @@ def _eval_hydra(cfg: DictConfig) -> None:
 SUBCOMMANDS: dict[str, str] = {
     "train": "depthbench.cli:_train_argv",
     "eval": "depthbench.cli:_eval_argv",
-    "attention": "depthbench.attention_cli:main",
+    "attention": "depthbench.tools.attention_cli:main",
     "report": "depthbench.report.cli:main",
     "lesson": "depthbench.lesson.run:main",
-    "predict": "depthbench.predict:main",
+    "predict": "depthbench.tools.predict:main",
 }
 
 

@@ -28,20 +28,20 @@ from depthbench.callbacks.interrupt import GracefulInterrupt, interrupt_signal
 from depthbench.callbacks.predictions import CollectPredictions
 from depthbench.callbacks.reliability import DivergenceGuard
 from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
-from depthbench.checkpoint import (
+from depthbench.errors import DivergenceError
+from depthbench.launch.distributed import check_accelerator
+from depthbench.module import Classifier
+from depthbench.rundir.checkpoint import (
     check_data_fits,
     check_resume_fits,
     load_checkpoint,
     load_net,
     stored_data_spec,
 )
-from depthbench.confusion import explain_predictions
-from depthbench.distributed import check_accelerator
-from depthbench.errors import DivergenceError
-from depthbench.metrics_file import error_line, write_metrics
-from depthbench.module import Classifier
-from depthbench.output_dir import check_output_dir
-from depthbench.redaction import redact
+from depthbench.rundir.metrics_file import error_line, write_metrics
+from depthbench.rundir.output_dir import check_output_dir
+from depthbench.rundir.redaction import redact
+from depthbench.tools.confusion import explain_predictions
 from depthbench.tracking import finish_wandb, remember_wandb_id
 from depthbench.validation import validate_eval_config, validate_train_config
 
@@ -230,7 +230,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     The run folder also gets the confusion matrix (``confusion.csv``/``.png``), every test
     example's prediction and, for images, the most confidently wrong ones
-    (``depthbench.confusion``); ``metrics.json`` holds the per-class accuracy.
+    (``depthbench.tools.confusion``); ``metrics.json`` holds the per-class accuracy.
     """
     ckpt_file = validate_eval_config(cfg)
     check_accelerator(cfg.trainer)

@@ -1,7 +1,7 @@
 """``CollectPredictions``: the class probabilities and labels of a test pass, kept in memory.
 
 ``run.evaluate`` adds it to its trainer, so the one test pass that measures ``test/acc`` also
-gives the confusion matrix and the most confidently wrong examples (``depthbench.confusion``).
+gives the confusion matrix and the most confidently wrong examples (``depthbench.tools.confusion``).
 """
 
 from __future__ import annotations

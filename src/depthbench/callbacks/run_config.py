@@ -14,8 +14,8 @@ from typing import Any
 import lightning as L
 
 from depthbench.build import data_spec
-from depthbench.checkpoint import CONFIG_KEY, SHAPES_KEY
-from depthbench.redaction import redact
+from depthbench.rundir.checkpoint import CONFIG_KEY, SHAPES_KEY
+from depthbench.rundir.redaction import redact
 
 
 class ConfigInCheckpoint(L.Callback):

@@ -105,7 +105,7 @@ def probes(run: Run, pool: int = 4, train: int = 2000, test: int = 1000) -> dict
     """Probe accuracies per layer of the run's trained net and of a fresh one, plus the first
     layer's edge score for both: ``probe i``, ``probe init i``, ``edge score (init)``..."""
     from depthbench.build import build_data, build_net
-    from depthbench.checkpoint import load_checkpoint, load_net, stored_data_spec
+    from depthbench.rundir.checkpoint import load_checkpoint, load_net, stored_data_spec
 
     ckpt = run.path / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from depthbench.redaction import redact
+from depthbench.rundir.redaction import redact
 
 METRICS_FILE = "metrics.json"
 STATUSES = ("ok", "diverged", "interrupted", "failed")
