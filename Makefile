@@ -12,11 +12,13 @@ export PYTHONHASHSEED := 0
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-# Re-installs only when pyproject.toml changes (torch/torchvision come from this machine's disk).
-$(STAMP): pyproject.toml
+# Re-installs only when pyproject.toml or constraints.txt changes; constraints.txt pins the
+# torch/torchvision pair this machine has on its disk.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP) data  ## create .venv and install depthbench with pinned dependencies

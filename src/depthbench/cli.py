@@ -148,8 +148,12 @@ def main(argv: list[str] | None = None) -> None:
     import importlib
 
     argv = sys.argv[1:] if argv is None else argv
+    usage = f"usage: depthbench {{{','.join(SUBCOMMANDS)}}} [args...]"
+    if argv[:1] in (["-h"], ["--help"]):
+        print(f"{usage}\n\n`depthbench SUBCOMMAND --help` describes one subcommand.")
+        return
     if not argv or argv[0] not in SUBCOMMANDS:
-        print(f"usage: depthbench {{{','.join(SUBCOMMANDS)}}} [args...]", file=sys.stderr)
+        print(usage, file=sys.stderr)
         sys.exit(2)
     module_name, func = SUBCOMMANDS[argv[0]].split(":")
     getattr(importlib.import_module(module_name), func)(argv[1:])
