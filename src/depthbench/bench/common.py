@@ -8,30 +8,30 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import torch
+from depthbench.machine import machine as machine_record
 
 ROOT = Path(__file__).resolve().parents[3]
 RESULTS_DIR = ROOT / "docs" / "results"
-CONF_DIR = ROOT / "conf"
 
 
 def compose(overrides: Sequence[str], output_dir: Path) -> Any:
-    """The train config exactly as ``python train.py <overrides>`` composes it (no Hydra run)."""
+    """The train config exactly as ``python train.py <overrides>`` composes it (no Hydra run),
+    from the config folder the CLI uses (``cli.find_conf_dir``)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
+    from depthbench.cli import find_conf_dir
+
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=find_conf_dir(), version_base="1.3"):
         cfg = hydra_compose(config_name="train", overrides=list(overrides))
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
@@ -40,28 +40,8 @@ def compose(overrides: Sequence[str], output_dir: Path) -> Any:
 
 
 def machine() -> dict[str, Any]:
-    """Where and with what the numbers were measured."""
-    import lightning
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-        "platform": platform.platform(),
-        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        "command": " ".join(["python -m depthbench.bench", *sys.argv[1:]]),
-    }
+    """The machine record (``depthbench.machine``) with the benchmark's command line."""
+    return {**machine_record(), "command": " ".join(["python -m depthbench.bench", *sys.argv[1:]])}
 
 
 def median(values: Sequence[float]) -> float:

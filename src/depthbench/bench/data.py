@@ -228,8 +228,8 @@ def render(result: dict[str, Any], info: dict[str, Any]) -> str:
         "# Data path benchmark (Fashion-MNIST)",
         "",
         f"Command: `{info['command']}`  ",
-        f"Machine: {info['cpu']} ({info['cpu_count']} cores, shared with other work while "
-        f"measuring), GPU: {info['gpu'] or 'none'}; torch {info['torch']}, Python "
+        f"Machine: {info['cpu']} ({info['cpu_count']} cores), GPU: {info['gpu'] or 'none'}; "
+        f"torch {info['torch']}, Python "
         f"{info['python']}; {info['date_utc']} UTC; 1-minute load average "
         f"{info['load_average_1min'][0]} at the start, "
         f"{info['load_average_1min'][1]} at the end.  ",
@@ -265,7 +265,7 @@ def render(result: dict[str, Any], info: dict[str, Any]) -> str:
             f"end-to-end slowdown {100 * r['memory_overhead_vs_raw']:+.1f}% "
             f"[{100 * r['memory_overhead_vs_raw_range'][0]:+.1f}, "
             f"{100 * r['memory_overhead_vs_raw_range'][1]:+.1f}] (paired medians; the end-to-end "
-            "figure carries the noise of the shared machine). Memory path vs the best "
+            "figure carries the noise of other work on the machine). Memory path vs the best "
             f"torchvision DataLoader ({r['best_torchvision']}): "
             f"{r.get('memory_speedup_vs_torchvision', 0):.2f}x the samples/s.",
             "",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import signal
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import torch
 from depthbench.bench import gpu_sections as sections
 from depthbench.bench.common import RESULTS_DIR, ROOT
 from depthbench.bench.gpu_report import render
+from depthbench.machine import machine
 
 # section -> seconds it may take on an H200; the sum stays under the 8-minute budget with
 # ~30 s for imports, data loading and writing the report
@@ -72,20 +72,13 @@ def budget_line() -> str:
 
 
 def environment(device: str) -> dict[str, Any]:
-    """GPU name, driver, torch/CUDA/cuDNN versions and the machine."""
-    import lightning
-
+    """The machine record (``depthbench.machine``) with the GPU's driver, CUDA and cuDNN."""
     env: dict[str, Any] = {
+        **machine(),
         "device": device,
-        "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "lightning": lightning.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "gpu": None,
         "driver": None,
-        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "command": " ".join(["python -m depthbench.bench gpu", *sys.argv[2:]]),
     }
     if device == "cuda" and torch.cuda.is_available():

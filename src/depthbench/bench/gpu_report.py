@@ -6,10 +6,10 @@ from typing import Any
 
 COMMAND = "make gpu-check  # = python -m depthbench.bench gpu (writes docs/results/gpu.{md,json})"
 
-NOT_MEASURED = f"""# GPU check
+NO_RECORD = f"""# GPU check
 
-**Not measured yet: no GPU has been lent to this project so far.** Every figure this page will
-hold (fast_dev_run of every model on a GPU, ResNet images/s, framework overhead on a GPU, the
+**No GPU figures: `gpu.json` holds no check's record.** Every figure this page holds once it
+does (fast_dev_run of every model on a GPU, ResNet images/s, framework overhead on a GPU, the
 `cpu_vs_gpu` GPU column, time to 94% on Fashion-MNIST, peak GPU memory) comes from one command,
 run on a machine with a CUDA GPU (offline, at most 8 minutes):
 
@@ -115,10 +115,10 @@ RENDER = {
 
 
 def render(record: dict[str, Any]) -> str:
-    """Markdown for a check's record; the 'not measured yet' page for an empty one."""
+    """Markdown for a check's record; the page naming the command for an empty one."""
     env = record.get("environment")
     if not env or not record.get("sections"):
-        return NOT_MEASURED
+        return NO_RECORD
     lines = ["# GPU check", ""]
     if env["device"] != "cuda":
         lines += ["**Dry run on a CPU at tiny sizes: these are not GPU figures.**", ""]

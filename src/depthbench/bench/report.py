@@ -8,41 +8,42 @@ HEADER = """# depthbench benchmarks
 
 Produced by `make bench` (`python -m depthbench.bench`; one section: `python -m depthbench.bench
 SECTION`). Every figure below is a median over the stated number of runs, and every ratio is
-taken between runs made in the same invocation, alternating, never across machines or days.
-**The machine has 2 CPU cores that were shared with other work while these ran** (several people
-training and testing on it at once): absolute times are slower and noisier than on an idle
-machine; ratios of alternating runs and CPU-time ratios are the numbers to read.
+taken between runs made in the same invocation, alternating, never across machines or days. Each
+section names its machine, versions, date and command. Other work on the machine slows absolute
+times and makes them noisy; ratios of alternating runs and CPU-time ratios are the numbers to read.
 """
 
 
-PROFILE = """## What the profiler found (and what was removed from the hot path)
+PROFILE = """## Where a training step's time goes
 
-`python -m depthbench.bench profile` (pyinstrument over `run.train` of a 20-layer MLP, width 128,
-Fashion-MNIST, 300 steps, one thread; 2-core CPU, shared). Before the changes:
+`python -m depthbench.bench profile` writes pyinstrument's profile of `run.train` (a 20-layer MLP,
+width 128, Fashion-MNIST, 300 steps, one thread) to [profile.txt](profile.txt). What the training
+step keeps off its hot path, and why:
 
-- **two `self.log` calls per training step: ~15% of `Trainer.fit`.** Lightning moves its result
-  store to the value's device on every call (`_ResultMetric.to` -> `apply_to_collection`, with
-  deep copies). Now the loss and the correct-prediction count are summed on the device each step
-  (no host sync), `train/loss_step` is logged every `log_every_n_steps` steps and
-  `train/loss_epoch`, `train/acc` once per epoch: the same names as before.
-- **`MulticlassAccuracy.__call__` on every training batch: ~5%.** It computed a per-batch value
-  nobody read and re-validated the labels (~130 us per call); now two on-device counters (~25 us).
-  Validation and test call `metric.update` only.
-- The rest is the net's forward, backward and AdamW step, and Lightning's own loop: its
-  automatic-optimization closure, hook dispatch over every callback through a profiler context
-  manager, `nn.Module.__setattr__` bookkeeping: ~6,000 Python calls per step (cProfile). The NaN
-  guard reads one scalar per step (<1 us on a CPU); the atomic checkpoint callback does nothing
-  between saves.
+- **No `self.log` per step.** Each call moves Lightning's result store to the value's device
+  (`_ResultMetric.to` -> `apply_to_collection`, with deep copies). The loss and the count of
+  correct predictions are summed on the device each step (no host sync); `train/loss_step` is
+  logged every `log_every_n_steps` steps, `train/loss_epoch` and `train/acc` once per epoch.
+- **No metric call per training batch.** `MulticlassAccuracy.__call__` computes a per-batch value
+  nobody reads and re-validates the labels; two on-device counters replace it. Validation and
+  test call `metric.update` only.
+- The rest is the net's forward, backward and optimizer step, and Lightning's own loop (its
+  automatic-optimization closure, hook dispatch over every callback, `nn.Module.__setattr__`
+  bookkeeping). The NaN guard reads one scalar per step; the atomic checkpoint callback does
+  nothing between saves.
 """
 
 
 def _machine(section: dict[str, Any]) -> str:
     m = section.get("machine", {})
+    load = m.get("load_average_1min")
     return (
         f"*{m.get('cpu', '?')}, {m.get('cpu_count', '?')} cores, GPU: {m.get('gpu') or 'none'}; "
         f"torch {m.get('torch', '?')}, lightning {m.get('lightning', '?')}, "
         f"Python {m.get('python', '?')}; {m.get('date_utc', '?')} UTC; "
-        f"`{m.get('command', '?')}`*"
+        + (f"1-minute load average {load}; " if load is not None else "")
+        + (f"{m['note']}; " if m.get("note") else "")
+        + f"`{m.get('command', '?')}`*"
     )
 
 
@@ -77,7 +78,7 @@ def _overhead(s: dict[str, Any], device: str) -> list[str]:
     return [*out, ""]
 
 
-def _tta(s: dict[str, Any]) -> list[str]:
+def _time_to_acc(s: dict[str, Any]) -> list[str]:
     out = [
         "## Time to accuracy: Fashion-MNIST on the CPU (whole process, start to end)",
         "",
@@ -184,8 +185,8 @@ def render(data: dict[str, Any]) -> str:
         lines += _overhead(data["overhead_cpu"], "CPU")
     if "overhead_cuda" in data:
         lines += _overhead(data["overhead_cuda"], "GPU")
-    if "tta" in data:
-        lines += _tta(data["tta"])
+    if "time_to_acc" in data:
+        lines += _time_to_acc(data["time_to_acc"])
     if "flops" in data:
         lines += _flops(data["flops"])
     if "scaling" in data:
