@@ -43,6 +43,7 @@ KILLED_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.process
 def test_a_kill_during_the_write_leaves_the_old_checkpoint_whole(tmp_path: Path) -> None:
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint(OLD, path)

@@ -97,6 +97,7 @@ def test_only_parallel_local_launchers_claim(fake_gpus) -> None:
     assert gpu_slots.claim_gpu_for_sweep_job(slurm, 1) is None
 
 
+@pytest.mark.process
 @pytest.mark.slow
 @pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/submitit_\w+' is validated against")
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])

@@ -24,6 +24,7 @@ def lesson(*args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.process
 def test_lesson_only_runs_the_claim_and_writes_the_page(tmp_path: Path) -> None:
     """Claim 1 is measured at initialisation, so even its one-step profile decides it."""
     runs, out = tmp_path / "runs", tmp_path / "out"
@@ -55,6 +56,7 @@ def test_lesson_only_runs_the_claim_and_writes_the_page(tmp_path: Path) -> None:
     assert "Traceback" not in reuse.stderr
 
 
+@pytest.mark.process
 def test_lesson_unknown_claim_is_one_line(tmp_path: Path) -> None:
     proc = lesson("--only", "vanishing,degradation", "--runs", str(tmp_path / "r"))
     assert proc.returncode == 2

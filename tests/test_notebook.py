@@ -31,6 +31,7 @@ def test_notebook_cells_are_valid_python() -> None:
 
 
 # in the fast suite so the notebook never goes stale: 31 s on the idle 2-core VM (one run)
+@pytest.mark.process
 def test_lesson_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch) -> None:
     """Every cell runs without error at tiny sizes; each claim that runs on a CPU shows a
     figure (claims 1-8: a plot or a PNG of the run; claim 5 three)."""

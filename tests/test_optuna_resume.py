@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 from helpers import run_train
 
@@ -40,6 +41,7 @@ def _search(n_trials: int, db: Path, sweep: Path):
     return optuna.load_study(study_name="mlp_lr_depth_width", storage=f"sqlite:///{db}")
 
 
+@pytest.mark.process
 def test_a_search_stopped_after_2_of_4_trials_continues_to_4(tmp_path: Path) -> None:
     """The first command stops after 2 trials (as a kill would); the same search asked for 4
     runs only trials 2 and 3, as jobs 2 and 3, and the stored trials 0 and 1 are untouched."""

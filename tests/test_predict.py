@@ -14,6 +14,7 @@ import pytest
 import torch
 from helpers import FAST, ROOT, compose_config
 from PIL import Image
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from depthbench.run import build_data, evaluate, train
 from depthbench.tools.confusion import read_confusion_csv
@@ -100,6 +101,7 @@ def test_predict_bad_input_is_one_line_exit_2(trained: Path, tmp_path: Path, mak
     assert exit_info.value.code == 2 and len(lines) == 1 and message in lines[0]
 
 
+@pytest.mark.process
 @pytest.mark.slow  # a fresh interpreter importing torch and Lightning: ~10-30 s here
 def test_predict_command_bad_input_has_no_traceback(trained: Path, tmp_path: Path) -> None:
     """``depthbench predict`` as a process: a missing input is one line, exit 2."""
@@ -147,9 +149,13 @@ def test_confusion_figures_carry_class_names(tmp_path: Path) -> None:
         return real_savefig(fig, *args, **kwargs)
 
     images = torch.rand(4, 1, 8, 8)
+    matrix = MulticlassConfusionMatrix(3)(probs, labels)
+    per_class = MulticlassAccuracy(3, average=None)(probs, labels)
     with pytest.MonkeyPatch.context() as m:
         m.setattr(matplotlib.figure.Figure, "savefig", keep)
-        fields = confusion.explain_predictions(tmp_path, probs, labels, names, images)
+        fields = confusion.explain_predictions(
+            tmp_path, names, matrix, per_class, (probs, labels), images
+        )
     heat, grid = drawn
     assert [t.get_text() for t in heat.axes[0].get_xticklabels()] == names
     titles = [ax.get_title() for ax in grid.axes if ax.get_title()]

@@ -31,6 +31,7 @@ RESUMABLE = [
 COMPARED = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "steps")
 
 
+@pytest.mark.process
 def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     run_dir = tmp_path / "killed"
     cmd = [sys.executable, "train.py", *RESUMABLE, f"hydra.run.dir={run_dir}"]
@@ -128,6 +129,7 @@ def test_non_finite_weights_at_the_end_are_diverged_never_ok(tmp_path):
     assert metrics["diverged_at_step"] == 2 and metrics["last_finite_loss"] > 0
 
 
+@pytest.mark.process
 def test_divergence_from_the_command_line_exits_2_with_one_line(tmp_path):
     proc = run_train([*EXPLODING, "trainer.max_steps=4", f"hydra.run.dir={tmp_path}"])
     assert proc.returncode == 2, proc.stderr[-2000:]

@@ -35,6 +35,7 @@ def sweep(tmp_path_factory):
     return out
 
 
+@pytest.mark.process
 def test_report_tables_csv_figures_and_failed_runs(sweep, tmp_path):
     depthbench(["report", str(sweep), "--out", str(tmp_path)])
     report = (tmp_path / "report.md").read_text()
@@ -62,6 +63,7 @@ def test_report_tables_csv_figures_and_failed_runs(sweep, tmp_path):
         assert f"]({name})" in report
 
 
+@pytest.mark.process
 def test_python_m_report_refuses_an_empty_folder(tmp_path):
     done = subprocess.run([sys.executable, "-m", "depthbench.report", str(tmp_path)],
                           capture_output=True, text=True, cwd=ROOT)  # fmt: skip

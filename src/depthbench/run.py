@@ -254,10 +254,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     )
     results = trainer.test(module, datamodule=datamodule, verbose=False)
     explained: dict[str, Any] = {}
-    if trainer.world_size == 1:  # several processes would each hold a shard of the predictions
-        probs, labels = collector.result()
+    if trainer.is_global_zero:  # the matrix is over every rank; predictions only with one rank
+        predictions = collector.result() if trainer.world_size == 1 else None
         test_x = getattr(datamodule, "splits", {}).get("test", (None,))[0]
-        explained = explain_predictions(out_dir, probs, labels, class_names(datamodule), test_x)
+        explained = explain_predictions(out_dir, class_names(datamodule), collector.matrix,
+                                        collector.per_class, predictions, test_x)  # fmt: skip
     metrics = {
         "status": "ok",
         "ckpt_path": str(ckpt_file),
