@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -46,13 +47,13 @@ def test_replaces_the_old_file_in_one_rename(tmp_path: Path, monkeypatch) -> Non
     """Until the rename, metrics.json holds the old record and the tmp file the whole new one."""
     write_metrics(tmp_path, "ok", steps=1)
     seen = []
-    rename = Path.replace
+    rename = os.replace
 
-    def checked_replace(self: Path, target: Path) -> Path:
-        seen.append((json.loads(Path(target).read_text())["steps"], json.loads(self.read_text())))
-        return rename(self, target)
+    def checked_replace(src: Path, dst: Path) -> None:
+        seen.append((json.loads(Path(dst).read_text())["steps"], json.loads(Path(src).read_text())))
+        rename(src, dst)
 
-    monkeypatch.setattr(Path, "replace", checked_replace)
+    monkeypatch.setattr(os, "replace", checked_replace)  # the rename of rundir.atomic
     write_metrics(tmp_path, "failed", error="RuntimeError: boom", steps=2)
     assert seen == [(1, {"status": "failed", "error": "RuntimeError: boom", "steps": 2,
                          "output_dir": str(tmp_path)})]  # fmt: skip

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from depthbench.machine import machine as machine_record
+from depthbench.rundir.atomic import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[3]
 RESULTS_DIR = ROOT / "docs" / "results"
@@ -62,8 +63,6 @@ def save_section(name: str, payload: dict[str, Any], results_dir: Path = RESULTS
     path = results_dir / "bench.json"
     data = json.loads(path.read_text()) if path.is_file() else {}
     data[name] = {"machine": machine(), **payload}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
-    (results_dir / "bench.md").write_text(render(data))
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    write_text_atomic(results_dir / "bench.md", render(data))
     return path

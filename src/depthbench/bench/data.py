@@ -43,6 +43,7 @@ from hydra.utils import instantiate
 from depthbench.bench.common import RESULTS_DIR, compose, machine, median, spread
 from depthbench.data.base import InMemoryDataModule
 from depthbench.data.fashion_mnist import FashionMNISTDataModule
+from depthbench.rundir.atomic import write_text_atomic
 
 # the two benchmark networks: a 20-layer MLP and a small CNN (the model=cnn default)
 MODELS: dict[str, list[str]] = {
@@ -315,10 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {"machine": info, **result}
-    tmp = args.out / "bench_data.json.tmp"
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(args.out / "bench_data.json")
-    (args.out / "bench_data.md").write_text(render(result, info))
+    write_text_atomic(args.out / "bench_data.json", json.dumps(payload, indent=2) + "\n")
+    write_text_atomic(args.out / "bench_data.md", render(result, info))
     print(render(result, info))
     return 0
 

@@ -39,6 +39,7 @@ from depthbench.bench import gpu_sections as sections
 from depthbench.bench.common import RESULTS_DIR, ROOT
 from depthbench.bench.gpu_report import render
 from depthbench.machine import machine
+from depthbench.rundir.atomic import write_text_atomic
 
 # section -> seconds it may take on an H200; the sum stays under the 8-minute budget with
 # ~30 s for imports, data loading and writing the report
@@ -147,8 +148,8 @@ def write(record: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     """``gpu.json`` and ``gpu.md`` in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     js, md = out_dir / "gpu.json", out_dir / "gpu.md"
-    js.write_text(json.dumps(record, indent=1, default=str) + "\n")
-    md.write_text(render(record))
+    write_text_atomic(js, json.dumps(record, indent=1, default=str) + "\n")
+    write_text_atomic(md, render(record))
     return js, md
 
 

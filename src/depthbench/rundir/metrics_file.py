@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from depthbench.rundir.atomic import write_text_atomic
 from depthbench.rundir.redaction import redact
 
 METRICS_FILE = "metrics.json"
@@ -57,11 +58,8 @@ def write_metrics(out_dir: str | Path, status: str, **fields: Any) -> Path:
     path = out_dir / METRICS_FILE
     if not is_rank_zero():
         return path
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    tmp.replace(path)  # atomic: a reader sees the old file or the new one, never half of one
-    return path
+    # a reader sees the old file or the new one, never half of one
+    return write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def innermost(error: BaseException) -> BaseException:
