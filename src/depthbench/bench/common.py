@@ -10,6 +10,7 @@ import json
 import os
 import statistics
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,25 @@ def compose(overrides: Sequence[str], output_dir: Path) -> Any:
 def machine() -> dict[str, Any]:
     """The machine record (``depthbench.machine``) with the benchmark's command line."""
     return {**machine_record(), "command": " ".join(["python -m depthbench.bench", *sys.argv[1:]])}
+
+
+def timed_train(overrides: Sequence[str], workdir: Path, **timer: Any) -> dict[str, Any]:
+    """``run.train`` of the composed config in a new folder under ``workdir``, timed from the
+    inside by ``bench.timing.StepTimer(**timer)``; returns the timer's record."""
+    from omegaconf import open_dict
+
+    from depthbench.run import train
+
+    out = workdir / f"run-{time.time_ns()}"
+    cfg = compose(overrides, out)
+    record = out / "step_timer.json"
+    with open_dict(cfg):
+        cfg.callbacks.step_timer = {
+            "_target_": "depthbench.bench.timing.StepTimer", "out_file": str(record), **timer
+        }  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    train(cfg)
+    return json.loads(record.read_text())
 
 
 def median(values: Sequence[float]) -> float:
