@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import pandas as pd
+
+from depthbench.report.tables import markdown_table
 
 HEADER = """# depthbench benchmarks
 
@@ -34,6 +39,11 @@ step keeps off its hot path, and why:
 """
 
 
+def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """The lines of a markdown table (``report.tables.markdown_table``) of formatted cells."""
+    return markdown_table(pd.DataFrame(list(rows), columns=list(columns))).splitlines()
+
+
 def _machine(section: dict[str, Any]) -> str:
     m = section.get("machine", {})
     load = m.get("load_average_1min")
@@ -60,22 +70,19 @@ def _overhead(s: dict[str, Any], device: str) -> list[str]:
         "bar) and CSV logger; raw = a hand-written loop (same net, init, optimizer, scheduler, "
         "data in memory). Ratio = framework / raw, paired per repeat, median (range).",
         "",
-        "| model | framework ms/step (median step) | raw ms/step | ratio: median step "
-        "| ratio: 10th pct step | ratio: CPU time | ratio: mean over window |",
-        "|---|---|---|---|---|---|---|",
     ]
 
     def ratio(r: dict[str, Any], k: str) -> str:
         lo, hi = r[k]["ratio_range"]
         return f"**{r[k]['ratio']:.3f}** ({lo:.2f}-{hi:.2f})"
 
-    for name, r in s["models"].items():
-        out.append(
-            f"| {name} (`{' '.join(r['overrides'][1:])}`) | {r['median_ms']['framework']:.2f} "
-            f"| {r['median_ms']['raw']:.2f} | {ratio(r, 'median_ms')} | {ratio(r, 'p10_ms')} "
-            f"| {ratio(r, 'cpu_ms')} | {ratio(r, 'mean_ms')} |"
-        )
-    return [*out, ""]
+    columns = ["model", "framework ms/step (median step)", "raw ms/step", "ratio: median step",
+               "ratio: 10th pct step", "ratio: CPU time", "ratio: mean over window"]  # fmt: skip
+    rows = [[f"{name} (`{' '.join(r['overrides'][1:])}`)", f"{r['median_ms']['framework']:.2f}",
+             f"{r['median_ms']['raw']:.2f}", ratio(r, "median_ms"), ratio(r, "p10_ms"),
+             ratio(r, "cpu_ms"), ratio(r, "mean_ms")]
+            for name, r in s["models"].items()]  # fmt: skip
+    return [*out, *table(columns, rows), ""]
 
 
 def _time_to_acc(s: dict[str, Any]) -> list[str]:
@@ -88,9 +95,8 @@ def _time_to_acc(s: dict[str, Any]) -> list[str]:
         "seconds from spawning the process to its exit (imports, data loading, training, test, "
         "outputs).",
         "",
-        "| run | target test acc | wall s | test acc reached | epochs | fit s (training only) |",
-        "|---|---|---|---|---|---|",
     ]
+    rows = []
     for r in s["results"].values():
         runs = r["runs"]
         accs = ", ".join(f"{x['test_acc']:.4f}" for x in runs)
@@ -98,11 +104,12 @@ def _time_to_acc(s: dict[str, Any]) -> list[str]:
         budget = runs[0].get("wall_budget")
         if budget:  # the recipe's whole-process budget
             ok += f"; all <= {budget:.0f} s: " + ("yes" if r["all_within_budget"] else "**no**")
-        out.append(
-            f"| `{r['command']}` | {r['target']:.0%} | **{r['wall_seconds_median']:.1f}** "
-            f"| {accs} ({ok}) | {runs[0]['epochs']} | {runs[0]['fit_seconds']:.1f} |"
-        )
-    return [*out, ""]
+        wall = f"**{r['wall_seconds_median']:.1f}**"
+        rows.append([f"`{r['command']}`", f"{r['target']:.0%}", wall, f"{accs} ({ok})",
+                     runs[0]["epochs"], f"{runs[0]['fit_seconds']:.1f}"])  # fmt: skip
+    columns = ["run", "target test acc", "wall s", "test acc reached", "epochs",
+               "fit s (training only)"]  # fmt: skip
+    return [*out, *table(columns, rows), ""]
 
 
 def _flops(s: dict[str, Any]) -> list[str]:
@@ -116,10 +123,16 @@ def _flops(s: dict[str, Any]) -> list[str]:
         f"{s['threads']} thread(s); FLOPs = 6 x batch x Linear weights per step; median of "
         f"{t['steps']} steps. Peak: best {s['matmul_n']}x{s['matmul_n']} fp32 `torch.mm`.",
         "",
-        "| training GFLOP/s | matmul peak GFLOP/s | fraction of peak |",
-        "|---|---|---|",
-        f"| {s['train_gflops']:.1f} | {s['matmul_peak_gflops']:.1f} "
-        f"| **{s['fraction_of_peak']:.0%}** |",
+        *table(
+            ["training GFLOP/s", "matmul peak GFLOP/s", "fraction of peak"],
+            [
+                [
+                    f"{s['train_gflops']:.1f}",
+                    f"{s['matmul_peak_gflops']:.1f}",
+                    f"**{s['fraction_of_peak']:.0%}**",
+                ]
+            ],
+        ),
         "",
     ]
 
@@ -138,12 +151,10 @@ def _scaling(s: dict[str, Any]) -> list[str]:
             f"{f['slope_s']:.3g} x {col}, R^2 = **{f['r2']:.4f}**, log-log slope "
             f"{f['loglog_slope']:.2f}.",
             "",
-            f"| {col} | s/epoch | ms per unit |",
-            "|---|---|---|",
-        ]
-        for p in sw["points"]:
-            out.append(f"| {p[col]} | {p['epoch_seconds']:.3f} "
-                       f"| {p['epoch_seconds'] / p[col] * 1e3:.3f} |")  # fmt: skip
+            *table([col, "s/epoch", "ms per unit"],
+                   [[p[col], f"{p['epoch_seconds']:.3f}",
+                     f"{p['epoch_seconds'] / p[col] * 1e3:.3f}"] for p in sw["points"]]),
+        ]  # fmt: skip
     return [*out, ""]
 
 
@@ -168,12 +179,23 @@ def _load(s: dict[str, Any]) -> list[str]:
         "same process, with the default callbacks (checkpoints), the CSV logger, Hydra's job "
         "log file and the sweep records. Measured once per job, after it returned (one sweep).",
         "",
-        f"| | after job {early} | after job {s['jobs']} | change per job |",
-        "|---|---|---|---|",
-        f"| resident memory (MiB) | {rss['early']:.1f} | {rss['last']:.1f} "
-        f"| {s['rss_mib_per_job']:+.2f} |",
-        f"| open file descriptors | {fds['early']} | {fds['last']} "
-        f"| {(fds['last'] - fds['early']) / max(1, s['jobs'] - early):+.2f} |",
+        *table(
+            ["", f"after job {early}", f"after job {s['jobs']}", "change per job"],
+            [
+                [
+                    "resident memory (MiB)",
+                    f"{rss['early']:.1f}",
+                    f"{rss['last']:.1f}",
+                    f"{s['rss_mib_per_job']:+.2f}",
+                ],
+                [
+                    "open file descriptors",
+                    fds["early"],
+                    fds["last"],
+                    f"{(fds['last'] - fds['early']) / max(1, s['jobs'] - early):+.2f}",
+                ],
+            ],
+        ),
         "",
     ]
 
