@@ -71,6 +71,7 @@ def test_frozen_backbone_only_the_head_learns(tmp_path: Path) -> None:
     assert torch.equal(after[f"net.{key}"], imagenet[key])
 
 
+@pytest.mark.slow  # a few epochs of a pretrained backbone: the longest in-process runs
 def test_unfreeze_at_epoch_trains_the_backbone(tmp_path: Path) -> None:
     net, trainer, before, _ = _fit(["model.unfreeze_at_epoch=1"], tmp_path)
     groups = trainer.optimizers[0].param_groups
@@ -98,6 +99,7 @@ def test_backbone_unfrozen_later_is_held_by_lr_zero(optimizer: str, tmp_path: Pa
     assert not torch.equal(head_before, net.head.weight)
 
 
+@pytest.mark.slow  # a few epochs of a pretrained backbone: the longest in-process runs
 def test_unfreeze_sets_the_backbone_lr_through_the_schedule(tmp_path: Path) -> None:
     """At the unfreeze epoch the backbone group follows the head's schedule at 0.1x: the
     scheduler's base_lrs hold it, so the rate after further steps is still 0.1x the head's."""
