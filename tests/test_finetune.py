@@ -81,6 +81,7 @@ def test_unfreeze_at_epoch_trains_the_backbone(tmp_path: Path) -> None:
     assert not torch.equal(before["net._conv_stem.weight"], after["net._conv_stem.weight"])
 
 
+@pytest.mark.slow  # two fine-tuning runs
 @pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
 def test_backbone_unfrozen_later_is_held_by_lr_zero(optimizer: str, tmp_path: Path) -> None:
     """Before its unfreeze epoch the backbone keeps requires_grad (so DDP syncs it) but sits in
