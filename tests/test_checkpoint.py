@@ -9,9 +9,9 @@ import torch
 from helpers import FAST, compose_config
 
 import depthbench.build
-import depthbench.run
+from depthbench.build import build_data, build_net
 from depthbench.errors import CheckpointError
-from depthbench.run import build_data, build_module, build_net, build_trainer
+from depthbench.run import build_module, build_trainer
 from depthbench.rundir.checkpoint import DATA_SPEC_KEY, load_checkpoint, load_net
 
 
@@ -32,7 +32,6 @@ def test_load_net_equals_the_trained_module_without_loading_data(tmp_path: Path,
 
     with monkeypatch.context() as m:
         m.setattr(depthbench.build, "build_data", no_data)
-        m.setattr(depthbench.run, "build_data", no_data)
         net, run_cfg = load_net(ckpt)
     assert not net.training and run_cfg.model.dropout == 0.3 and run_cfg.seed == cfg.seed
     with torch.no_grad():

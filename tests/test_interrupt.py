@@ -62,6 +62,9 @@ def test_signal_stops_at_a_step_with_last_ckpt_and_resumes_exactly(
     assert proc.returncode == 128 + signum, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
     assert f"interrupted by {signal.Signals(signum).name} at step" in out
+    assert (
+        "resume with: python train.py " in out and f"hydra.run.dir={run_dir} ckpt_path=auto" in out
+    )
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "interrupted" and metrics["signal"] == signal.Signals(signum).name
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")

@@ -1,57 +1,119 @@
-"""Each claim's verdict function on hand-made results that should confirm it and that should not."""
+"""Each claim's verdict function on hand-made results: results that confirm it, results that
+should not, and its negative control built as the lesson builds it (which the verdict must
+reject); how a claim's verdict and its control's combine; missing runs are undecided, never
+confirmed or not confirmed; and the claims as written in ``conf/lesson/*.yaml``.
+
+Every threshold is the one in the claim's YAML (``load_claims([name])[0].criterion``)."""
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from depthbench.errors import ConfigError
+from depthbench.lesson import demonstrations as D
+from depthbench.lesson import run as R
 from depthbench.lesson import verdicts as V
-from depthbench.lesson.claims import load_claims
+from depthbench.lesson.claims import Claim, Control, load_claims, merge_overrides, override_key
+from depthbench.lesson.computed import COMPUTED
+from depthbench.lesson.measures import MEASURES
+from depthbench.lesson.outcome import (
+    CONFIRMED,
+    INCONCLUSIVE,
+    NOT_CONFIRMED,
+    NOT_MEASURED,
+    UNDECIDED,
+    Verdict,
+)
+
+SEEDS = [100, 101, 102]  # the lesson's default seeds: above every claim's pilot seeds
+ACC = V.TRAIN_ACC  # "train acc (eval)": one eval-mode pass over the training set
+SPREAD = (ACC, "test acc", "acc intact", "acc without blocks")
 
 
-def runs(rows: list[dict], seeds: int = 3, jitter: float = 0.002) -> pd.DataFrame:
+def runs(rows: list[dict], seeds: list[int] = SEEDS, jitter: float = 0.002) -> pd.DataFrame:
     """One row per (setting, seed): each setting's values plus a small per-seed spread."""
     out = []
     for row in rows:
-        for s in range(seeds):
+        for i, s in enumerate(seeds):
             r = {"seed": s, "status": "ok", "diverged_at_step": pd.NA, **row}
-            for k in ("train acc", "test acc"):
+            for k in SPREAD:
                 if isinstance(r.get(k), float):
-                    r[k] = r[k] + (s - 1) * jitter
+                    r[k] = r[k] + (i - 1) * jitter
             out.append(r)
     return pd.DataFrame(out)
 
 
+def per_seed_rows(base: dict, column: str, values: list[float]) -> pd.DataFrame:
+    """One row per seed of one setting, ``column`` taking ``values`` seed by seed."""
+    return pd.DataFrame(
+        [{"seed": s, "status": "ok", **base, column: v} for s, v in zip(SEEDS, values, strict=True)]
+    )
+
+
+def claim_of(name: str) -> Claim:
+    return next(c for c in load_claims([name]) if c.name == name)
+
+
 def criterion(name: str) -> dict:
-    """The criterion as written in conf/lesson/<name>.yaml (the tests use the real thresholds)."""
-    return next(c for c in load_claims([name])).criterion
+    """The criterion as written in conf/lesson/<name>.yaml (the tests use the real thresholds).
+
+    A criterion still pending its pilot runs (a threshold written as a placeholder such as
+    ``RAW_MARGIN``) skips the test that needs it, saying so."""
+    c = claim_of(name).criterion
+    pending = [k for k, v in c.items() if isinstance(v, str) and v.isupper() and k != "text"]
+    if pending:
+        pytest.skip(f"{name}: criterion pending its pilot ({', '.join(pending)})")
+    return c
 
 
-def test_every_claim_names_a_verdict_function_and_has_both_profiles() -> None:
-    claims = load_claims()
-    assert [c.order for c in claims] == list(range(1, 10))
-    for c in claims:
-        assert callable(getattr(V, c.verdict)), c.name
-        assert set(c.profiles) == {"quick", "full"} and c.criterion["text"]
-        for overrides in c.sweeps("quick").values():
-            assert all(isinstance(o, str) for o in overrides)
+def verdict_fn(name: str) -> Callable:
+    return R._verdict_fn(claim_of(name))
 
 
+def diverge(frame: pd.DataFrame, mask: pd.Series | None = None) -> pd.DataFrame:
+    frame = frame.copy()
+    mask = np.ones(len(frame), dtype=bool) if mask is None else mask
+    frame.loc[mask, "status"] = "diverged"
+    frame.loc[mask, "diverged_at_step"] = 7
+    frame.loc[mask, [c for c in SPREAD if c in frame]] = math.nan
+    return frame
+
+
+# ---- hand-made results, claim by claim --------------------------------------------------------
+# Each builder returns frames as the lesson hands them to the verdict (sweep name -> rows); each
+# CASES entry gives (the claim's frames that confirm it, the control's own runs, if any).
+
+
+# claim 1 -------------------------------------------------------------------------------------
 def _gradients(g: float) -> pd.DataFrame:
-    return runs([{"model.depth": d, "grad first/last (init)": 0.9 * g**d} for d in (2, 4, 8, 16)])
+    """first/last gradient ratio ~ 0.9 g**depth, with a multiplicative spread over seeds."""
+    rows = [
+        {"seed": s, "status": "ok", "model.depth": d, "grad first/last (init)": f * 0.9 * g**d}
+        for d in (2, 4, 8, 16, 32)
+        for s, f in zip(SEEDS, (0.95, 1.0, 1.05), strict=True)
+    ]
+    return pd.DataFrame(rows)
 
 
 def test_vanishing_gradients() -> None:
     c = criterion("vanishing_gradients")
     good = V.vanishing_gradients({"sigmoid": _gradients(0.24), "relu": _gradients(0.97)}, c)
-    assert good.outcome == V.CONFIRMED
+    assert good.outcome == CONFIRMED
     assert "0.24" in good.summary and good.checks[0].measured == "0.250000"
     # a sigmoid net whose gradient does not shrink: not confirmed
     bad = V.vanishing_gradients({"sigmoid": _gradients(0.9), "relu": _gradients(0.97)}, c)
-    assert bad.outcome == V.NOT_CONFIRMED
+    assert bad.outcome == NOT_CONFIRMED
     assert [ch.passed for ch in bad.checks] == [True, False, True]
+    # a ReLU net whose gradient vanishes as well
+    bad = V.vanishing_gradients({"sigmoid": _gradients(0.24), "relu": _gradients(0.3)}, c)
+    assert bad.outcome == NOT_CONFIRMED and not bad.checks[2].passed
 
 
 def test_per_layer_factor_is_the_geometric_rate() -> None:
@@ -59,110 +121,184 @@ def test_per_layer_factor_is_the_geometric_rate() -> None:
     assert math.isnan(V.per_layer_factor([2], [0.1]))
 
 
-def _fixes(plain: float, fixes: dict[str, float | str]) -> dict[str, pd.DataFrame]:
-    frames = {"plain_sigmoid": runs([{"train acc": plain, "test acc": plain}])}
-    for name, acc in fixes.items():
+# claim 2 -------------------------------------------------------------------------------------
+def _fixes(plain: float, fixes: dict[str, float | str], depth: int = 20) -> dict:
+    def net(acc: float | str) -> pd.DataFrame:
         if acc == "diverged":
-            frame = runs([{"train acc": math.nan, "test acc": math.nan}])
-            frame["status"], frame["diverged_at_step"] = "diverged", 7
-        else:
-            frame = runs([{"train acc": acc, "test acc": acc}])
-        frames[name] = frame
-    return frames
+            return diverge(runs([{"model.depth": depth, ACC: 0.1, "test acc": 0.1}]))
+        return runs([{"model.depth": depth, ACC: acc, "test acc": acc - 0.03}])
+
+    return {"plain_sigmoid": net(plain), **{name: net(a) for name, a in fixes.items()}}
 
 
 def test_fixes() -> None:
     c = criterion("fixes")
     good = V.fixes(_fixes(0.1, {"relu_he": 0.97, "residual": 0.95, "batchnorm": 0.99}), c)
-    assert good.outcome == V.CONFIRMED
+    assert good.outcome == CONFIRMED and len(good.checks) == 4
+    assert "(depth 20)" in good.checks[0].requirement
     # a fix that diverged did not train, whatever its last accuracy
     bad = V.fixes(_fixes(0.1, {"relu_he": "diverged", "residual": 0.95, "batchnorm": 0.99}), c)
-    assert bad.outcome == V.NOT_CONFIRMED
+    assert bad.outcome == NOT_CONFIRMED
     assert "diverged" in bad.checks[1].measured and not bad.checks[1].passed
+    # a fix below the threshold
+    low = V.fixes(_fixes(0.1, {"relu_he": 0.97, "residual": 0.6, "batchnorm": 0.99}), c)
+    assert low.outcome == NOT_CONFIRMED and not low.checks[2].passed
     # the baseline trains: the claim's premise fails
-    assert V.fixes(_fixes(0.6, {"relu_he": 0.97, "residual": 0.95, "batchnorm": 0.99}), c).outcome \
-        == V.NOT_CONFIRMED  # fmt: skip
+    trains = V.fixes(_fixes(0.6, {"relu_he": 0.97, "residual": 0.95, "batchnorm": 0.99}), c)
+    assert trains.outcome == NOT_CONFIRMED and not trains.checks[0].passed
+    # a diverged baseline did not train either
+    div = V.fixes(_fixes("diverged", {"relu_he": 0.97, "residual": 0.95, "batchnorm": 0.99}), c)
+    assert div.outcome == CONFIRMED
 
 
-def _thousand(res: float, plain: float | str) -> dict[str, pd.DataFrame]:
-    frame = runs([{"model.residual": True, "model.depth": 1202, "train acc": res, "test acc": res},
-                  {"model.residual": False, "model.depth": 1202, "train acc": 0.0,
-                   "test acc": 0.0}])  # fmt: skip
-    plain_rows = frame["model.residual"] == False  # noqa: E712
+# claim 3 -------------------------------------------------------------------------------------
+def _thousand(
+    res: float = 0.55,
+    without: float = 0.23,
+    twin: float = 0.47,
+    plain: float | str = 0.1,
+    depth: int = 1202,
+) -> dict[str, pd.DataFrame]:
+    """MNIST-1D numbers of the issue by default: residual 0.55, blocks deleted 0.23, twin 0.47."""
+    p = 0.1 if plain == "diverged" else plain
+    main = runs(
+        [
+            {"model.residual": True, "model.depth": depth, ACC: res, "test acc": res,
+             "acc intact": res, "acc without blocks": without},
+            {"model.residual": False, "model.depth": depth, ACC: p, "test acc": p,
+             "acc intact": p, "acc without blocks": p},
+        ]
+    )  # fmt: skip
     if plain == "diverged":
-        frame.loc[plain_rows, "status"] = "diverged"
-        frame.loc[plain_rows, "diverged_at_step"] = 3
-    else:
-        frame.loc[plain_rows, ["train acc", "test acc"]] = plain
-    return {"main": frame}
+        main = diverge(main, main["model.residual"] == False)  # noqa: E712
+    tw = runs([{"model.residual": True, "model.depth": 1, ACC: twin, "test acc": twin}])
+    return {"main": main, "twin": tw}
 
 
 def test_thousand_layers() -> None:
     c = criterion("thousand_layers")
-    assert V.thousand_layers(_thousand(0.99, 0.1), c).outcome == V.CONFIRMED
-    diverged_plain = V.thousand_layers(_thousand(0.99, "diverged"), c)
-    assert diverged_plain.outcome == V.CONFIRMED  # diverging is not training
-    assert "diverged" in diverged_plain.checks[1].measured
-    assert V.thousand_layers(_thousand(0.5, 0.1), c).outcome == V.NOT_CONFIRMED
-    assert "1202-layer" in diverged_plain.checks[0].requirement
+    good = V.thousand_layers(_thousand(), c)
+    assert good.outcome == CONFIRMED and len(good.checks) == 4
+    assert "1202-layer" in good.checks[0].requirement
+    diverged_plain = V.thousand_layers(_thousand(plain="diverged"), c)
+    assert diverged_plain.outcome == CONFIRMED  # diverging is not training
+    assert "diverged" in diverged_plain.checks[3].measured
+    # the residual net does not train
+    assert V.thousand_layers(_thousand(res=0.2, without=0.05), c).outcome == NOT_CONFIRMED
+    # the 8x8 digits of the issue: it trains, but a shallow path does as well as the depth
+    digits = V.thousand_layers(_thousand(res=0.95, without=0.93, twin=0.94), c)
+    assert digits.outcome == NOT_CONFIRMED
+    assert [ch.passed for ch in digits.checks] == [True, False, False, True]
+    # the plain twin trains too: the premise fails
+    plain_trains = V.thousand_layers(_thousand(plain=0.5), c)
+    assert plain_trains.outcome == NOT_CONFIRMED and not plain_trains.checks[3].passed
 
 
-def _degradation(plain: list[float], residual: list[float]) -> pd.DataFrame:
-    depths = (4, 8, 16, 32)
-    rows = [{"model.depth": d, "model.residual": False, "train acc": a}
-            for d, a in zip(depths, plain, strict=True)]  # fmt: skip
-    rows += [{"model.depth": d, "model.residual": True, "train acc": a}
-             for d, a in zip(depths, residual, strict=True)]  # fmt: skip
+# claim 4 -------------------------------------------------------------------------------------
+def _degradation(
+    plain: tuple[float, float], residual: tuple[float, float], depths: tuple = (20, 56)
+) -> pd.DataFrame:
+    rows = [{"model.depth": d, "model.residual": False, ACC: a} for d, a in zip(depths, plain)]
+    rows += [{"model.depth": d, "model.residual": True, ACC: a} for d, a in zip(depths, residual)]
     return runs(rows)
 
 
 def test_degradation() -> None:
     c = criterion("degradation")
-    he = _degradation([0.96, 0.97, 0.80, 0.45], [0.96, 0.98, 0.99, 0.99])  # Fig. 1 of the paper
-    good = V.degradation({"mlp": he, "resnet": he}, c)
-    assert good.outcome == V.CONFIRMED and len(good.checks) == 8
+    # He et al.'s Fig. 6 at CPU size (the issue's Fashion-MNIST runs)
+    for he in (
+        _degradation((0.847, 0.670), (0.882, 0.888)),
+        _degradation((0.848, 0.686), (0.890, 0.868)),
+    ):
+        good = V.degradation({"resnet": he}, c)
+        assert good.outcome == CONFIRMED and len(good.checks) == 3, good.summary
+    two = V.degradation({"resnet": he, "mlp": he}, c)
+    assert two.outcome == CONFIRMED and len(two.checks) == 6
     # no degradation at all: the plain net keeps improving
-    flat = _degradation([0.90, 0.95, 0.97, 0.98], [0.90, 0.95, 0.97, 0.99])
-    assert V.degradation({"mlp": flat}, c).outcome == V.NOT_CONFIRMED
-    # residual worse than plain at a shallow depth: "at every depth" fails, named in the check
-    shallow = _degradation([0.96, 0.97, 0.80, 0.45], [0.90, 0.98, 0.99, 0.99])
-    v = V.degradation({"mlp": shallow}, c)
-    assert v.outcome == V.NOT_CONFIRMED
-    assert any(ch.measured == "fails at depth [4]" for ch in v.checks)
+    flat = _degradation((0.85, 0.87), (0.88, 0.89))
+    v = V.degradation({"resnet": flat}, c)
+    assert v.outcome == NOT_CONFIRMED and not v.checks[0].passed
+    # the residual net degrades as well (more than a quarter of the plain net's shortfall)
+    both = _degradation((0.85, 0.67), (0.88, 0.80))
+    v = V.degradation({"resnet": both}, c)
+    assert v.outcome == NOT_CONFIRMED and [ch.passed for ch in v.checks] == [True, False, True]
+    # at the deepest depth the residual net is below its plain twin in one seed
+    one = _degradation((0.847, 0.670), (0.882, 0.888))
+    deep_res = (one["model.depth"] == 56) & (one["model.residual"] == True)  # noqa: E712
+    one.loc[deep_res & (one.seed == 102), ACC] = 0.6
+    v = V.degradation({"resnet": one}, c)
+    assert v.outcome == NOT_CONFIRMED and v.checks[2].measured == "2/3 seeds"
 
 
-def _hierarchy(probe: list[float], init: list[float], edge: float) -> dict[str, pd.DataFrame]:
-    row = {f"probe {i}": p for i, p in enumerate(probe)}
-    row.update({f"probe init {i}": p for i, p in enumerate(init)})
-    row.update({"edge score": edge, "edge score (init)": 0.5})
+# claim 5 -------------------------------------------------------------------------------------
+def _hierarchy(probes: list[float], raw: float = 0.33, own: float = 0.98) -> dict:
+    row = {f"probe {i}": p for i, p in enumerate(probes)}
+    row.update({"probe raw": raw, "test acc": own})
     return {"main": runs([row])}
+
+
+TRAINED_PROBES = [0.71, 0.93, 0.96, 0.98, 0.98]  # the issue's MNIST-1D residual CNN
 
 
 def test_hierarchy() -> None:
     c = criterion("hierarchy")
-    good = V.hierarchy(_hierarchy([0.85, 0.87, 0.89, 0.91], [0.84, 0.83, 0.82, 0.80], 0.8), c)
-    assert good.outcome == V.CONFIRMED
-    dropping = V.hierarchy(_hierarchy([0.85, 0.80, 0.89, 0.91], [0.84] * 4, 0.8), c)
-    assert dropping.outcome == V.NOT_CONFIRMED and not dropping.checks[1].passed
-    random_filters = V.hierarchy(_hierarchy([0.85, 0.87, 0.89, 0.91], [0.84] * 4, 0.52), c)
-    assert random_filters.outcome == V.NOT_CONFIRMED and not random_filters.checks[-1].passed
+    good = V.hierarchy(_hierarchy(TRAINED_PROBES), c)
+    assert good.outcome == CONFIRMED and len(good.checks) == 3
+    assert list(good.table["layer"]) == ["0", "1", "2", "3", "4"]
+    # undertrained: the net itself is barely above a probe on its input
+    v = V.hierarchy(_hierarchy(TRAINED_PROBES, raw=0.33, own=0.55), c)
+    assert v.outcome == NOT_CONFIRMED and [ch.passed for ch in v.checks] == [False, True, True]
+    # a layer that reads the class worse than the one before
+    v = V.hierarchy(_hierarchy([0.71, 0.93, 0.88, 0.98, 0.98]), c)
+    assert v.outcome == NOT_CONFIRMED and [ch.passed for ch in v.checks] == [True, True, False]
+    # no gain along the depth
+    v = V.hierarchy(_hierarchy([0.90, 0.91, 0.92, 0.93, 0.94]), c)
+    assert v.outcome == NOT_CONFIRMED and not v.checks[1].passed
 
 
-def _depth_vs_width(accs: dict[tuple[int, int], float]) -> dict[str, pd.DataFrame]:
-    rows = [{"model.params": p, "model.depth": d, "test acc": a} for (p, d), a in accs.items()]
-    return {"mnist1d": runs(rows)}
+# claim 6 -------------------------------------------------------------------------------------
+def _dvw(values: dict[int, list[float]], depth: int) -> pd.DataFrame:
+    rows = []
+    for params, accs in values.items():
+        base = {"model.params": params, "model.depth": depth, "test acc": 0.5}
+        rows.append(per_seed_rows(base, ACC, accs))
+    return pd.concat(rows, ignore_index=True)
+
+
+DEEP = {10_000: [0.82, 0.84, 0.83], 100_000: [1.0, 1.0, 0.999]}
+SHALLOW = {10_000: [0.70, 0.72, 0.71], 100_000: [0.93, 0.95, 0.94]}
 
 
 def test_depth_vs_width() -> None:
     c = criterion("depth_vs_width")
-    good = {(10_000, 1): 0.50, (10_000, 4): 0.70, (100_000, 1): 0.60, (100_000, 4): 0.85}
-    assert V.depth_vs_width(_depth_vs_width(good), c).outcome == V.CONFIRMED
-    tie = {(10_000, 1): 0.50, (10_000, 4): 0.501, (100_000, 1): 0.60, (100_000, 4): 0.85}
-    v = V.depth_vs_width(_depth_vs_width(tie), c)
-    assert v.outcome == V.NOT_CONFIRMED  # within the seed spread at 10k, and below 0.60
-    assert [ch.passed for ch in v.checks] == [False, True, False]
+    good = V.depth_vs_width({"deep": _dvw(DEEP, 4), "shallow": _dvw(SHALLOW, 1)}, c)
+    assert good.outcome == CONFIRMED and len(good.checks) == 2
+    assert "depth 4 fits better than depth 1" in good.checks[0].requirement
+    # within the seed spread at 10k: Welch's test does not reject
+    noise = {**DEEP, 10_000: [0.71, 0.70, 0.73]}
+    v = V.depth_vs_width({"deep": _dvw(noise, 4), "shallow": _dvw(SHALLOW, 1)}, c)
+    assert v.outcome == NOT_CONFIRMED and [ch.passed for ch in v.checks] == [False, True]
+    # a deep net that fits worse
+    worse = {**DEEP, 100_000: [0.90, 0.91, 0.92]}
+    v = V.depth_vs_width({"deep": _dvw(worse, 4), "shallow": _dvw(SHALLOW, 1)}, c)
+    assert v.outcome == NOT_CONFIRMED and not v.checks[1].passed
 
 
+def test_depth_vs_width_rule_false_pass_rate_on_noise_is_at_most_alpha() -> None:
+    """On results with no effect (both nets from one distribution), the rule "Welch p < alpha
+    and deep above shallow in every seed" passes at most alpha of the time, as the YAML says."""
+    alpha = criterion("depth_vs_width")["alpha"]
+    rng = np.random.default_rng(0)
+    trials, passes = 2000, 0
+    for _ in range(trials):
+        a, b = rng.normal(0.8, 0.02, 3), rng.normal(0.8, 0.02, 3)
+        passes += V.welch_greater(list(a), list(b)) < alpha and bool((a > b).all())
+    assert passes / trials <= alpha
+    assert V.welch_greater([0.5, 0.5], [0.5, 0.5]) == 1.0
+    assert math.isnan(V.welch_greater([0.5], [0.4, 0.3]))
+
+
+# claim 7 -------------------------------------------------------------------------------------
 def _attention(test: tuple[float, float], sentence: tuple[float, float]) -> dict:
     row = {"referent (test)": test[0], "other noun (test)": test[1],
            "referent (sentence)": sentence[0], "other noun (sentence)": sentence[1]}  # fmt: skip
@@ -171,26 +307,524 @@ def _attention(test: tuple[float, float], sentence: tuple[float, float]) -> dict
 
 def test_attention() -> None:
     c = criterion("attention")
-    assert V.attention(_attention((0.6, 0.05), (0.8, 0.1)), c).outcome == V.CONFIRMED
+    assert V.attention(_attention((0.6, 0.05), (0.8, 0.1)), c).outcome == CONFIRMED
     frames = _attention((0.6, 0.05), (0.8, 0.1))
     frames["main"].loc[2, "referent (sentence)"] = 0.05  # one seed looks at "mat"
     v = V.attention(frames, c)
-    assert v.outcome == V.NOT_CONFIRMED and "2/3 seeds" in v.checks[1].measured
+    assert v.outcome == NOT_CONFIRMED and "2/3 seeds" in v.checks[1].measured
+    # a diverged seed counts against "every seed"
+    frames = _attention((0.6, 0.05), (0.8, 0.1))
+    frames["main"].loc[0, "status"] = "diverged"
+    assert V.attention(frames, c).outcome == NOT_CONFIRMED
+    # above the other noun in every seed, but by less than the margin in one
+    gap = c["min_gap"]
+    frames = _attention((0.6, 0.05), (0.8, 0.1))
+    frames["main"].loc[1, "referent (test)"] = 0.05 + gap * 0.9 + 1e-3
+    v = V.attention(frames, c)
+    assert v.outcome == NOT_CONFIRMED and "2/3 seeds" in v.checks[0].measured
+
+
+# claim 8 -------------------------------------------------------------------------------------
+def _transfer(frozen: float, scratch: float, raw: float) -> dict[str, pd.DataFrame]:
+    return {
+        "frozen": runs([{"test acc": frozen, "raw linear test acc": raw}]),
+        "scratch": runs([{"test acc": scratch}]),
+    }
+
+
+def _transfer_good(c: dict) -> dict[str, pd.DataFrame]:
+    scratch, raw = 0.61, 0.75  # the issue's EfficientNet from scratch and raw-pixel baseline
+    frozen = max(scratch + c["margin"], raw + c["raw_margin"]) + 0.03
+    return _transfer(frozen, scratch, raw)
 
 
 def test_transfer() -> None:
     c = criterion("transfer")
-    frame = runs([{"model.freeze": True, "test acc": 0.7},
-                  {"model.freeze": False, "test acc": 0.4}])  # fmt: skip
-    assert V.transfer({"main": frame}, c).outcome == V.CONFIRMED
-    close = runs([{"model.freeze": True, "test acc": 0.42}, {"model.freeze": False,
-                                                             "test acc": 0.40}])  # fmt: skip
-    assert V.transfer({"main": close}, c).outcome == V.NOT_CONFIRMED
+    good = V.transfer(_transfer_good(c), c)
+    assert good.outcome == CONFIRMED and len(good.checks) == 3
+    # the issue's numbers: level with a logistic regression on the raw pixels
+    level = V.transfer(_transfer(0.766, 0.612, 0.751), c)
+    assert level.outcome == NOT_CONFIRMED
+    assert [ch.passed for ch in level.checks] == [True, True, False]
+    # close to scratch
+    close = V.transfer(_transfer(0.62, 0.61, 0.3), c)
+    assert close.outcome == NOT_CONFIRMED and not close.checks[0].passed
 
 
+# claim 9 -------------------------------------------------------------------------------------
 def test_gpu_speed_is_not_measured_without_gpu_runs() -> None:
     c = criterion("gpu_speed")
-    assert V.gpu_speed({}, c).outcome == V.NOT_MEASURED
+    assert V.gpu_speed({}, c).outcome == NOT_MEASURED
+    cpu_only = runs([{"accelerator": "cpu", "samples/s": 100.0}])
+    assert V.gpu_speed({"main": cpu_only}, c).outcome == NOT_MEASURED
     frame = runs([{"accelerator": "cpu", "samples/s": 100.0}, {"accelerator": "gpu",
                                                                 "samples/s": 4000.0}])  # fmt: skip
-    assert V.gpu_speed({"main": frame}, c).outcome == V.CONFIRMED
+    assert V.gpu_speed({"main": frame}, c).outcome == CONFIRMED
+    slow = runs([{"accelerator": "cpu", "samples/s": 100.0}, {"accelerator": "gpu",
+                                                               "samples/s": 200.0}])  # fmt: skip
+    assert V.gpu_speed({"main": slow}, c).outcome == NOT_CONFIRMED
+
+
+# claims 10, 11, 14: on the runs of claim 4 ----------------------------------------------------
+STEPS = list(range(0, 600, 10))
+
+
+def _curves(curves: dict[tuple[bool, int], Callable[[float], float]]) -> pd.DataFrame:
+    """Claim 4's runs with their logged training loss: (residual, depth) -> loss(step)."""
+    rows = []
+    for (residual, depth), loss in curves.items():
+        for i, s in enumerate(SEEDS):
+            rows.append(
+                {"seed": s, "status": "ok", "model.residual": residual, "model.depth": depth,
+                 "loss steps": STEPS, "loss curve": [loss(t) + 0.01 * (i - 1) for t in STEPS]}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def plain20(t: float) -> float:
+    return 2.3 * math.exp(-t / 100) + 0.3
+
+
+def plain56(t: float) -> float:
+    return 2.3 * math.exp(-t / 200) + 0.7
+
+
+def res56(t: float) -> float:
+    return 2.3 * math.exp(-t / 80) + 0.28
+
+
+FIG6 = {(False, 20): plain20, (False, 56): plain56, (True, 20): plain20, (True, 56): res56}
+
+
+def test_training_curves() -> None:
+    c = criterion("training_curves")
+    good = D.training_curves({"resnet": _curves(FIG6)}, c)
+    assert good.outcome == CONFIRMED and len(good.checks) == 1
+    assert "plain-56 loss above plain-20" in good.checks[0].requirement
+    assert int(good.table["step"].min()) >= c["from_step"]
+    assert len(good.figure.series) == 4
+    # the deep plain net catches up late: the gap closes below the margin
+    late = {**FIG6, (False, 56): lambda t: plain20(t) + 0.5 * math.exp(-t / 100)}
+    v = D.training_curves({"resnet": _curves(late)}, c)
+    assert v.outcome == NOT_CONFIRMED
+    # the deep plain net below the shallow one
+    v = D.training_curves({"resnet": _curves({**FIG6, (False, 56): res56})}, c)
+    assert v.outcome == NOT_CONFIRMED
+
+
+def _lesion_rows(
+    residual: tuple[float, float], plain: tuple[float, float], depth: int = 56
+) -> pd.DataFrame:
+    """(intact, median with one block deleted) per family at ``depth``; claim 4's shallower
+    nets beside them without lesion numbers (the measure runs at ``depth`` only)."""
+    rows = []
+    for fam, (intact, median) in ((True, residual), (False, plain)):
+        for i, s in enumerate(SEEDS):
+            accs = [median + 0.01 * (k - 12) + 0.002 * i for k in range(24)]
+            rows.append(
+                {"seed": s, "status": "ok", "model.residual": fam, "model.depth": depth,
+                 "acc intact": intact + 0.002 * i, "lesion accs": accs,
+                 "lesion median": float(np.median(accs))}
+            )  # fmt: skip
+            rows.append({"seed": s, "status": "ok", "model.residual": fam, "model.depth": 20})
+    return pd.DataFrame(rows)
+
+
+def test_lesion() -> None:
+    c = criterion("lesion")
+    assert c["depth"] == 56
+    good = D.lesion({"resnet": _lesion_rows((0.977, 0.972), (0.525, 0.154))}, c)  # the issue's
+    assert good.outcome == CONFIRMED and len(good.checks) == 2
+    # the residual net breaks as well
+    v = D.lesion({"resnet": _lesion_rows((0.977, 0.6), (0.525, 0.154))}, c)
+    assert v.outcome == NOT_CONFIRMED and [ch.passed for ch in v.checks] == [False, True]
+    # the plain net survives too
+    v = D.lesion({"resnet": _lesion_rows((0.977, 0.972), (0.9, 0.85))}, c)
+    assert v.outcome == NOT_CONFIRMED and [ch.passed for ch in v.checks] == [True, False]
+
+
+def _landscape() -> pd.DataFrame:
+    alphas = [round(a, 1) for a in np.linspace(-1, 1, 11)]
+    rows = []
+    for fam in (False, True):
+        for depth in (20, 56):
+            for i, s in enumerate(SEEDS):
+                sharp = 8.0 if (not fam and depth == 56) else 1.0
+                loss = [0.3 + 0.01 * i + sharp * a * a for a in alphas]
+                rows.append(
+                    {"seed": s, "status": "ok", "model.residual": fam, "model.depth": depth,
+                     "landscape alpha": alphas, "landscape loss": loss}
+                )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_landscape_is_a_figure_not_a_verdict() -> None:
+    c = claim_of("landscape")
+    assert c.figure_only and c.control is None and c.uses == "degradation"
+    v = D.landscape({"resnet": _landscape()}, c.criterion)
+    assert v.outcome == "figure" and not v.checks
+    assert len(v.figure.series) == 4 and len(v.table) == 4
+    # a figure is never confirmed, not even with no control
+    assert R.combine(c, v, None, SEEDS).outcome == "figure"
+    with pytest.raises(KeyError):  # the landscape measure did not run: undecided in _judge
+        D.landscape({"resnet": _landscape().drop(columns=["landscape loss"])}, c.criterion)
+    assert R._judge(c, {"resnet": _landscape().drop(columns=["landscape loss"])}).outcome == (
+        UNDECIDED
+    )
+
+
+# ---- every verdict rejects its control --------------------------------------------------------
+def _case_vanishing(c: dict) -> tuple[dict, dict]:
+    # tanh (slope up to 1) in place of the sigmoid: g near 1
+    return {"sigmoid": _gradients(0.24), "relu": _gradients(0.97)}, {"sigmoid": _gradients(0.99)}
+
+
+def _case_fixes(c: dict) -> tuple[dict, dict]:
+    good = _fixes(0.1, {"relu_he": 0.97, "residual": 0.95, "batchnorm": 0.99})
+    # the same four nets at depth 2 all train (the plain sigmoid net too)
+    at2 = _fixes(0.91, {"relu_he": 0.97, "residual": 0.96, "batchnorm": 0.98}, depth=2)
+    return good, at2
+
+
+def _case_thousand(c: dict) -> tuple[dict, dict]:
+    # at depth 1 the residual and plain nets are the twin; deleting no blocks costs nothing
+    at1 = _thousand(res=0.47, without=0.47, twin=0.47, plain=0.46, depth=1)
+    return _thousand(), {"main": at1["main"]}
+
+
+def _case_degradation(c: dict) -> tuple[dict, dict]:
+    return {"resnet": _degradation((0.847, 0.670), (0.882, 0.888))}, {}
+
+
+def _case_hierarchy(c: dict) -> tuple[dict, dict]:
+    # lr 0: the net at initialisation, its probes flat or falling, its own accuracy at chance
+    return _hierarchy(TRAINED_PROBES), _hierarchy([0.60, 0.58, 0.55, 0.50, 0.48], own=0.1)
+
+
+def _case_depth_vs_width(c: dict) -> tuple[dict, dict]:
+    # the deep nets at depth 1 are the shallow nets themselves (same seeds, same recipe)
+    return {"deep": _dvw(DEEP, 4), "shallow": _dvw(SHALLOW, 1)}, {"deep": _dvw(SHALLOW, 1)}
+
+
+def _case_attention(c: dict) -> tuple[dict, dict]:
+    # lr 0: the transformer at initialisation attends about evenly
+    return _attention((0.6, 0.05), (0.8, 0.1)), _attention((0.11, 0.112), (0.1, 0.1))
+
+
+def _case_transfer(c: dict) -> tuple[dict, dict]:
+    # the backbone at random initialisation, frozen: a new head on random features
+    return _transfer_good(c), {"frozen": _transfer(0.35, 0.61, 0.75)["frozen"]}
+
+
+def _case_training_curves(c: dict) -> tuple[dict, dict]:
+    return {"resnet": _curves(FIG6)}, {}
+
+
+def _case_lesion(c: dict) -> tuple[dict, dict]:
+    return {"resnet": _lesion_rows((0.977, 0.972), (0.525, 0.154))}, {}
+
+
+CASES: dict[str, Callable[[dict], tuple[dict, dict]]] = {
+    "vanishing_gradients": _case_vanishing,
+    "fixes": _case_fixes,
+    "thousand_layers": _case_thousand,
+    "degradation": _case_degradation,
+    "hierarchy": _case_hierarchy,
+    "depth_vs_width": _case_depth_vs_width,
+    "attention": _case_attention,
+    "transfer": _case_transfer,
+    "training_curves": _case_training_curves,
+    "lesion": _case_lesion,
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_verdict_rejects_its_control(name: str) -> None:
+    """The claim's frames confirm it; the same verdict on its control's frames (built as the
+    lesson builds them) does not; the two combine to confirmed on the lesson's seeds."""
+    claim = claim_of(name)
+    assert claim.control is not None, f"{name} declares no negative control"
+    frames, control_runs = CASES[name](criterion(name))
+    assert set(control_runs) == set(claim.control.sweeps)  # a replace control runs nothing
+    own = R._judge(claim, frames)
+    assert own.outcome == CONFIRMED, own.summary
+    ctrl = R._judge(claim, R.control_frames(claim, frames, control_runs))
+    assert ctrl.outcome == NOT_CONFIRMED, ctrl.summary
+    assert any(ch.passed is False for ch in ctrl.checks)
+    assert R.combine(claim, own, ctrl, SEEDS).outcome == CONFIRMED
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_combine_confirms_only_beside_a_failed_control(name: str) -> None:
+    claim = claim_of(name)
+    frames, control_runs = CASES[name](criterion(name))
+    own = R._judge(claim, frames)
+    ctrl = R._judge(claim, R.control_frames(claim, frames, control_runs))
+    assert R.combine(claim, own, ctrl, SEEDS).outcome == CONFIRMED
+    # the control passes as well (the change did nothing): inconclusive
+    passes = Verdict(CONFIRMED, "the control passes")
+    v = R.combine(claim, own, passes, SEEDS)
+    assert v.outcome == INCONCLUSIVE and "passes the same criterion" in v.summary
+    assert v.checks == own.checks  # the claim's own evidence stays on the page
+    # the control is missing, undecided or not measured: inconclusive
+    for missing in (None, Verdict(UNDECIDED, "no runs"), Verdict(NOT_MEASURED, "no GPU")):
+        v = R.combine(claim, own, missing, SEEDS)
+        assert v.outcome == INCONCLUSIVE and "not measured" in v.summary
+    # on a pilot seed: inconclusive, whatever the control
+    assert claim.pilot_seeds and max(claim.pilot_seeds) < R.DEFAULT_FIRST_SEED
+    v = R.combine(claim, own, ctrl, [claim.pilot_seeds[0], *SEEDS])
+    assert v.outcome == INCONCLUSIVE and "pilot seeds" in v.summary
+    # a claim that is not confirmed stays so, whatever its control
+    no = Verdict(NOT_CONFIRMED, "no")
+    for other in (ctrl, passes, None):
+        assert R.combine(claim, no, other, SEEDS).outcome == NOT_CONFIRMED
+    assert R.combine(claim, Verdict(UNDECIDED, "?"), ctrl, SEEDS).outcome == UNDECIDED
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if claim_of(n).control.sweeps])
+def test_a_control_that_changes_nothing_makes_the_claim_inconclusive(name: str) -> None:
+    """Control runs that repeat the claim's own numbers pass its criterion: inconclusive."""
+    claim = claim_of(name)
+    frames, _ = CASES[name](criterion(name))
+    same = {k: frames[k] for k in claim.control.sweeps}
+    ctrl = R._judge(claim, R.control_frames(claim, frames, same))
+    assert ctrl.outcome == CONFIRMED
+    assert R.combine(claim, R._judge(claim, frames), ctrl, SEEDS).outcome == INCONCLUSIVE
+
+
+def test_control_frames_replace_and_sweeps() -> None:
+    deg = claim_of("degradation")
+    frames, _ = _case_degradation(deg.criterion)
+    out = R.control_frames(deg, frames, {})["resnet"]
+    # the residual rows stand in for the plain ones, labelled plain; the claim's frames untouched
+    assert len(out) == len(frames["resnet"])
+    plain = out[out["model.residual"].astype(str) == "False"].sort_values(["model.depth", "seed"])
+    resid = out[out["model.residual"].astype(str) == "True"].sort_values(["model.depth", "seed"])
+    assert plain[ACC].tolist() == resid[ACC].tolist()
+    assert sorted(frames["resnet"][ACC]) != sorted(out[ACC])
+    vg = claim_of("vanishing_gradients")
+    with pytest.raises(KeyError, match="control's sigmoid runs are missing"):
+        R.control_frames(vg, {"sigmoid": _gradients(0.24), "relu": _gradients(0.97)}, {})
+
+
+# ---- missing runs: undecided -----------------------------------------------------------------
+def _record(frames: dict, control: dict | None = None) -> dict:
+    """What ``lesson.json`` keeps of a claim: its frames and its control's, as records."""
+    return {
+        "frames": {k: f.to_dict(orient="records") for k, f in frames.items()},
+        "control_frames": {k: f.to_dict(orient="records") for k, f in (control or {}).items()},
+    }
+
+
+def test_decide_from_a_record_confirms_beside_its_control() -> None:
+    claim = claim_of("vanishing_gradients")
+    frames, control = _case_vanishing(claim.criterion)
+    result = R.decide(claim, None, record=_record(frames, control))
+    assert result.verdict.outcome == CONFIRMED and result.control.outcome == NOT_CONFIRMED
+    assert result.seeds == SEEDS
+    # the control's runs did not come back: inconclusive, never confirmed
+    result = R.decide(claim, None, record=_record(frames))
+    assert result.control.outcome == UNDECIDED and result.verdict.outcome == INCONCLUSIVE
+
+
+def test_degradation_with_plain_runs_only_is_undecided() -> None:
+    """``--set model.residual=false`` collapses the residual axis: only plain runs come back."""
+    claim = claim_of("degradation")
+    frame = _degradation((0.847, 0.670), (0.882, 0.888))
+    plain_only = frame[frame["model.residual"] == False]  # noqa: E712
+    v = R._judge(claim, {"resnet": plain_only})
+    assert v.outcome == UNDECIDED and "plain and residual" in v.summary
+    result = R.decide(claim, None, record=_record({"resnet": plain_only}))
+    assert result.verdict.outcome == UNDECIDED and result.control.outcome == UNDECIDED
+    # one depth only (``--set model.depth=56``): undecided as well
+    one_depth = frame[frame["model.depth"] == 56]
+    assert R._judge(claim, {"resnet": one_depth}).outcome == UNDECIDED
+    # the demonstrations on claim 4's runs, with its residual nets missing: lesion needs them
+    # itself; training_curves compares the plain nets only, but its control (the residual nets
+    # in their place) has no runs, so it is inconclusive, never confirmed
+    for name, outcome in (("lesion", UNDECIDED), ("training_curves", INCONCLUSIVE)):
+        c = claim_of(name)
+        frames, _ = CASES[name](c.criterion)
+        f = frames["resnet"]
+        only = {"resnet": f[f["model.residual"] == False]}  # noqa: E712
+        result = R.decide(c, None, record=_record(only))
+        assert result.control.outcome == UNDECIDED, name
+        assert result.verdict.outcome == outcome, (name, result.verdict.summary)
+
+
+def _drop_rows(frame: pd.DataFrame, **where: object) -> pd.DataFrame:
+    mask = np.ones(len(frame), dtype=bool)
+    for k, v in where.items():
+        mask &= frame[k].astype(str) == str(v)
+    return frame[~mask]
+
+
+MISSING = {
+    "no runs at all": ("vanishing_gradients", lambda f: {}),
+    "a fix's sweep missing": ("fixes", lambda f: {k: v for k, v in f.items() if k != "residual"}),
+    "thousand_layers without its twin": ("thousand_layers", lambda f: {"main": f["main"]}),
+    "thousand_layers with plain runs only": (
+        "thousand_layers",
+        lambda f: {**f, "main": _drop_rows(f["main"], **{"model.residual": True})},
+    ),
+    "hierarchy: every run failed": (
+        "hierarchy",
+        lambda f: {"main": f["main"].assign(status="failed")},
+    ),
+    "depth_vs_width: a budget missing": (
+        "depth_vs_width",
+        lambda f: {**f, "deep": _drop_rows(f["deep"], **{"model.params": 100_000})},
+    ),
+    "attention: every run failed": ("attention", lambda f: {"main": f["main"].assign(status="x")}),
+    "transfer without scratch runs": ("transfer", lambda f: {"frozen": f["frozen"]}),
+    "lesion not measured at its depth": (
+        "lesion",
+        lambda f: {"resnet": _drop_rows(f["resnet"], **{"model.depth": 56})},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MISSING))
+def test_missing_runs_are_undecided(case: str) -> None:
+    name, cut = MISSING[case]
+    claim = claim_of(name)
+    frames, control = CASES[name](criterion(name))
+    v = R._judge(claim, cut(frames))
+    assert v.outcome == UNDECIDED, v.summary
+    result = R.decide(claim, None, record=_record(cut(frames), control))
+    assert result.verdict.outcome == UNDECIDED
+
+
+# ---- the claims as written -------------------------------------------------------------------
+def test_merge_overrides_replaces_keys() -> None:
+    assert override_key("+model.depth=4") == override_key("~model.depth") == "model.depth"
+    assert merge_overrides(["a=1", "b=2"], ["a=3"]) == ["a=3", "b=2"]
+    assert merge_overrides(["a=1"], ["+c=1"]) == ["a=1", "+c=1"]
+    assert merge_overrides(["+c=0", "a=1"], ["c=1"]) == ["c=1", "a=1"]
+    assert merge_overrides(["c=0"], ["+c=1"]) == ["+c=1"]
+    assert merge_overrides(["a=1", "b=2", "a=2"], ["a=3"]) == ["a=3", "b=2"]  # never two
+    assert merge_overrides([], ["a=1", "a=2"]) == ["a=2"]
+    # a config group and a key inside it are different keys
+    assert merge_overrides(["model=mlp"], ["model.depth=2"]) == ["model=mlp", "model.depth=2"]
+
+
+def test_set_never_doubles_a_key(tmp_path: Path) -> None:
+    claims = load_claims(["vanishing_gradients"])
+    extra = ["model.depth=2,4", "+trainer.limit_train_batches=1", "seed=7"]
+    jobs = R.plan_jobs(claims, tmp_path, "quick", [100, 101], extra, gpu=False)
+    assert len(jobs) == 3
+    for job in jobs:
+        keys = [override_key(o) for o in job.cmd[job.cmd.index("-m") + 1 :]]
+        assert len(keys) == len(set(keys)), job.cmd
+        assert "model.depth=2,4" in job.cmd and "seed=100,101" in job.cmd  # the lesson's seeds
+        assert "+trainer.limit_train_batches=1" in job.cmd
+
+
+def test_plan_jobs_runs_the_control_in_its_own_folder_and_only_missing_seeds(
+    tmp_path: Path,
+) -> None:
+    claims = load_claims(["vanishing_gradients"])
+    jobs = R.plan_jobs(claims, tmp_path, "quick", [100, 101], [], gpu=False)
+    where = {j.folder.relative_to(tmp_path).as_posix(): j for j in jobs}
+    assert set(where) == {
+        "vanishing_gradients/sigmoid/s100-101",
+        "vanishing_gradients/relu/s100-101",
+        "vanishing_gradients/control/sigmoid/s100-101",
+    }
+    control = where["vanishing_gradients/control/sigmoid/s100-101"].cmd
+    assert "model.activation=tanh" in control and "model.activation=sigmoid" not in control
+    assert "model.init=xavier" in control  # every other override is the claim's own
+    # seeds 100-101 finished: --seeds 3 --resume runs seed 102 only, in a folder of its own
+    for j in jobs:
+        j.folder.mkdir(parents=True)
+        (j.folder / R.TIMES_FILE).write_text("1.0\n")
+    assert R.finished_seeds(tmp_path / "vanishing_gradients" / "relu") == [100, 101]
+    more = R.plan_jobs(claims, tmp_path, "quick", [100, 101, 102], [], gpu=False)
+    assert sorted(j.folder.name for j in more) == ["s102"] * 3
+    assert R.plan_jobs(claims, tmp_path, "quick", [100, 101], [], gpu=False) == []
+    # a batch folder without its time file never finished: refused, never overwritten
+    (tmp_path / "vanishing_gradients" / "relu" / "s102").mkdir()
+    with pytest.raises(ConfigError, match="unfinished"):
+        R.plan_jobs(claims, tmp_path, "quick", [100, 101, 102], [], gpu=False)
+
+
+def test_plan_jobs_computed_controls_uses_and_gpu(tmp_path: Path) -> None:
+    claims = load_claims(["shattered_gradients", "lesion", "gpu_speed"])
+    jobs = R.plan_jobs(claims, tmp_path, "quick", [100], [], gpu=False)
+    # lesion reads claim 4's runs (which it brings along); gpu_speed needs a GPU
+    assert {j.claim for j in jobs} == {"shattered_gradients", "degradation"}
+    shattered = [j for j in jobs if j.claim == "shattered_gradients"]
+    main = next(j for j in shattered if "control" not in j.folder.parts)
+    ctrl = next(j for j in shattered if "control" in j.folder.parts)
+    a_main = json.loads(main.cmd[main.cmd.index("--args") + 1])
+    a_ctrl = json.loads(ctrl.cmd[ctrl.cmd.index("--args") + 1])
+    assert a_main["depth"] == 32 and a_ctrl["depth"] == 2
+    assert {k: v for k, v in a_ctrl.items() if k != "depth"} == {
+        k: v for k, v in a_main.items() if k != "depth"
+    }
+    gpu = R.plan_jobs(load_claims(["gpu_speed"]), tmp_path, "quick", [100], [], gpu=True)
+    assert len(gpu) == 1
+    bad = Claim(
+        "bad", 99, "t", "c", "", "fixes", {}, {"quick": {"sweeps": {"a": ["x=1"]}}},
+        control=Control("c", sweeps={"b": ["x=2"]}),
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="control names no sweep 'b'"):
+        R.plan_jobs([bad], tmp_path, "quick", [100], [], gpu=False)
+
+
+def test_seed_folders() -> None:
+    assert R.seed_folder([100, 101, 102]) == "s100-101-102"
+    assert R.seed_folder([7]) == "s7"
+    assert R.finished_seeds(Path("/nonexistent/sweep")) == []
+
+
+def test_load_claims_order_functions_profiles_and_controls() -> None:
+    claims = load_claims()
+    names = {c.name for c in claims}
+    orders = [c.order for c in claims]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
+    assert orders[0] == 1 and max(orders) <= 14  # gaps allowed
+    for c in claims:
+        assert callable(R._verdict_fn(c)), c.name
+        assert c.criterion["text"], c.name
+        assert all(m["name"] in MEASURES for m in c.measures), c.name
+        if c.uses:
+            assert c.uses in names and not claim_of(c.uses).uses, c.name
+            assert not c.profiles and c.sweeps("quick") == {} == c.compute("full"), c.name
+            continue
+        assert set(c.profiles) == {"quick", "full"}, c.name
+        for profile in ("quick", "full"):
+            sweeps, compute = c.sweeps(profile), c.compute(profile)
+            assert sweeps or compute, (c.name, profile)
+            assert not set(sweeps) & set(compute), (c.name, profile)
+            for overrides in sweeps.values():
+                keys = [override_key(o) for o in overrides]
+                assert all(isinstance(o, str) for o in overrides), c.name
+                assert len(keys) == len(set(keys)), (c.name, profile, overrides)
+            assert all(spec["name"] in COMPUTED for spec in compute.values()), c.name
+    # a claim asked for alone brings the claim whose runs it reads
+    assert [c.name for c in load_claims(["lesion"])] == ["degradation", "lesion"]
+    with pytest.raises(ConfigError, match="unknown claim nope; allowed: vanishing_gradients"):
+        load_claims(["nope"])
+
+
+@pytest.mark.parametrize(
+    "name", [c.name for c in load_claims() if not c.needs_gpu and not c.figure_only]
+)
+def test_every_decided_claim_has_a_control_and_pilot_seeds(name: str) -> None:
+    c = claim_of(name)
+    assert c.control is not None and c.control.change, f"{name}: no negative control"
+    assert c.pilot_seeds and max(c.pilot_seeds) < R.DEFAULT_FIRST_SEED, name
+    assert c.criterion.get("convergence"), f"{name}: no convergence note"
+    assert all(not (isinstance(v, str) and v.isupper()) for v in c.criterion.values()), name
+    assert bool(c.control.sweeps) != bool(c.control.replace), name  # one kind of change
+    source = claim_of(c.uses) if c.uses else c
+    for profile in ("quick", "full"):
+        named = set(source.sweeps(profile)) | set(source.compute(profile))
+        assert set(c.control.sweeps) <= named, (name, profile)
+    if c.control.replace:
+        rep = c.control.replace
+        assert set(rep) == {"key", "value", "with"}, name
+        swept = " ".join(" ".join(o) for o in source.sweeps("quick").values())
+        for v in (rep["value"], rep["with"]):
+            assert f"{rep['key']}=" in swept and str(v).lower() in swept.lower(), name

@@ -69,3 +69,43 @@ def test_a_search_stopped_after_2_of_4_trials_continues_to_4(tmp_path: Path) -> 
 def test_without_storage_it_is_hydras_optuna_sweeper() -> None:
     sweeper = ResumableOptunaSweeper(**{**SWEEPER, "n_trials": 5, "storage": None})
     assert sweeper.sweeper.n_trials == 5 and study_progress(None, "x") == (0, 0)
+
+
+def test_a_stored_study_refuses_other_fixed_settings() -> None:
+    """The fixed (not searched) config is recorded with the study; a continuation with another
+    one is named key by key, and the searched keys may differ."""
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.depthbench_sweepers.resumable_optuna import (
+        check_same_fixed_config,
+        fixed_config,
+    )
+
+    def config(data: str, depth: int) -> dict:
+        return fixed_config(OmegaConf.create({
+            "hydra": {"sweeper": {"params": {"model.depth": "choice(1,2)"}}},
+            "paths": {"output_dir": f"/runs/{depth}"},
+            "data": {"_target_": data, "batch_size": 64}, "model": {"depth": depth},
+        }))  # fmt: skip
+
+    study = optuna.create_study()  # in memory
+    assert config("digits", 2) == {"data._target_": "digits", "data.batch_size": 64}
+    assert check_same_fixed_config(study, config("digits", 1)) == []  # recorded
+    assert check_same_fixed_config(study, config("digits", 2)) == []  # a searched key differs
+    assert check_same_fixed_config(study, config("mnist1d", 1)) == ["data._target_"]
+
+
+@pytest.mark.process
+@pytest.mark.slow
+def test_continuing_a_study_with_other_data_is_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "optuna.db"
+    _search(1, db, tmp_path / "first")
+    storage = f"hydra.sweeper.storage=sqlite:///{db}"
+    proc = run_train([*TRIAL, "hydra.sweeper.n_trials=2", storage, "data=mnist1d",
+                      f"hydra.sweep.dir={tmp_path / 'second'}"])  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("ConfigError: the study 'mlp_lr_depth_width' in sqlite:///")
+    assert "data._target_" in line and "hydra.sweeper.study_name=NEW_NAME" in line
+    trials = optuna.load_study(study_name="mlp_lr_depth_width", storage=f"sqlite:///{db}").trials
+    assert len(trials) == 1  # nothing was added to the study

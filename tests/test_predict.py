@@ -16,7 +16,8 @@ from helpers import FAST, ROOT, compose_config
 from PIL import Image
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from depthbench.run import build_data, evaluate, train
+from depthbench.build import build_data
+from depthbench.run import evaluate, train
 from depthbench.tools.confusion import read_confusion_csv
 from depthbench.tools.predict import Predictor, find_checkpoint, main
 
@@ -83,14 +84,39 @@ def test_predict_image_files_and_folder(trained: Path, tmp_path: Path) -> None:
     assert len(from_png) == 3 and from_png == from_npy
 
 
+def test_an_answer_does_not_depend_on_its_neighbours(trained: Path, tmp_path: Path) -> None:
+    """A uint8 PNG, a uint8 .npy and a float .npy of test digits get the same probabilities
+    alone as beside each other: each input is scaled by its own dtype, not by the batch's."""
+    x = build_data(compose_config(["logger=none"], tmp_path)).splits["test"][0][:3]
+    pixels = [(x[i, 0].numpy() * 255).round().astype(np.uint8) for i in range(3)]
+    Image.fromarray(pixels[0]).save(tmp_path / "digit.png")
+    np.save(tmp_path / "uint8.npy", pixels[1])
+    np.save(tmp_path / "float.npy", pixels[2].astype(np.float32) / 255)
+    inputs = [str(tmp_path / name) for name in ("digit.png", "uint8.npy", "float.npy")]
+    predictor = Predictor(trained)
+    mixed = predictor.predict(inputs, top_k=10)
+    for one, answer in zip(inputs, mixed, strict=True):
+        alone = predictor.predict([one], top_k=10)[0]
+        assert dict(answer.top) == pytest.approx(dict(alone.top), abs=1e-5), one
+    # the uint8 digit scaled by 1/255 is the float one: the same answer, whatever its company
+    np.save(tmp_path / "float1.npy", pixels[1].astype(np.float32) / 255)
+    as_float = predictor.predict([str(tmp_path / "float1.npy")], top_k=10)[0]
+    assert dict(mixed[1].top) == pytest.approx(dict(as_float.top), abs=1e-5)
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda d: d / "missing.png", "input not found"),
         (lambda d: np.save(d / "wrong.npy", np.zeros((3, 5))) or d / "wrong.npy", "shape (3, 5)"),
         (lambda d: (d / "notes.docx").write_text("x") and d / "notes.docx", "unknown file type"),
+        (lambda d: (d / "text.npy").write_text("x") and d / "text.npy", "holds Python objects"),
+        (
+            lambda d: (d / "cut.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00") and d / "cut.npy",
+            "cannot read array",
+        ),
     ],
-    ids=["missing", "wrong-shape", "unknown-extension"],
+    ids=["missing", "wrong-shape", "unknown-extension", "not-an-array", "truncated-array"],
 )
 def test_predict_bad_input_is_one_line_exit_2(trained: Path, tmp_path: Path, make, message,
                                               capsys):  # fmt: skip
@@ -99,6 +125,7 @@ def test_predict_bad_input_is_one_line_exit_2(trained: Path, tmp_path: Path, mak
         main([str(trained), str(make(tmp_path))])
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(lines) == 1 and message in lines[0]
+    assert "allow_pickle" not in lines[0]  # numpy's advice to unpickle never reaches the user
 
 
 @pytest.mark.process

@@ -76,3 +76,30 @@ def test_parse_overrides_keeps_sweep_keys_only():
     assert parse_overrides(lines) == {
         "model.depth": "8", "trainer.limit_train_batches": "3", "experiment/arch@arch": "cnn"
     }  # fmt: skip
+
+
+@pytest.mark.process
+def test_runs_of_several_sweeps_show_every_varying_key_and_refusals_apart(sweep, tmp_path):
+    """Two sweeps, one on other data: the data column shows (the other sweep never set it);
+    a refused single command (bad input, nothing trained) is counted on its own line, not run
+    through the tables."""
+    other = tmp_path / "runs" / "other"
+    shutil.copytree(sweep / "1", other)
+    overrides = other / ".hydra" / "overrides.yaml"  # data left at its default, mnist1d here
+    overrides.write_text(overrides.read_text().replace("- data=digits\n", ""))
+    hydra = other / ".hydra" / "hydra.yaml"
+    assert "    data: digits\n" in hydra.read_text()  # Hydra's record of the chosen options
+    hydra.write_text(hydra.read_text().replace("    data: digits\n", "    data: mnist1d\n"))
+    refused = tmp_path / "runs" / "refused"
+    shutil.copytree(sweep / "0" / ".hydra", refused / ".hydra")
+    (refused / "metrics.json").write_text(
+        '{"status": "failed", "error": "ConfigError: x", "output_dir": "x"}'
+    )
+    out = tmp_path / "report"
+    depthbench(["report", str(sweep), str(tmp_path / "runs"), "--out", str(out)])
+    report = (out / "report.md").read_text()
+    assert "1 refused command (bad input, nothing trained) left out: `refused`." in report
+    assert "5 runs, 3 ok, 2 failed." in report  # the four jobs and the mnist1d copy
+    assert "`data` = digits, mnist1d" in report
+    results = pd.read_csv(out / "results.csv")
+    assert sorted(results["data"]) == ["digits"] * 4 + ["mnist1d"]

@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 
 from depthbench.config_check import check_overrides
 from depthbench.errors import DepthbenchError
-from depthbench.rundir.metrics_file import METRICS_FILE, error_line, innermost, write_metrics
+from depthbench.rundir.metrics_file import METRICS_FILE, depthbench_error, error_line, write_metrics
+from depthbench.rundir.run_folder import RunFolderError
 
 log = logging.getLogger("depthbench")
 # conf/hydra/launcher/submitit_*.yaml are checked against the plugin's schema of the same name on
@@ -54,6 +55,8 @@ def _quiet_lightning_handlers() -> None:
 def _record_refusal(cfg: DictConfig, error: BaseException) -> None:
     """A run stopped by bad input gets ``metrics.json`` with status ``failed`` and the error, so
     its folder never looks like a finished run; a folder that already has one keeps it."""
+    if isinstance(error, RunFolderError):  # the folder is another run's: nothing written there
+        return
     try:
         out_dir = Path(cfg.paths.output_dir)
     except Exception:  # no resolvable output folder: nothing to mark
@@ -63,14 +66,15 @@ def _record_refusal(cfg: DictConfig, error: BaseException) -> None:
 
 
 def _guarded(fn, cfg: DictConfig):
-    """Run ``fn(cfg)``; a DepthbenchError, also one raised inside a constructor that Hydra's
-    ``instantiate`` wrapped, becomes one log line and exit code 2."""
+    """Run ``fn(cfg)``; a DepthbenchError anywhere in the error's chain (one raised inside a
+    constructor that Hydra's ``instantiate`` wrapped, one that wraps a library's error) becomes
+    one log line and exit code 2; any other error is a bug and keeps its traceback."""
     _quiet_lightning_handlers()
     try:
         return fn(cfg)
     except Exception as e:
-        inner = innermost(e)
-        if not isinstance(inner, DepthbenchError):
+        inner = depthbench_error(e)
+        if inner is None:
             raise
         log.error("%s: %s", type(inner).__name__, inner)
         _record_refusal(cfg, inner)
@@ -78,9 +82,10 @@ def _guarded(fn, cfg: DictConfig):
 
 
 def _checked(config_name: str) -> None:
-    """Stop a mistyped key or group option with one "did you mean" line, before Hydra runs."""
+    """Stop a mistyped key or group option with one "did you mean" line, before Hydra runs;
+    give Hydra the command line as ``check_overrides`` completes it (``+`` where meant)."""
     try:
-        check_overrides(CONF_DIR, config_name, sys.argv[1:])
+        sys.argv[1:] = check_overrides(CONF_DIR, config_name, sys.argv[1:])
     except DepthbenchError as e:
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(2)
@@ -122,14 +127,18 @@ def _eval_hydra(cfg: DictConfig) -> None:
     _guarded(evaluate, cfg)
 
 
-# `depthbench SUBCOMMAND ...`: name -> "module:function" taking argv (imported lazily).
-SUBCOMMANDS: dict[str, str] = {
-    "train": "depthbench.cli:_train_argv",
-    "eval": "depthbench.cli:_eval_argv",
-    "attention": "depthbench.tools.attention_cli:main",
-    "report": "depthbench.report.cli:main",
-    "lesson": "depthbench.lesson.run:main",
-    "predict": "depthbench.tools.predict:main",
+# `depthbench SUBCOMMAND ...`: name -> ("module:function" taking argv, imported lazily; what it
+# does, for `depthbench --help`)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("depthbench.cli:_train_argv", "train a model (as python train.py; --help: options)"),
+    "eval": ("depthbench.cli:_eval_argv", "test a checkpoint on its data (as python eval.py)"),
+    "predict": ("depthbench.tools.predict:main", "classify new images, .npy arrays or texts"),
+    "report": ("depthbench.report.cli:main", "tables and figures from run and multirun folders"),
+    "attention": (
+        "depthbench.tools.attention_cli:main",
+        "a transformer's attention on one sentence",
+    ),
+    "lesson": ("depthbench.lesson.run:main", "check every claim of the lesson with its sweeps"),
 }
 
 
@@ -150,12 +159,15 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     usage = f"usage: depthbench {{{','.join(SUBCOMMANDS)}}} [args...]"
     if argv[:1] in (["-h"], ["--help"]):
-        print(f"{usage}\n\n`depthbench SUBCOMMAND --help` describes one subcommand.")
+        width = max(map(len, SUBCOMMANDS))
+        lines = [f"  {name:<{width}}  {what}" for name, (_, what) in SUBCOMMANDS.items()]
+        print("\n".join([usage, "", "subcommands:", *lines, "", "depthbench SUBCOMMAND --help: "
+                         "its own options"]))  # fmt: skip
         return
     if not argv or argv[0] not in SUBCOMMANDS:
         print(usage, file=sys.stderr)
         sys.exit(2)
-    module_name, func = SUBCOMMANDS[argv[0]].split(":")
+    module_name, func = SUBCOMMANDS[argv[0]][0].split(":")
     getattr(importlib.import_module(module_name), func)(argv[1:])
 
 

@@ -150,27 +150,77 @@ def compose_command(config_dir: str, config_name: str, args: Sequence[str]) -> D
     return _compose(config_dirs, config_name, overrides, sweeps)
 
 
-def check_overrides(config_dir: str, config_name: str, args: Sequence[str]) -> None:
+def trainer_arguments() -> set[str]:
+    """The names of Lightning ``Trainer``'s arguments (what the ``trainer`` group passes on)."""
+    import inspect
+
+    from lightning.pytorch import Trainer
+
+    return set(inspect.signature(Trainer.__init__).parameters) - {"self"}
+
+
+def _addable(key: str, config_name: str) -> bool:
+    """Whether an override of ``key``, absent from the config, is meant to be added: a Trainer
+    argument under ``trainer.``, or (eval) a key of the checkpoint's data under ``data.``."""
+    parts = key.lstrip("+~").split(".")
+    if len(parts) == 2 and parts[0] == "trainer":
+        return parts[1] in trainer_arguments()
+    return config_name == "eval" and len(parts) >= 2 and parts[0] == "data"
+
+
+def _refuse_foreign_groups(config_name: str, overrides: Sequence[str]) -> None:
+    """Groups that this entry point would silently ignore are refused, naming the right one."""
+    from depthbench.validation import FROM_CHECKPOINT, from_checkpoint_message
+
+    for arg in overrides:
+        key, _, value = arg.partition("=")
+        root = key.lstrip("+~").split(".")[0]
+        if root == "lesson":
+            raise ConfigError(
+                f"{arg}: the lesson's configs are run by its own command, not by "
+                f"{config_name}.py: depthbench lesson --only {value or 'NAME'} "
+                "(depthbench lesson --help lists them)"
+            )
+        if config_name == "eval" and root in FROM_CHECKPOINT:
+            raise ConfigError(from_checkpoint_message(root, arg.lstrip("+~")))
+
+
+def check_overrides(config_dir: str, config_name: str, args: Sequence[str]) -> list[str]:
     """Compose ``config_name`` with the command line ``args`` (Hydra's syntax); raise a one-line
-    ConfigError for an unknown key or group option. Everything else is Hydra's to report."""
-    if not args:  # the built-in defaults alone: nothing mistyped, no second composition
-        return
-    try:
-        compose_command(config_dir, config_name, args)
-    except MissingConfigException as e:
-        message = unknown_option_message(e)
-        if message:
-            raise ConfigError(message) from None
-    except ConfigCompositionException as e:
-        found = re.search(r"Could not override '([^']+)'", str(e))
-        if not found or "not in struct" not in str(e.__cause__ or ""):
-            return
-        key = found.group(1)
-        others = [a for a in args if not re.match(rf"[+~]*{re.escape(key)}=", a)]
+    ConfigError for an unknown key or group option. Everything else is Hydra's to report.
+
+    Returns the command line to run: a plain ``trainer.KEY=VALUE`` of a Lightning Trainer
+    argument that the config does not set gets Hydra's ``+`` (the ``trainer`` group passes
+    Trainer arguments), as does eval's ``data.KEY=VALUE`` (a key of the checkpoint's data).
+    """
+    args = list(args)
+    split = _split_args(args)
+    if not args or split is None:  # the defaults alone, or no task (--help): nothing to check
+        return args
+    _refuse_foreign_groups(config_name, split[0])
+    for _ in range(len(args) + 1):  # each round adds one `+`
         try:
-            base = compose_command(config_dir, config_name, others) or OmegaConf.create()
+            compose_command(config_dir, config_name, args)
+        except MissingConfigException as e:
+            message = unknown_option_message(e)
+            if message:
+                raise ConfigError(message) from None
+        except ConfigCompositionException as e:
+            found = re.search(r"Could not override '([^']+)'", str(e))
+            if not found or "not in struct" not in str(e.__cause__ or ""):
+                return args
+            key = found.group(1)
+            given = re.compile(rf"{re.escape(key)}=")
+            if _addable(key, config_name):
+                args = [f"+{a}" if given.match(a) else a for a in args]
+                continue
+            others = [a for a in args if not re.match(rf"[+~]*{re.escape(key)}=", a)]
+            try:
+                base = compose_command(config_dir, config_name, others) or OmegaConf.create()
+            except HydraException:
+                base = OmegaConf.create()
+            raise ConfigError(unknown_key_message(base, key)) from None
         except HydraException:
-            base = OmegaConf.create()
-        raise ConfigError(unknown_key_message(base, key)) from None
-    except HydraException:
-        return  # Hydra composes again and reports it in its own words
+            pass  # Hydra composes again and reports it in its own words
+        return args
+    return args

@@ -20,13 +20,21 @@ DROPPED_INFO = (
     r"Loading `train_dataloader` to estimate number of stepping batches",
     r"`Trainer\(limit_\w+_batches=[^)]*\)` was configured so",  # the user set it on purpose
     r"`Trainer.fit` stopped: `max_(epochs|steps)=-?\d+` reached",  # the summary line says it
+    r"Received SIGTERM: ",  # Ctrl+C is routed to SIGTERM; "interrupted by SIG... at step" says it
 )
 # Lightning's warnings (``warnings.warn``) that are dropped; the regex matches the message start
 DROPPED_WARNINGS = (
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning's own call into torch
     r"The number of training batches \(\d+\) is smaller than the logging interval",
+    # a resume into its own folder: the folder is the run's (run_folder refuses any other run)
+    r"Checkpoint directory .* exists and is not empty",
+    r"The dirpath has changed from",
 )
-_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.trainer.connectors.signal_connector",  # "Received SIGTERM"
+)
 
 
 class DropLines(logging.Filter):

@@ -23,6 +23,7 @@ from depthbench.build import build_data, build_net, class_names
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO
 from depthbench.callbacks.epoch_log import EpochLog, summary_line
 from depthbench.callbacks.finetune import finetune_callbacks
+from depthbench.callbacks.heartbeat import Heartbeat
 from depthbench.callbacks.history import KeepHistory
 from depthbench.callbacks.interrupt import GracefulInterrupt, interrupt_signal
 from depthbench.callbacks.predictions import CollectPredictions
@@ -32,18 +33,27 @@ from depthbench.errors import DivergenceError
 from depthbench.launch.distributed import check_accelerator
 from depthbench.module import Classifier
 from depthbench.rundir.checkpoint import (
+    CONFIG_KEY,
     check_data_fits,
     check_resume_fits,
     load_checkpoint,
     load_net,
     stored_data_spec,
 )
-from depthbench.rundir.metrics_file import error_line, write_metrics
+from depthbench.rundir.metrics_file import error_line, is_rank_zero, write_metrics
 from depthbench.rundir.output_dir import check_output_dir
 from depthbench.rundir.redaction import redact
+from depthbench.rundir.run_folder import (
+    AlreadyFinished,
+    claimed,
+    continues_run,
+    finished_message,
+    read_record,
+    resume_command,
+)
 from depthbench.tools.confusion import explain_predictions
 from depthbench.tracking import finish_wandb, remember_wandb_id
-from depthbench.validation import validate_eval_config, validate_train_config
+from depthbench.validation import check_data_keys, validate_eval_config, validate_train_config
 
 log = logging.getLogger("depthbench")
 
@@ -84,7 +94,8 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
     (``GracefulInterrupt``). Every checkpoint is written by ``AtomicCheckpointIO`` (atomic,
     finite weights only) unless the config names another.
     Every run logs one line per epoch (``EpochLog``), whose training-only clock gives
-    ``train_samples_per_second``.
+    ``train_samples_per_second``; with the progress bar off, a ``Heartbeat`` line every 30 s
+    (``callbacks.heartbeat.*`` sets when).
     """
     callbacks = _instantiate_group(cfg.get("callbacks")) + _instantiate_group(
         cfg.get("diagnostics")
@@ -103,8 +114,12 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
             c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)
         ]
     bar = progress_bar_wanted(cfg.trainer)
-    if not bar:  # Lightning refuses a bar it must hide
+    if not bar:  # Lightning refuses a bar it must hide; a log gets heartbeat lines instead
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
+        if not any(isinstance(c, Heartbeat) for c in callbacks):
+            callbacks.append(Heartbeat())
+    else:  # the bar shows progress
+        callbacks = [c for c in callbacks if not isinstance(c, Heartbeat)]
     plugins = list(instantiate(cfg.trainer.get("plugins")) or [])
     if not any(isinstance(p, CheckpointIO) for p in plugins):
         plugins.append(AtomicCheckpointIO())
@@ -139,6 +154,18 @@ def _fit_outcome(
     return "failed", {"error": error_line(error)}
 
 
+def _check_not_finished(cfg: DictConfig, checkpoint: dict[str, Any], out_dir: Path) -> None:
+    """Raise AlreadyFinished when this command continues its folder's finished run without
+    raising its limits (the checkpoint holds the trainer config it finished under)."""
+    record = read_record(out_dir)
+    if not record or not continues_run(cfg, out_dir):
+        return
+    old_trainer = checkpoint.get(CONFIG_KEY, {}).get("trainer")
+    message = finished_message(out_dir, record, old_trainer, cfg.trainer)
+    if message:
+        raise AlreadyFinished(message, record)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test the configured model; write and return the run's metrics.
 
@@ -146,20 +173,44 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ``diverged``/``interrupted``/``failed``), then re-raises; the record travels with the
     exception as ``error.depthbench_metrics`` (``sweeps.run_sweep_job`` reads it). A fit stopped
     by SIGINT/SIGTERM (``GracefulInterrupt``) raises ``SystemExit(128 + signal)``.
+
+    The run folder is this run's alone (``depthbench.rundir.run_folder``): a folder with another
+    run's results, or one in use by another process, raises RunFolderError before anything is
+    written; continuing a run that already finished returns its metrics, changing nothing.
     """
     ckpt_path = validate_train_config(cfg)  # bad values: one clear line, before any data loads
     out_dir = Path(cfg.paths.output_dir)
     check_output_dir(out_dir)  # unwritable or full: one line, before any data loads
+    if not is_rank_zero():  # another DDP rank: rank 0 holds the folder
+        return _train(cfg, ckpt_path, out_dir)
+    try:
+        with claimed(out_dir, cfg):  # another run's folder, or in use: one line, nothing written
+            return _train(cfg, ckpt_path, out_dir)
+    except AlreadyFinished as done:
+        log.info("%s", done)
+        return done.metrics
+
+
+def _train(cfg: DictConfig, ckpt_path: str | None, out_dir: Path) -> dict[str, Any]:
+    """``train`` in a folder this process may write to."""
     check_accelerator(cfg.trainer)
+    # the one read of the checkpoint: corrupt or foreign files fail here, before any data loads
+    checkpoint = load_checkpoint(ckpt_path) if ckpt_path else None
+    if checkpoint is not None:
+        _check_not_finished(cfg, checkpoint, out_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    if ckpt_path and cfg.get("logger") and "wandb" in cfg.logger:  # continue its wandb run
-        remember_wandb_id(cfg.logger.wandb.get("save_dir", out_dir), load_checkpoint(ckpt_path))
+    if checkpoint and cfg.get("logger") and "wandb" in cfg.logger:  # continue its wandb run
+        remember_wandb_id(cfg.logger.wandb.get("save_dir", out_dir), checkpoint)
     datamodule = build_data(cfg)
     net = build_net(cfg.model, datamodule)
     module = build_module(cfg, net)
-    if ckpt_path:  # another model than the checkpoint's: one line now, not a state-dict dump
-        check_resume_fits(load_checkpoint(ckpt_path), module, cfg.model)
+    if checkpoint:  # another model than the checkpoint's: one line now, not a state-dict dump
+        check_resume_fits(checkpoint, module, cfg.model)
     trainer = build_trainer(cfg, extra_callbacks=finetune_callbacks(net))  # [] unless finetune
+    io = trainer.strategy.checkpoint_io
+    if checkpoint and ckpt_path and isinstance(io, AtomicCheckpointIO):  # fit reads no file
+        io.preload(ckpt_path, checkpoint)
+    del checkpoint  # the Trainer owns it now
     guard = next(c for c in trainer.callbacks if isinstance(c, DivergenceGuard))
     epoch_log = next(c for c in trainer.callbacks if isinstance(c, EpochLog))
     n_params = count_parameters(net)
@@ -187,9 +238,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         e.depthbench_metrics = record  # for sweeps.run_sweep_job's jobs.jsonl
         signum = interrupt_signal(e) if status == "interrupted" else None
         if signum is not None:
-            log.warning("interrupted by %s at step %d; resume: the same command with "
-                        "ckpt_path=auto (or ckpt_path=%s)", record["signal"], record["steps"],
-                        out_dir)  # fmt: skip
+            log.warning("interrupted by %s at step %d; resume with: %s", record["signal"],
+                        record["steps"], resume_command(out_dir))  # fmt: skip
             finish_wandb(exit_code=128 + signum)
             raise SystemExit(128 + signum) from e
         raise
@@ -238,9 +288,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = load_checkpoint(ckpt_file)
     net, saved = load_net(checkpoint)
     run_cfg = saved.copy()
-    if cfg.get("data"):  # data=... given: it replaces the run's data (resolved with eval's paths)
+    if cfg.get("data"):  # data=... replaces the run's data (resolved with eval's paths)
+        given = OmegaConf.to_container(cfg.data, resolve=True)
         with open_dict(run_cfg):
-            run_cfg.data = OmegaConf.to_container(cfg.data, resolve=True)
+            if "_target_" in cfg.data:
+                run_cfg.data = given
+            else:  # data.KEY=VALUE alone: keys of the run's own data change
+                check_data_keys(given, run_cfg.data)
+                run_cfg.data = OmegaConf.merge(run_cfg.data, given)
     datamodule = build_data(run_cfg)
     if cfg.get("data"):
         check_data_fits(stored_data_spec(checkpoint), datamodule, type(net).__name__)

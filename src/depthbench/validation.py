@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from depthbench.errors import ConfigError
 from depthbench.models.layers import ACTIVATIONS, INITS, check_positive_int
-from depthbench.rundir.checkpoint import load_checkpoint, resolve_ckpt_path
+from depthbench.rundir.checkpoint import resolve_ckpt_path
 
 # model keys that are sizes: an integer >= 1 whenever set (null = not used / solved)
 MODEL_SIZE_KEYS = ("depth", "width", "stages", "dim", "heads", "patch_size", "params")
@@ -30,12 +30,6 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def check_positive_number(key: str, value: Any) -> None:
-    """``value`` must be a finite number > 0 (a learning rate, ...)."""
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{key} must be a positive number (e.g. 1e-3), got {value!r}")
 
 
 def check_fraction(key: str, value: Any) -> None:
@@ -66,7 +60,14 @@ def validate_optimization(cfg: DictConfig) -> None:
     opt = cfg.get("optimizer")
     if opt:
         if "lr" in opt:
-            check_positive_number("optimizer.lr", opt.lr)
+            lr = opt.lr
+            # 0 is allowed: the weights stay at their initialisation through the whole pipeline
+            # (the negative control "the same net, untrained" of depthbench lesson)
+            if not _is_number(lr) or not math.isfinite(lr) or lr < 0:
+                raise ConfigError(
+                    f"optimizer.lr must be a number >= 0 (e.g. 1e-3; 0 leaves the weights at "
+                    f"their initialisation), got {lr!r}"
+                )
         wd = opt.get("weight_decay", 0.0)
         if not _is_number(wd) or wd < 0:
             raise ConfigError(f"optimizer.weight_decay must be a number >= 0, got {wd!r}")
@@ -102,6 +103,30 @@ def validate_data(data: DictConfig | None) -> None:
 FROM_CHECKPOINT = ("model", "optimizer", "scheduler", "module", "callbacks", "diagnostics")
 
 
+def check_data_keys(given: Any, data: DictConfig) -> None:
+    """eval's ``data.KEY=VALUE`` must name keys of the checkpoint's data config."""
+    from depthbench.config_check import close_matches
+
+    unknown = [k for k in given if k not in data]
+    if unknown:
+        key = unknown[0]
+        match = close_matches(key, [str(k) for k in data])
+        guess = f"did you mean data.{match[0]}? " if match else ""
+        keys = ", ".join(str(k) for k in data if not str(k).startswith("_"))
+        raise ConfigError(
+            f"data.{key} is not a key of the checkpoint's data ({data.get('_target_')}); "
+            f"{guess}its keys: {keys}"
+        )
+
+
+def from_checkpoint_message(key: str, given: str) -> str:
+    """Why eval.py refuses ``given`` (an override under ``key``, one of FROM_CHECKPOINT)."""
+    return (
+        f"{key} comes from the checkpoint, so eval.py would ignore {given}; remove it "
+        f"(to evaluate another {key}, train it and pass that run's ckpt_path)"
+    )
+
+
 def check_no_missing_values(cfg: DictConfig) -> None:
     """Every ``???`` value (a required path such as text_csv's ``data.path``) must be set."""
     missing = sorted(OmegaConf.missing_keys(cfg))
@@ -122,7 +147,10 @@ def _first_leaf(node: Any, prefix: str) -> str:
 
 
 def validate_train_config(cfg: DictConfig) -> str | None:
-    """Check a train config; return the resolved ``ckpt_path`` (None: start fresh)."""
+    """Check a train config; return the resolved ``ckpt_path`` (None: start fresh).
+
+    The checkpoint is not read here: ``run.train`` reads it once, before any data loads.
+    """
     check_no_missing_values(cfg)
     if not _is_int(cfg.get("seed", 0)):
         raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
@@ -130,10 +158,7 @@ def validate_train_config(cfg: DictConfig) -> str | None:
     validate_data(cfg.get("data"))
     validate_optimization(cfg)
     validate_trainer(cfg.get("trainer"))
-    path = resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
-    if path is not None:
-        load_checkpoint(path)  # corrupt or foreign file: CheckpointError now, never unpickled code
-    return path
+    return resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
 
 
 def validate_eval_config(cfg: DictConfig) -> str:
@@ -145,10 +170,7 @@ def validate_eval_config(cfg: DictConfig) -> str:
     for key in FROM_CHECKPOINT:
         if key in cfg:
             given = _first_leaf(OmegaConf.to_container(cfg[key]), key)
-            raise ConfigError(
-                f"{key} comes from the checkpoint, so eval.py would ignore {given}; remove it "
-                f"(to evaluate another {key}, train it and pass that run's ckpt_path)"
-            )
+            raise ConfigError(from_checkpoint_message(key, given))
     if cfg.get("data"):
         validate_data(cfg.data)
     path = resolve_ckpt_path(

@@ -12,10 +12,11 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from depthbench.machine import machine as machine_record
+from depthbench.machine import machine_record
 from depthbench.rundir.atomic import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -41,9 +42,17 @@ def compose(overrides: Sequence[str], output_dir: Path) -> Any:
     return cfg
 
 
-def machine() -> dict[str, Any]:
-    """The machine record (``depthbench.machine``) with the benchmark's command line."""
-    return {**machine_record(), "command": " ".join(["python -m depthbench.bench", *sys.argv[1:]])}
+def machine(command: str = "python -m depthbench.bench") -> dict[str, Any]:
+    """The machine record (``depthbench.machine``), its versions flat, with the UTC date, the
+    1-minute load average (how busy the machine was) and the benchmark's command line."""
+    record = machine_record()
+    return {
+        **{k: v for k, v in record.items() if k != "versions"},
+        **record["versions"],
+        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "command": " ".join([command, *sys.argv[1:]]),
+    }
 
 
 def timed_train(overrides: Sequence[str], workdir: Path, **timer: Any) -> dict[str, Any]:

@@ -36,9 +36,8 @@ from typing import Any
 import torch
 
 from depthbench.bench import gpu_sections as sections
-from depthbench.bench.common import RESULTS_DIR, ROOT
+from depthbench.bench.common import RESULTS_DIR, ROOT, machine
 from depthbench.bench.gpu_report import render
-from depthbench.machine import machine
 from depthbench.rundir.atomic import write_text_atomic
 
 # section -> seconds it may take on an H200; the sum stays under the 8-minute budget with

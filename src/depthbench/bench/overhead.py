@@ -74,7 +74,7 @@ def framework_steps(
 
 def raw_steps(overrides: list[str], steps: int, warmup: int, device: str) -> dict[str, float]:
     """Per-step statistics of a hand-written loop over the same data, model and optimizer."""
-    from depthbench.run import build_data, build_net
+    from depthbench.build import build_data, build_net
 
     cfg = compose(overrides, Path(tempfile.gettempdir()))
     torch.manual_seed(cfg.seed)

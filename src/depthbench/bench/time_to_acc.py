@@ -75,7 +75,7 @@ def sklearn_worker(out_file: str, seed: int = 42, max_epochs: int = 40) -> None:
     from sklearn.neural_network import MLPClassifier
 
     from depthbench.bench.common import compose
-    from depthbench.run import build_data
+    from depthbench.build import build_data
 
     cfg = compose(["data=fashion_mnist", f"seed={seed}"], Path(tempfile.gettempdir()))
     dm = build_data(cfg)  # the same split and normalisation as train.py

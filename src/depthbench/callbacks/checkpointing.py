@@ -53,6 +53,22 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     Remote paths (``s3://...``) go to Lightning's own writer, which cannot rename atomically.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._preloaded: tuple[str, dict[str, Any]] | None = None
+
+    def preload(self, path: str | Path, checkpoint: dict[str, Any]) -> None:
+        """Hand over ``checkpoint``, already read from ``path``: the next load of that path
+        returns it instead of reading the file again (one read per command)."""
+        self._preloaded = (os.path.abspath(path), checkpoint)
+
+    def load_checkpoint(self, path: str | Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The preloaded checkpoint of ``path`` (once), else Lightning's ``torch.load``."""
+        preloaded, self._preloaded = self._preloaded, None
+        if preloaded is not None and preloaded[0] == os.path.abspath(path):
+            return preloaded[1]
+        return super().load_checkpoint(path, *args, **kwargs)
+
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
     ) -> None:

@@ -51,6 +51,7 @@ class EpochLog(L.Callback):
         self._batch_samples = 0  # for modules without a ``train_samples`` counter
         self._val: dict[str, float | None] = {}
         self._pending: dict[str, Any] | None = None
+        self._batches_in_epoch = 0
 
     def _samples(self, pl_module: L.LightningModule) -> int:
         return int(getattr(pl_module, "train_samples", self._batch_samples))
@@ -79,8 +80,10 @@ class EpochLog(L.Callback):
         self._epoch_seconds, self._val = 0.0, {}
         self._samples_at_start = self._samples(pl_module)
         self._in_epoch, self._since = True, time.perf_counter()
+        self._batches_in_epoch = 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch: Any, batch_idx: int) -> None:
+        self._batches_in_epoch += 1
         if isinstance(batch, (list, tuple)) and len(batch) > 1 and hasattr(batch[1], "__len__"):
             self._batch_samples += len(batch[1])
 
@@ -99,6 +102,8 @@ class EpochLog(L.Callback):
         self._stop_clock()
         self._in_epoch = False
         self.train_seconds += self._epoch_seconds
+        if not self._batches_in_epoch:  # a resume from an epoch's end: nothing trained here
+            return
         self._pending = {
             "epoch": trainer.current_epoch + 1,
             "seconds": self._epoch_seconds,

@@ -38,6 +38,14 @@ def check_on_bad(key: str, value: str) -> str:
     return value
 
 
+def pool_images(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """(N, C, H, W) images average-pooled by ``factor``, in their own dtype (uint8 rounded)."""
+    if x.ndim != 4:
+        raise ConfigError(f"data.pool needs (N, C, H, W) images, got shape {tuple(x.shape)}")
+    pooled = torch.nn.functional.avg_pool2d(x.float(), factor)
+    return pooled.round().to(x.dtype) if x.dtype == torch.uint8 else pooled.to(x.dtype)
+
+
 def split_megabytes(*tensors: torch.Tensor) -> float:
     """Memory of ``tensors`` in MB (10^6 bytes)."""
     return sum(t.numel() * t.element_size() for t in tensors) / 1e6
@@ -74,8 +82,11 @@ class InMemoryDataModule(L.LightningDataModule):
         seed: int = 0,
         drop_last: bool = False,
         device_max_mb: float = 1024.0,
+        pool: int = 1,
     ) -> None:
         super().__init__()
+        if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+            raise ConfigError(f"data.pool must be an integer >= 1, got {pool!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size!r}")
         if train_size is not None and (not isinstance(train_size, int) or train_size < 1):
@@ -95,6 +106,9 @@ class InMemoryDataModule(L.LightningDataModule):
         self.val_size, self.train_size = val_size, train_size
         self.augment, self.normalize, self.seed = augment, normalize, seed
         self.crop_padding = crop_padding
+        # images average-pooled by this factor once at setup (2: 28x28 -> 14x14), so a
+        # CIFAR-sized net trains to convergence in CPU minutes; 1 keeps the images as loaded
+        self.pool = pool
         self.flip = self.default_flip if flip is None else bool(flip)
         self.loader, self.num_workers = loader, num_workers
         # a split up to this size is copied to the accelerator once (per process); a larger one
@@ -152,6 +166,8 @@ class InMemoryDataModule(L.LightningDataModule):
             keep = balanced_subset(raw["train"][1][train_rows], self.train_size, g)
             plan["train"] = ("train", train_rows[keep])
         self.splits = {k: (raw[src][0][idx], raw[src][1][idx]) for k, (src, idx) in plan.items()}
+        if self.pool > 1:
+            self.splits = {k: (pool_images(x, self.pool), y) for k, (x, y) in self.splits.items()}
         self.split_index = plan
         x, y = self.splits["train"]
         if self.batch_size > len(y):

@@ -38,6 +38,7 @@ from depthbench.launch.distributed import end_distributed_job
 from depthbench.launch.gpu_slots import claim_gpu_for_sweep_job
 from depthbench.rundir.metrics_file import error_line, is_rank_zero, write_metrics
 from depthbench.rundir.redaction import redact, redact_yaml_file
+from depthbench.rundir.run_folder import RunFolderError
 from depthbench.tracking import finish_wandb
 
 log = logging.getLogger("depthbench")
@@ -98,7 +99,9 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
         log.error("job %s %s (%s); the sweep goes on", hydra_cfg.job.num, status, error)
         if is_rank_zero():
             outcome: dict[str, Any] = {"status": status, "error": error}
-            if status == "diverged":  # train's metrics.json already says so
+            if isinstance(e, RunFolderError):  # another run's folder: its files stay as they are
+                pass
+            elif status == "diverged":  # train's metrics.json already says so
                 outcome.update({k: recorded[k] for k in DIVERGED_FIELDS})
             else:
                 write_metrics(
@@ -122,12 +125,14 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
 
 
 def read_job_records(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``<sweep_dir>/jobs.jsonl``, sorted by job number."""
+    """The records of ``<sweep_dir>/jobs.jsonl``, sorted by job number; a job recorded more
+    than once (a sweep continued with ``ckpt_path=auto``) by its latest record."""
     path = Path(sweep_dir) / JOBS_FILE
     if not path.is_file():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return sorted(rows, key=lambda r: r.get("job", 0))
+    latest = {r.get("job", i): r for i, r in enumerate(rows)}
+    return sorted(latest.values(), key=lambda r: r.get("job", 0))
 
 
 def check_launcher_installed(launcher_cfg: DictConfig | None) -> None:

@@ -12,7 +12,13 @@ import pandas as pd
 
 from depthbench.report.tables import aggregate_seeds, seed_cell
 
-CONFIRMED, NOT_CONFIRMED, NOT_MEASURED = "confirmed", "not confirmed", "not measured here"
+CONFIRMED, NOT_CONFIRMED = "confirmed", "not confirmed"
+# a claim whose own verdict passes but whose negative control passes too (or was not measured,
+# or that ran on its pilot seeds): the evidence cannot tell the effect from its absence
+INCONCLUSIVE = "inconclusive"
+# the runs the verdict needs are missing (a sweep collapsed by --set, a run that never finished)
+UNDECIDED = "undecided"
+NOT_MEASURED = "not measured here"  # needs hardware this machine lacks (a GPU)
 
 
 @dataclass
@@ -61,10 +67,13 @@ class Verdict:
     figure: Figure | None = None
 
     @classmethod
-    def from_checks(cls, checks: list[Check], summary: str, table=None, figure=None) -> Verdict:
-        """Confirmed when every check passed; not measured when any could not be measured."""
+    def from_checks(
+        cls, checks: list[Check], summary: str, table=None, figure=None, missing=UNDECIDED
+    ) -> Verdict:
+        """Confirmed when every check passed; ``missing`` (undecided, or not measured here for
+        hardware this machine lacks) when any check could not be measured."""
         if any(c.passed is None for c in checks):
-            outcome = NOT_MEASURED
+            outcome = missing
         elif all(c.passed for c in checks):
             outcome = CONFIRMED
         else:

@@ -8,13 +8,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from depthbench.lesson.claims import Claim
-from depthbench.lesson.verdicts import CONFIRMED, NOT_CONFIRMED, Figure, Verdict
+from depthbench.lesson.outcome import (
+    CONFIRMED,
+    INCONCLUSIVE,
+    NOT_CONFIRMED,
+    UNDECIDED,
+    Figure,
+    Verdict,
+)
 from depthbench.plotting import pyplot
 from depthbench.report.figures import mark_diverged
 from depthbench.report.tables import markdown_table
 
-BADGE = {CONFIRMED: "**confirmed**", NOT_CONFIRMED: "**not confirmed**"}
+BADGE = {
+    CONFIRMED: "**confirmed**",
+    NOT_CONFIRMED: "**not confirmed**",
+    INCONCLUSIVE: "**inconclusive**",
+    UNDECIDED: "**undecided**",
+}
 
 
 @dataclass
@@ -28,6 +42,11 @@ class ClaimResult:
     bad_runs: list[str] = field(default_factory=list)  # "job (overrides): diverged at step N"
     seconds: float | None = None  # wall time of the claim's sweeps
     report: Path | None = None  # the full report of the claim's runs (depthbench report)
+    control: Verdict | None = None  # the claim's verdict function on its negative control
+    seeds: list[int] = field(default_factory=list)
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # the deciding rows
+    control_frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    commits: list[str] = field(default_factory=list)  # the commits the runs ran on
 
 
 def draw(figure: Figure, path: Path, title: str) -> Path:
@@ -105,21 +124,40 @@ def write_page(
         "several seeds (mean ± sample std, n = ok runs), and a verdict. Diverged and failed runs "
         "are counted apart, never as an accuracy.",
         "",
-        f"Made by `{command}` on {header['date']}; profile `{header['profile']}`, "
-        f"{header['seeds']} seeds; {header['machine']}; torch {header['torch']}, lightning "
-        f"{header['lightning']}; wall time {header['wall']}.",
+        "Every claim runs beside its **negative control**: the same experiment with the "
+        "claimed cause removed by one named change, judged by the claim's own verdict function. "
+        "A claim is confirmed only when its criterion holds and its control's does not; when the "
+        "control passes too (or was not measured, or the runs used the claim's pilot seeds) the "
+        "claim is *inconclusive*; when the runs its verdict needs are missing it is *undecided*.",
+        "",
+        f"Made by `{command}` on {header['date']}; profile `{header['profile']}`, seeds "
+        f"{_seeds(header['seeds'])}; {header['machine']}; "
+        + ", ".join(f"{k} {v}" for k, v in header["versions"].items())
+        + f"; wall time {header['wall']}. Code: "
+        + (", ".join(f"`{c}`" for c in header.get("commits") or []) or "not recorded")
+        + ".",
         "",
     ]
+    timed = [(r.claim.order, r.claim.name, r.seconds) for r in results if r.seconds]
+    if timed:
+        lines += [
+            "Process time per claim (claim + control, summed over its processes; two run side "
+            "by side): " + ", ".join(f"{o}. {n} {s / 60:.1f} min" for o, n, s in timed) + ".",
+            "",
+        ]
     if note:
         lines += [note, ""]
     lines += [
-        "| # | claim | verdict | measured |",
-        "|---|---|---|---|",
+        "| # | claim | verdict | negative control (one change) | measured |",
+        "|---|---|---|---|---|",
     ]
     for r in results:
         link = f"[{r.claim.title}](#{r.claim.order}-{_anchor(r.claim.title)})"
         summary = r.verdict.summary.replace("|", "\\|")
-        lines.append(f"| {r.claim.order} | {link} | {_verdict_line(r.verdict)} | {summary} |")
+        lines.append(
+            f"| {r.claim.order} | {link} | {_verdict_line(r.verdict)} | {_control_cell(r)} "
+            f"| {summary} |"
+        )
     lines.append("")
     records = []
     for r in results:
@@ -129,6 +167,9 @@ def write_page(
             lines += [f"Sources: {c.sources}.", ""]
         text = " ".join(str(c.criterion.get("text", "")).split())
         lines += [f"**Criterion** (`conf/lesson/{c.name}.yaml`): {text}", ""]
+        if c.criterion.get("convergence"):
+            conv = " ".join(str(c.criterion["convergence"]).split())
+            lines += [f"**Convergence** (pilot seeds {_seeds(c.pilot_seeds)}): {conv}", ""]
         lines += [f"**Verdict:** {_verdict_line(v)} — {v.summary}.", ""]
         if v.checks:
             lines += ["| requirement | measured | holds |", "|---|---|---|"]
@@ -136,6 +177,19 @@ def write_page(
                 holds = "n/a" if ch.passed is None else ("yes" if ch.passed else "**no**")
                 lines.append(f"| {ch.requirement} | {ch.measured} | {holds} |")
             lines.append("")
+        if c.control is not None:
+            ctrl = r.control
+            lines += [
+                f"**Negative control:** {c.control.change} → "
+                + (f"{_verdict_line(ctrl)} ({ctrl.summary})." if ctrl else "not measured."),
+                "",
+            ]
+            if ctrl is not None and ctrl.checks:
+                lines += ["| control: requirement | measured | holds |", "|---|---|---|"]
+                for ch in ctrl.checks:
+                    holds = "n/a" if ch.passed is None else ("yes" if ch.passed else "no")
+                    lines.append(f"| {ch.requirement} | {ch.measured} | {holds} |")
+                lines.append("")
         if v.table is not None and not v.table.empty:
             lines += [markdown_table(v.table), ""]
         if v.figure is not None and v.figure.series:
@@ -148,11 +202,12 @@ def write_page(
             every = ""
             if r.report is not None:
                 every = f" [every run]({r.report.relative_to(out_dir).as_posix()});"
-            lines += [
-                f"Runs: {sum(r.outcomes.values())} ({counts}){when};{every} folders under "
-                f"`{r.runs_dir}`.",
-                "",
-            ]
+            where = (
+                f"folders under `{r.runs_dir}`"
+                if r.runs_dir is not None
+                else "their numbers read from a lesson.json"
+            )
+            lines += [f"Runs: {sum(r.outcomes.values())} ({counts}){when};{every} {where}.", ""]
         for bad in r.bad_runs:
             lines.append(f"- {bad}")
         if r.bad_runs:
@@ -164,8 +219,23 @@ def write_page(
                 "verdict": v.outcome,
                 "summary": v.summary,
                 "checks": [ch.__dict__ for ch in v.checks],
+                "control": None
+                if r.control is None
+                else {
+                    "change": c.control.change if c.control else "",
+                    "verdict": r.control.outcome,
+                    "summary": r.control.summary,
+                    "checks": [ch.__dict__ for ch in r.control.checks],
+                },
+                "seeds": r.seeds,
                 "outcomes": r.outcomes,
+                "bad_runs": r.bad_runs,
                 "seconds": r.seconds,
+                "commits": r.commits,
+                # every run's deciding numbers: `depthbench lesson --from lesson.json` decides
+                # and draws again from these, without the run folders
+                "frames": {k: _records(f) for k, f in r.frames.items()},
+                "control_frames": {k: _records(f) for k, f in r.control_frames.items()},
             }
         )
     page = out_dir / "lesson.md"
@@ -174,6 +244,39 @@ def write_page(
         json.dumps({**header, "command": command, "claims": records}, indent=2, default=str) + "\n"
     )
     return page
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows a verdict reads, JSON-ready (no run-folder paths, NaN as null)."""
+    keep = frame.drop(columns=[c for c in ("run_dir", "error") if c in frame])
+    rows = keep.astype(object).where(keep.notna(), None).to_dict(orient="records")
+    return [{k: _plain(v) for k, v in row.items()} for row in rows]
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item") and not isinstance(value, (list, dict)):
+        try:
+            return value.item()
+        except (ValueError, AttributeError):
+            return value
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _seeds(seeds: list[int]) -> str:
+    if not seeds:
+        return "none"
+    if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 2:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(str(s) for s in seeds)
+
+
+def _control_cell(r: ClaimResult) -> str:
+    if r.claim.control is None:
+        return "—"
+    out = r.control.outcome if r.control is not None else "not measured"
+    return f"{r.claim.control.change}: {out}".replace("|", "\\|")
 
 
 def _anchor(title: str) -> str:

@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 
 IGNORED_OVERRIDES = ("hydra.", "hydra/", "paths.")
+# the fields of the record of a command refused before training (cli._record_refusal)
+REFUSAL_FIELDS = {"status", "error", "output_dir"}
 
 
 @dataclass
@@ -30,6 +32,15 @@ class Run:
     metrics: dict[str, Any] = field(default_factory=dict)
     status: str = "failed"
     error: str = ""
+    choices: dict[str, str] = field(default_factory=dict)  # config group -> option (Hydra's)
+
+    @property
+    def refused(self) -> bool:
+        """A single command stopped by bad input before training: ``cli._record_refusal``'s
+        record (status ``failed``, the error, the folder; nothing else). No result: left out of
+        the tables. A sweep's failed job (its record holds the traceback) stays in: it is the
+        outcome of its setting."""
+        return self.status == "failed" and set(self.metrics) == REFUSAL_FIELDS
 
     @property
     def ok(self) -> bool:
@@ -109,6 +120,9 @@ def load_run(run_dir: Path) -> Run:
     config = _load_yaml(hydra_dir / "config.yaml") or {}
     overrides = parse_overrides(_load_yaml(hydra_dir / "overrides.yaml") or [])
     run = Run(run_dir, str(config.get("task_name", run_dir.parent.name)), overrides, config)
+    hydra = (_load_yaml(hydra_dir / "hydra.yaml") or {}).get("hydra", {})
+    choices = (hydra.get("runtime") or {}).get("choices") or {}
+    run.choices = {str(k): str(v) for k, v in choices.items() if not str(k).startswith("hydra/")}
     metrics_file = run_dir / "metrics.json"
     if metrics_file.exists():
         try:
@@ -141,3 +155,14 @@ def config_value(run: Run, key: str) -> Any:
             return run.overrides.get(key)
         node = node[part]
     return node
+
+
+def setting_value(run: Run, key: str) -> str | None:
+    """A run's value of an override key as text: its override, else the option of the config
+    group it chose by default (``data``), else the value in its config (``model.depth``)."""
+    if key in run.overrides:
+        return run.overrides[key]
+    if key in run.choices:
+        return run.choices[key]
+    value = config_value(run, key)
+    return None if value is None or isinstance(value, dict) else str(value)

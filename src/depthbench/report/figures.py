@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from depthbench.plotting import integer_ticks, pyplot
-from depthbench.report.collect import Run
+from depthbench.report.collect import Run, setting_value
 from depthbench.report.tables import OUTCOMES, aggregate_seeds, setting_keys
 
 # The lesson's bound: sigmoid'(z) <= 1/4, so each plain sigmoid layer can scale the
@@ -35,7 +35,7 @@ def _facets(runs: list[Run], keys: list[str]) -> dict[str, list[Run]]:
     """Runs grouped by their values of ``keys`` (one subplot each), in sweep order."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
-        groups.setdefault(label({k: run.overrides.get(k) for k in keys}), []).append(run)
+        groups.setdefault(label({k: setting_value(run, k) for k in keys}), []).append(run)
     return groups
 
 
@@ -190,7 +190,7 @@ def _by_x(group: list[Run], xk: str | None) -> dict[str, list[Run]]:
     """The runs of one facet by their ``xk`` value: the seeds of each line."""
     lines: dict[str, list[Run]] = {}
     for run in group:
-        lines.setdefault(f"{short(xk)}={run.overrides.get(xk)}" if xk else "all", []).append(run)
+        lines.setdefault(f"{short(xk)}={setting_value(run, xk)}" if xk else "all", []).append(run)
     return lines
 
 

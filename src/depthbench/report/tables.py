@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from depthbench.report.collect import Run, config_value
+from depthbench.report.collect import Run, config_value, setting_value
 
 # metrics.json keys shown in the tables, with their column titles
 METRICS = {
@@ -47,12 +47,11 @@ def typed(value: str | None) -> Any:
 
 
 def swept_keys(runs: list[Run]) -> list[str]:
-    """Override keys that take more than one value across ``runs``, in first-seen order."""
-    keys: dict[str, set[str]] = {}
-    for run in runs:
-        for k, v in run.overrides.items():
-            keys.setdefault(k, set()).add(v)
-    return [k for k, values in keys.items() if len(values) > 1]
+    """Override keys that take more than one value across ``runs``, in first-seen order; a run
+    without the override has its default (``setting_value``), so runs of several sweeps (one
+    with ``data=mnist1d``, one without) show the key."""
+    keys = dict.fromkeys(k for run in runs for k in run.overrides)
+    return [k for k in keys if len({setting_value(run, k) for run in runs}) > 1]
 
 
 def fixed_overrides(runs: list[Run]) -> dict[str, str]:
@@ -102,7 +101,7 @@ def runs_frame(runs: list[Run], keys: list[str]) -> pd.DataFrame:
     rows = []
     for run in runs:
         row: dict[str, Any] = {"experiment": run.experiment, "job": run.path.name}
-        row.update({k: typed(run.overrides.get(k)) for k in keys})
+        row.update({k: typed(setting_value(run, k)) for k in keys})
         seed = run.overrides.get(SEED_KEY)
         row[SEED_KEY] = typed(seed) if seed is not None else config_value(run, SEED_KEY)
         row["status"] = run.status

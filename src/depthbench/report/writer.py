@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from depthbench.report import curves, figures
-from depthbench.report.collect import Run
+from depthbench.report.collect import Run, setting_value
 from depthbench.report.tables import (
     METRICS,
     SEED_KEY,
@@ -80,7 +80,7 @@ def _section(exp: str, runs: list[Run], out_dir: Path, prefix: str) -> tuple[str
     lines.append(outcome_counts(runs))
     if keys:
         swept = "; ".join(
-            f"`{k}` = {', '.join(dict.fromkeys(str(r.overrides.get(k)) for r in runs))}"
+            f"`{k}` = {', '.join(dict.fromkeys(str(setting_value(r, k)) for r in runs))}"
             for k in keys
         )
         lines.append(f"Swept: {swept}.")
@@ -136,7 +136,7 @@ def _section(exp: str, runs: list[Run], out_dir: Path, prefix: str) -> tuple[str
 
 
 def label_of(run: Run, keys: list[str]) -> str:
-    return ", ".join(f"{k}={run.overrides.get(k)}" for k in keys)
+    return ", ".join(f"{k}={setting_value(run, k)}" for k in keys)
 
 
 def _figures(
@@ -181,6 +181,8 @@ def write_report(
 ) -> Path:
     """Write ``report.md``, ``results.csv`` and the figures of ``runs`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    refused = [r for r in runs if r.refused]  # bad input, nothing trained: no result to show
+    runs = [r for r in runs if not r.refused]
     by_exp: dict[str, list[Run]] = {}
     for run in runs:
         by_exp.setdefault(run.experiment, []).append(run)
@@ -196,6 +198,14 @@ def write_report(
         "are red crosses at the top of the axis.",
         "",
     ]
+    if refused:
+        folders = ", ".join(f"`{r.path.name}`" for r in refused[:5])
+        more = f" and {len(refused) - 5} more" if len(refused) > 5 else ""
+        parts += [
+            f"{len(refused)} refused command{'s' if len(refused) > 1 else ''} (bad input, "
+            f"nothing trained) left out: {folders}{more}.",
+            "",
+        ]
     if note:
         parts += [note, ""]
     frames = []

@@ -7,6 +7,7 @@ with ``torch.load(..., weights_only=True)``: a foreign or malicious file is reje
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -65,12 +66,20 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its end is its index
+        raise CheckpointError(
+            f"cannot load checkpoint {path}: not a torch checkpoint (a truncated copy, or "
+            "another kind of file); give the last.ckpt of a depthbench run"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights" in first_line.lower():  # torch's advice to unpickle it: never, for a user
+            first_line = "it holds more than tensors and plain containers"
         raise CheckpointError(
-            f"cannot load checkpoint {path}: corrupt or not a safe torch file ({first_line})"
+            f"cannot load checkpoint {path}: corrupt or not a safe torch file ({first_line}); "
+            "give the last.ckpt of a depthbench run"
         ) from e
     if (
         not isinstance(checkpoint, dict)

@@ -1,6 +1,7 @@
 """The one writer of a run's ``metrics.json``: how the run ended, and what it measured.
 
-Every file holds ``status`` and ``output_dir``, and, where known, ``model``, ``params``,
+Every file holds ``status``, ``output_dir`` and ``code`` (the commit the run ran on and whether
+the checkout was dirty: ``depthbench.machine.code_state``), and, where known, ``model``, ``params``,
 ``epochs`` and ``steps``. The status is one of:
 
 * ``ok``: training (or evaluation) finished with finite losses and weights;
@@ -18,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from depthbench.machine import code_state
 from depthbench.rundir.atomic import write_text_atomic
 from depthbench.rundir.redaction import redact
 
@@ -38,7 +40,7 @@ def is_rank_zero() -> bool:
 
 
 def write_metrics(out_dir: str | Path, status: str, **fields: Any) -> Path:
-    """Write ``<out_dir>/metrics.json`` atomically (tmp file + rename); return its path.
+    """Write ``<out_dir>/metrics.json`` atomically (``rundir.atomic``); return its path.
 
     The file holds ``status``, then ``fields``, then ``output_dir`` (``out_dir`` unless given),
     with secrets redacted. Raises ValueError for a status not in ``STATUSES`` or a missing field
@@ -54,12 +56,27 @@ def write_metrics(out_dir: str | Path, status: str, **fields: Any) -> Path:
         raise ValueError(f"diverged_at_step must be an int, got {fields['diverged_at_step']!r}")
     out_dir = Path(out_dir)
     payload = {"status": status, **fields, "output_dir": str(fields.get("output_dir", out_dir))}
+    payload.setdefault("code", code_state())  # the commit the run ran on, and if it was dirty
     payload = redact(payload)  # an error line may quote a secret-named override
     path = out_dir / METRICS_FILE
     if not is_rank_zero():
         return path
     # a reader sees the old file or the new one, never half of one
     return write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def error_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the errors behind it, outermost first: each one's ``__cause__`` (``raise
+    ... from``), else its ``__context__`` unless suppressed (``from None``)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and not any(current is seen for seen in chain):  # no cycles
+        chain.append(current)
+        if current.__cause__ is not None:
+            current = current.__cause__
+        else:
+            current = None if current.__suppress_context__ else current.__context__
+    return chain
 
 
 def innermost(error: BaseException) -> BaseException:
@@ -69,8 +86,17 @@ def innermost(error: BaseException) -> BaseException:
     return error
 
 
+def depthbench_error(error: BaseException) -> BaseException | None:
+    """The first DepthbenchError in ``error``'s chain (Hydra's wrapper around depthbench's
+    error around a library's gives depthbench's), or None: then the error is a bug."""
+    from depthbench.errors import DepthbenchError
+
+    return next((e for e in error_chain(error) if isinstance(e, DepthbenchError)), None)
+
+
 def error_line(error: BaseException) -> str:
-    """``Type: message`` of the innermost cause, first line only (Hydra wraps errors)."""
-    error = innermost(error)
+    """``Type: message``, first line only, of the first DepthbenchError in the chain, else of
+    the innermost cause (Hydra wraps errors)."""
+    error = depthbench_error(error) or innermost(error)
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"

@@ -111,8 +111,11 @@ class Predictor:
         """A ``.npy`` file -> a raw batch ``(N, *input_shape)``."""
         try:
             a = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read array {path} ({type(e).__name__}: {e})") from e
+        except (OSError, ValueError, EOFError) as e:
+            why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            if "allow_pickle" in why or "pickled" in why:  # numpy's advice to unpickle: never
+                why = "not a plain array: it holds Python objects"
+            raise DataError(f"cannot read array {path} ({why})") from e
         shape = self.input_shape
         if a.dtype != np.uint8 and a.dtype.kind != "f":
             raise DataError(f"{path}: dtype {a.dtype}; expected uint8 (0..255) or float ([0, 1])")
@@ -128,14 +131,16 @@ class Predictor:
         return torch.from_numpy(np.ascontiguousarray(a))
 
     def _files(self, path: Path) -> list[tuple[str, torch.Tensor]]:
+        """The examples of one file, each scaled by the file's own dtype (``to_float``: uint8
+        /255, floats as they are), so an answer never depends on the other inputs."""
         ext = path.suffix.lower()
         if ext in ARRAY_EXTENSIONS:
-            batch = self._array(path)
+            batch = to_float(self._array(path))
             if len(batch) == 1:
                 return [(str(path), batch[0])]
             return [(f"{path}[{i}]", x) for i, x in enumerate(batch)]
         if ext in IMAGE_EXTENSIONS:
-            return [(str(path), self._image(path))]
+            return [(str(path), to_float(self._image(path)))]
         allowed = ", ".join(IMAGE_EXTENSIONS + ARRAY_EXTENSIONS)
         raise DataError(f"{path}: unknown file type {ext or '(none)'!r}; allowed: {allowed}")
 
@@ -176,7 +181,11 @@ class Predictor:
 
     # ---- prediction ---------------------------------------------------------------------
     def probabilities(self, x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-        """Class probabilities ``(N, num_classes)`` of a raw image batch or encoded text."""
+        """Class probabilities ``(N, num_classes)`` of a batch or encoded text.
+
+        A batch is raw as one data module holds it (uint8 or float, one dtype for all); mixed
+        inputs are scaled one by one before they are stacked (``predict``).
+        """
         with torch.no_grad():
             if isinstance(x, dict):
                 return self.net(**x).softmax(-1)
@@ -227,7 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="depthbench predict", description="Classify new inputs with a trained checkpoint."
     )
-    parser.add_argument("checkpoint", help="a .ckpt file or a run folder (its best checkpoint)")
+    parser.add_argument(
+        "checkpoint",
+        help="a .ckpt file, or a run folder: its checkpoints/last.ckpt (the final weights)",
+    )
     parser.add_argument("inputs", nargs="+", help="image files/folders, .npy arrays, or texts")
     parser.add_argument("--top-k", type=int, default=3, help="classes shown per input")
     parser.add_argument("--out", help="also write the predictions to this CSV file")

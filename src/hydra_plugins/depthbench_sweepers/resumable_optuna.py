@@ -19,8 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from hydra.types import HydraContext, TaskFunction
-from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig
+
+from depthbench.quiet import DropLines
+
+# alembic (optuna's sqlite storage) logs "setup plugin ..." seven times when it is imported, which
+# the next import does: dropped before it (a filter on the logger outlives alembic's fileConfig)
+_ALEMBIC_PLUGINS = logging.getLogger("alembic.runtime.plugins")
+if not any(isinstance(f, DropLines) for f in _ALEMBIC_PLUGINS.filters):
+    _ALEMBIC_PLUGINS.addFilter(DropLines((r"setup plugin ",)))
+
+from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +53,48 @@ def study_progress(storage: Any, study_name: str | None) -> tuple[int, int]:
     return sum(t.state in finished for t in trials), len(trials)
 
 
+# the study's user attribute holding the fixed (not searched) config of its trials
+FIXED_CONFIG_ATTR = "depthbench_fixed_config"
+
+
+def fixed_config(config: DictConfig) -> dict[str, Any]:
+    """The config every trial of this search shares: without ``hydra.*``, ``paths.*``,
+    ``ckpt_path`` and the searched keys (``hydra.sweeper.params``), flat and JSON-able."""
+    import json
+
+    from depthbench.rundir.run_folder import comparable
+
+    searched = set((config.hydra.sweeper.get("params") or {}).keys())
+    flat = comparable(config)
+    return {k: json.loads(json.dumps(v, default=str)) for k, v in flat.items() if k not in searched}
+
+
+def check_same_fixed_config(study: Any, fixed: dict[str, Any]) -> list[str]:
+    """The keys whose fixed value differs from the one the stored study was run with (empty:
+    the same, or a study without a record, which gets this one)."""
+    from depthbench.rundir.run_folder import differing_keys
+
+    stored = study.user_attrs.get(FIXED_CONFIG_ATTR)
+    if stored is None:
+        study.set_user_attr(FIXED_CONFIG_ATTR, fixed)
+        return []
+    return differing_keys(stored, fixed)
+
+
+def _plain_logging() -> None:
+    """Optuna's lines through Hydra's handlers (its own handler adds ANSI colours, noise in a
+    log file)."""
+    import optuna
+
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+
+
 class ResumableOptunaSweeper(OptunaSweeper):
     """Hydra's ``OptunaSweeper`` (same arguments); ``n_trials`` counts the stored trials."""
 
     def __init__(self, **kwargs: Any) -> None:
+        _plain_logging()
         total = int(kwargs["n_trials"])
         finished, self._first_job = study_progress(kwargs["storage"], kwargs["study_name"])
         if finished:
@@ -69,7 +116,40 @@ class ResumableOptunaSweeper(OptunaSweeper):
     ) -> None:
         """Hydra's setup; then the job numbers start at the study's next trial number."""
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self._refuse_another_setup(config)
         # a finished study launches no job, yet its optimization_results.yaml goes there
         Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
         # the implementation's job counter is the only way to number the jobs (PR #2647)
         self.sweeper.job_idx = self._first_job
+
+    def _refuse_another_setup(self, config: DictConfig) -> None:
+        """A stored study continued with other fixed settings (``data=mnist1d`` into a digits
+        study) would mix its trials: one line naming the keys, exit 2, before any trial."""
+        import sys
+
+        import optuna
+
+        storage, name = self.sweeper.storage, self.sweeper.study_name
+        if not isinstance(storage, str) or not name:
+            return
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:  # a new study: created with its record by the first trial's sweep
+            study = optuna.create_study(study_name=name, storage=storage,
+                                        directions=_directions(self.sweeper.direction))  # fmt: skip
+        differ = check_same_fixed_config(study, fixed_config(config))
+        if differ:
+            shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if differ[6:] else "")
+            print(
+                f"ConfigError: the study {name!r} in {storage} was run with other values of "
+                f"{shown}; continue it with those, or start another study "
+                "(hydra.sweeper.study_name=NEW_NAME)",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+
+
+def _directions(direction: Any) -> list[str]:
+    """Hydra's ``direction`` (one, or a list for several objectives) as optuna's names."""
+    items = list(direction) if isinstance(direction, (list, tuple)) else [direction]
+    return [str(getattr(d, "name", d)).lower() for d in items]
