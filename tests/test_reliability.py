@@ -75,7 +75,7 @@ def test_nan_loss_stops_with_step_and_causes(tmp_path):
 
 
 # every metrics.json holds these; a diverged one exactly these three more
-USUAL = {"status", "output_dir", "model", "data", "params", "epochs", "steps"}
+USUAL = {"status", "output_dir", "model", "data", "params", "epochs", "steps", "code"}
 DIVERGED = USUAL | {"diverged_at_step", "last_finite_loss", "error"}
 # a ReLU + He net of the vanishing-gradients experiment (which drops the callbacks group):
 # finite losses at steps 0 and 1, then NaN/inf at step 2 with this learning rate

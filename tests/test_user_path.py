@@ -577,8 +577,8 @@ SUGGESTING = (
     "raise trainer.", "depthbench lesson --only", "hydra.run.dir=NEW_DIR",
 )  # fmt: skip
 HINT_TESTS = {
-    ("checkpoint.py", "ckpt_path=auto"): ["test_checkpoint_hints_work_as_written"],
-    ("checkpoint.py", "resume with"): ["test_checkpoint_hints_work_as_written"],
+    ("rundir/checkpoint.py", "ckpt_path=auto"): ["test_checkpoint_hints_work_as_written"],
+    ("rundir/checkpoint.py", "resume with"): ["test_checkpoint_hints_work_as_written"],
     ("config_check.py", "depthbench lesson --only"): [
         "test_the_lesson_is_refused_by_train_naming_its_command"
     ],
@@ -587,15 +587,17 @@ HINT_TESTS = {
     ],
     ("config_check.py", "on purpose: +"): ["test_add_plus_hint_adds_the_key"],
     ("run.py", "resume with"): ["test_the_interrupt_hint_and_auto_in_a_new_folder_resume_the_run"],
-    ("run_folder.py", "ckpt_path=auto"): [
+    ("rundir/run_folder.py", "ckpt_path=auto"): [
         "test_a_refused_folders_two_ways_on_work",
         "test_a_sweep_into_another_sweeps_folder_is_refused",
     ],
-    ("run_folder.py", "hydra.run.dir=NEW_DIR"): [
+    ("rundir/run_folder.py", "hydra.run.dir=NEW_DIR"): [
         "test_a_refused_folders_two_ways_on_work",
         "test_the_lock_keeps_a_second_process_out_and_dies_with_its_holder",
     ],
-    ("run_folder.py", "raise trainer."): ["test_raising_max_epochs_continues_the_finished_run"],
+    ("rundir/run_folder.py", "raise trainer."): [
+        "test_raising_max_epochs_continues_the_finished_run"
+    ],
     ("validation.py", "did you mean"): ["test_eval_takes_the_checkpoints_data_keys"],
     ("validation.py", "remove it"): ["test_eval_remove_it_works_as_written"],
 }
