@@ -7,16 +7,18 @@ STAMP := $(VENV)/.installed
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 export PYTHONHASHSEED := 0
 
-.PHONY: help install data train test test-slow lint format bench gpu-check lesson notebook clean
+.PHONY: help install data train test check lint format bench gpu-check lesson notebook clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-# Re-installs only when pyproject.toml changes (torch/torchvision come from this machine's disk).
-$(STAMP): pyproject.toml
+# Re-installs only when pyproject.toml or constraints.txt changes; constraints.txt pins the
+# torch/torchvision pair this machine has on its disk.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP) data  ## create .venv and install depthbench with pinned dependencies
@@ -44,11 +46,13 @@ format: $(STAMP)  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install lint  ## install, lint, run the fast test suite
+# Every test that needs no GPU (CI's command; <= 15 min on 2 cores).
+test: install lint  ## install, lint, run the whole test suite
 	$(BIN)/python -m pytest -q $(ARGS)
 
-test-slow: install  ## the slow tests only
-	$(BIN)/python -m pytest -q -m slow $(ARGS)
+# The inner loop (<= 2 min on 2 cores): no test that starts a Python process or runs long.
+check: $(STAMP)  ## the fast tier: tests not marked process or slow
+	$(BIN)/python -m pytest -q -m "not process and not slow" $(ARGS)
 
 bench: install  ## benchmarks -> docs/results/bench.md and bench.json
 	$(BIN)/python -m depthbench.bench $(ARGS)

@@ -30,14 +30,34 @@ def compose_config(
     The data folder defaults to ``<repo>/data`` (shared by the tests, so Fashion-MNIST is
     decompressed once); loggers and progress bars stay on unless overridden.
     """
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides or [], return_hydra_config=False)
+    cfg = compose_with_hydra(overrides, config_name, hydra_node=False)
     with open_dict(cfg):
         out = tmp_path if tmp_path is not None else ROOT / "outputs" / "tests"
         cfg.paths.output_dir = str(out)
         cfg.paths.data_dir = str(data_dir or ROOT / "data")
     return cfg
+
+
+def compose_with_hydra(
+    overrides: list[str] | None = None, config_name: str = "train", hydra_node: bool = True
+) -> DictConfig:
+    """``conf/<config_name>.yaml`` with ``overrides`` as Hydra composes it for a run, with its
+    ``hydra`` node (launcher, sweeper, run folders) unless ``hydra_node=False``; the one place
+    the tests compose configs."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name, overrides=overrides or [], return_hydra_config=hydra_node)
+
+
+def sweep_jobs(cfg: DictConfig) -> list[list[str]]:
+    """The job override lists Hydra's BasicSweeper makes from the config's sweep params."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    overrides = OverridesParser.create().parse_overrides(params)
+    batches = BasicSweeper.split_arguments(overrides, max_batch_size=None)
+    return [job for batch in batches for job in batch]
 
 
 # a few-step training run: 2 epochs of 3 batches, tiny validation/test
@@ -50,8 +70,11 @@ FAST = [
 ]
 
 
-def run_train(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python train.py ARGS`` in the repo as a real process, single-threaded; output captured.
+def run_train(
+    args: list[str], timeout: float = 600, script: str = "train.py"
+) -> subprocess.CompletedProcess:
+    """``python train.py ARGS`` (or ``script``, e.g. ``eval.py``) in the repo as a real process,
+    single-threaded; output captured.
 
     ``tests/`` is on its ``PYTHONPATH``, so ``+callbacks.x._target_=helpers.NaNInputOnRank``
     works, also in the processes of the other DDP ranks (they inherit the environment).
@@ -59,7 +82,7 @@ def run_train(args: list[str], timeout: float = 600) -> subprocess.CompletedProc
     path = os.pathsep.join(p for p in (str(ROOT / "tests"), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     return subprocess.run(
-        [sys.executable, "train.py", *args],
+        [sys.executable, script, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from depthbench.bench import load
 
 
+@pytest.mark.slow  # a three-job Hydra multirun in this process (about 20 s)
 def test_load_bench_records_every_job_of_one_process(tmp_path: Path) -> None:
     load.main(["--jobs", "3", "--results-dir", str(tmp_path)])
     section = json.loads((tmp_path / "bench.json").read_text())["load"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import CONF_DIR, FAST, compose_config
+from helpers import FAST, compose_config, compose_with_hydra, sweep_jobs
 
 from depthbench.models.budget import count_at_width, solve_width
 from depthbench.models.deep import DeepCNN, DeepMLP
@@ -74,18 +74,7 @@ def test_metrics_record_exact_count(tmp_path) -> None:
 
 
 def _sweep_jobs(experiment: str) -> list[list[str]]:
-    """The job override lists Hydra's BasicSweeper makes from the experiment's sweep params."""
-    from hydra import compose, initialize_config_dir
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", [f"experiment={experiment}"], return_hydra_config=True)
-    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
-    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)
-    return [job for batch in batches for job in batch]
+    return sweep_jobs(compose_with_hydra([f"experiment={experiment}"]))
 
 
 # data x budget x depth (x seed)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from helpers import FAST, compose_config
 
-import depthbench.checkpoint
+import depthbench.build
 from depthbench.build import build_data, build_net
-from depthbench.checkpoint import SHAPES_KEY, load_checkpoint, load_net
+from depthbench.errors import CheckpointError
 from depthbench.run import build_module, build_trainer
+from depthbench.rundir.checkpoint import DATA_SPEC_KEY, load_checkpoint, load_net
 
 
 def test_load_net_equals_the_trained_module_without_loading_data(tmp_path: Path, monkeypatch):
     """load_net: the trained weights, in eval mode, with the run config, built from the spec
-    stored in the checkpoint (no data module), and from the data for an older checkpoint."""
+    stored in the checkpoint (no data module); a checkpoint without a whole spec is refused."""
     cfg = compose_config([*FAST, "logger=none", "model.dropout=0.3"], tmp_path)
     datamodule = build_data(cfg)
     module = build_module(cfg, build_net(cfg.model, datamodule))
@@ -29,13 +31,13 @@ def test_load_net_equals_the_trained_module_without_loading_data(tmp_path: Path,
         raise AssertionError("load_net instantiated the data module")
 
     with monkeypatch.context() as m:
-        m.setattr(depthbench.checkpoint, "build_data", no_data)
+        m.setattr(depthbench.build, "build_data", no_data)
         net, run_cfg = load_net(ckpt)
     assert not net.training and run_cfg.model.dropout == 0.3 and run_cfg.seed == cfg.seed
     with torch.no_grad():
         assert torch.equal(net(x), expected)
 
-    legacy = load_checkpoint(ckpt)
-    del legacy[SHAPES_KEY]["model_kwargs"]  # written before the spec held the model's extras
-    with torch.no_grad():
-        assert torch.equal(load_net(legacy)[0](x), expected)
+    no_spec = load_checkpoint(ckpt)
+    del no_spec[DATA_SPEC_KEY]["model_kwargs"]
+    with pytest.raises(CheckpointError, match="no data spec"):
+        load_net(no_spec)

@@ -14,9 +14,9 @@ import torch
 from helpers import FAST, ROOT, compose_config
 
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO, LastCheckpoint
-from depthbench.checkpoint import load_checkpoint
 from depthbench.errors import DivergenceError
 from depthbench.run import build_trainer, train
+from depthbench.rundir.checkpoint import load_checkpoint
 
 OLD = {"state_dict": {"w": torch.ones(50_000)}, "global_step": 1}
 
@@ -43,6 +43,7 @@ KILLED_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.process
 def test_a_kill_during_the_write_leaves_the_old_checkpoint_whole(tmp_path: Path) -> None:
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint(OLD, path)

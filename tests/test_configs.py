@@ -53,6 +53,7 @@ def test_every_group_option_composes(group: str, option: str, tmp_path: Path) ->
         assert opt.param_groups[0]["lr"] > 0
 
 
+@pytest.mark.process
 def test_train_help_lists_groups(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -15,13 +15,14 @@ import torch
 from helpers import run_train
 
 from depthbench.callbacks.reliability import DivergenceGuard
-from depthbench.sweeps import JOBS_FILE
+from depthbench.launch.sweeps import JOBS_FILE
 
 # two ranks on digits, quiet; MLP: a tiny MLP
 DDP = ["accelerator=ddp_cpu", "trainer.devices=2", "callbacks.progress_bar.refresh_rate=0"]
 MLP = [*DDP, "model.width=32"]
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     "ranks", [2, pytest.param(3, marks=pytest.mark.slow, id="3 ranks, NaN on the last")]
 )
@@ -48,6 +49,7 @@ def test_nan_on_one_rank_stops_every_rank_diverged_in_a_sweep(tmp_path: Path, ra
     assert out.count(f"DivergenceError: training loss became nan at step 3 on rank {bad}") == ranks
 
 
+@pytest.mark.process
 @pytest.mark.slow  # two EfficientNet-Lite0 ranks: about 100 s on the shared 2-core machine
 def test_finetune_unfreeze_keeps_every_parameter_equal_across_ranks(tmp_path: Path) -> None:
     """Fine-tuning with unfreeze_at_epoch=1 on two ranks: at the end every parameter and buffer
@@ -81,6 +83,7 @@ RESUMABLE = [*MLP, "trainer.max_epochs=3", "data.train_size=500", "data.batch_si
 COMPARED = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "steps")
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_ddp_run_killed_then_resumed_equals_uninterrupted(tmp_path: Path) -> None:
     """Both ranks SIGKILLed at the start of epoch 1 (helpers.KillAtEpoch, after epoch 0's

@@ -7,19 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import CONF_DIR, compose_config, run_train
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from helpers import FAST, ROOT, compose_config, compose_with_hydra, run_train
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from depthbench.build import build_data, build_net
-from depthbench.checkpoint import CONFIG_KEY, load_checkpoint
-from depthbench.distributed import check_accelerator, hydra_rank_command
 from depthbench.errors import ConfigError
+from depthbench.launch.distributed import check_accelerator, hydra_rank_command
 from depthbench.run import build_module, train
+from depthbench.rundir.checkpoint import CONFIG_KEY, load_checkpoint
+from depthbench.tools.confusion import read_confusion_csv
 
-ROOT = Path(CONF_DIR).parent
 NO_GPU = not torch.cuda.is_available()
 
 
@@ -41,6 +39,7 @@ def _full_split_accuracy(ckpt: Path, split: str) -> float:
     return correct / total
 
 
+@pytest.mark.process
 def test_ddp_cpu_two_processes_write_one_metrics_over_whole_val_set(tmp_path: Path) -> None:
     """accelerator=ddp_cpu trainer.devices=2: both ranks train in one run folder, rank 0 alone
     writes metrics.json, and val/test accuracy are those of the whole split (synced over ranks),
@@ -60,13 +59,31 @@ def test_ddp_cpu_two_processes_write_one_metrics_over_whole_val_set(tmp_path: Pa
     assert metrics["test/acc"] == pytest.approx(_full_split_accuracy(ckpt, "test"), abs=1e-6)
 
 
+@pytest.mark.process
+@pytest.mark.slow
+def test_ddp_cpu_eval_writes_the_confusion_matrix_of_the_whole_test_set(tmp_path: Path) -> None:
+    """eval.py under accelerator=ddp_cpu trainer.devices=2: the confusion matrix is reduced over
+    both ranks and counts each of the 361 test examples once (an odd count: no rank pads its
+    shard), its diagonal gives test/acc; predictions.csv needs every prediction in one process."""
+    cfg = compose_config([*FAST, "logger=none", "data.test_size=0.2005"], tmp_path / "run")
+    train(cfg)
+    out = tmp_path / "eval"
+    args = [f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", "accelerator=ddp_cpu",
+            "trainer.devices=2", f"hydra.run.dir={out}"]  # fmt: skip
+    proc = run_train(args, script="eval.py")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    _, matrix = read_confusion_csv(out / "confusion.csv")
+    assert int(matrix.sum()) == 361 == metrics["test/examples"]
+    assert float(matrix.diag().sum()) / 361 == pytest.approx(metrics["test/acc"], abs=1e-6)
+    assert (out / "confusion.png").is_file() and not (out / "predictions.csv").exists()
+
+
 def test_rank_command_rejoins_the_sweep_job(tmp_path: Path) -> None:
     """In a multirun job, ranks 1.. rerun that job's overrides as one run in its folder: no -m,
     no sweep lists, hydra.mode=RUN, hydra.run.dir = the job's output folder."""
-    GlobalHydra.instance().clear()
     overrides = ["accelerator=ddp_cpu", "model.depth=8", "hparams_search=mlp_optuna"]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    cfg = compose_with_hydra(overrides)
     job_dir = tmp_path / "sweep" / "3"
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(job_dir)
@@ -90,7 +107,7 @@ def test_accelerator_configs_compose_without_a_gpu(tmp_path: Path) -> None:
     assert gpu.trainer.benchmark is True and gpu.module.channels_last is True
     ddp = compose_config(["accelerator=ddp", "trainer.num_nodes=2"], tmp_path)
     assert ddp.trainer.devices == -1 and ddp.trainer.num_nodes == 2
-    assert ddp.trainer.strategy._target_ == "depthbench.distributed.HydraDDPStrategy"
+    assert ddp.trainer.strategy._target_ == "depthbench.launch.distributed.HydraDDPStrategy"
     assert ddp.trainer.strategy.process_group_backend == "nccl"
     overrides = ["accelerator=ddp_cpu", "trainer.devices=4", "trainer.precision=bf16-mixed"]
     cpu = compose_config(overrides, tmp_path)
@@ -113,6 +130,7 @@ def test_gpu_accelerator_fails_before_training_without_gpu(accelerator: str, tmp
     assert not list(tmp_path.iterdir())  # nothing written: it stopped before training
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not NO_GPU, reason="this machine has a GPU")
 def test_gpu_run_from_the_command_line_exits_with_one_clear_line(tmp_path: Path) -> None:
     proc = run_train(["accelerator=gpu", f"hydra.run.dir={tmp_path / 'run'}"])
@@ -125,6 +143,7 @@ def test_gpu_run_from_the_command_line_exits_with_one_clear_line(tmp_path: Path)
     assert "Traceback" not in out
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_ddp_cpu_jobs_of_a_multirun_each_start_their_ranks(tmp_path: Path) -> None:
     """Two DDP jobs in one multirun (one process): each starts its own rank 1 into its own

@@ -8,9 +8,9 @@ import torch
 from helpers import FAST, compose_config
 from torch import nn
 
-from depthbench.checkpoint import load_checkpoint, load_net
 from depthbench.ema import ema_copy, ema_update, warmup_decay
 from depthbench.module import Classifier
+from depthbench.rundir.checkpoint import load_checkpoint, load_net
 
 
 def test_ema_update_is_a_lerp_of_parameters_and_float_buffers() -> None:

@@ -63,6 +63,7 @@ def digits_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.process
 def test_unknown_key_gets_did_you_mean(tmp_path):
     code, out = run_cli("train.py", "trainer.max_epoch=3", f"hydra.run.dir={tmp_path}")
     assert_one_line(
@@ -71,6 +72,7 @@ def test_unknown_key_gets_did_you_mean(tmp_path):
     assert "use '+trainer.max_epoch" not in out
 
 
+@pytest.mark.process
 def test_unknown_top_level_key_and_unknown_option(tmp_path):
     code, out = run_cli("train.py", "traner.max_epochs=3", f"hydra.run.dir={tmp_path}")
     assert_one_line(code, out, "did you mean trainer.max_epochs?")
@@ -83,12 +85,14 @@ def test_unknown_top_level_key_and_unknown_option(tmp_path):
     assert len(out.strip().splitlines()) == 1, out
 
 
+@pytest.mark.process
 def test_missing_required_value(tmp_path):
     code, out = run_cli("train.py", "data=text_csv", f"hydra.run.dir={tmp_path}")
     assert_one_line(code, out, "ConfigError: data.path is required and not set; add data.path=")
     assert_marked_failed(tmp_path)
 
 
+@pytest.mark.process
 def test_text_into_an_mlp_names_the_model_it_needs(tmp_path):
     csv_file = tmp_path / "t.csv"
     csv_file.write_text("label,text\n" + "".join(f"{i % 2},word{i % 2} x\n" for i in range(60)))
@@ -105,6 +109,7 @@ def test_text_into_an_mlp_names_the_model_it_needs(tmp_path):
     assert_marked_failed(tmp_path / "run")
 
 
+@pytest.mark.process
 def test_eval_on_data_of_another_shape(digits_run, tmp_path):
     code, out = run_cli(
         "eval.py",
@@ -124,6 +129,7 @@ def test_eval_on_data_of_another_shape(digits_run, tmp_path):
     assert "test_size" not in out  # the run's data keys are not merged into the new data's
 
 
+@pytest.mark.process
 def test_eval_override_that_would_be_ignored(digits_run, tmp_path):
     code, out = run_cli(
         "eval.py", f"ckpt_path={digits_run}", "+model.depth=8", f"hydra.run.dir={tmp_path}"
@@ -135,6 +141,7 @@ def test_eval_override_that_would_be_ignored(digits_run, tmp_path):
     )
 
 
+@pytest.mark.process
 def test_resume_with_another_model(digits_run, tmp_path):
     code, out = run_cli(
         "train.py", f"ckpt_path={digits_run}", "model.depth=8", f"hydra.run.dir={tmp_path}", *TINY

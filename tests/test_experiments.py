@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import CONF_DIR, ROOT
-from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
+from helpers import ROOT, compose_with_hydra, sweep_jobs
 
 # experiment -> number of runs of `python train.py -m experiment=NAME`
 EXPECTED_RUNS = {
@@ -29,20 +25,6 @@ EXPECTED_RUNS = {
 }
 
 
-def _compose(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=True)
-
-
-def _jobs(cfg) -> list[list[str]]:
-    """The job override lists Hydra's BasicSweeper makes from the config's sweep params."""
-    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
-    overrides = OverridesParser.create().parse_overrides(params)
-    batches = BasicSweeper.split_arguments(overrides, max_batch_size=None)
-    return [job for batch in batches for job in batch]
-
-
 def test_every_lesson_experiment_exists():
     names = {p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")}
     assert set(EXPECTED_RUNS) <= names
@@ -50,11 +32,11 @@ def test_every_lesson_experiment_exists():
 
 @pytest.mark.parametrize("experiment", sorted(EXPECTED_RUNS))
 def test_experiment_sweep_expands_and_its_last_job_composes(experiment):
-    jobs = _jobs(_compose([f"experiment={experiment}"]))
+    jobs = sweep_jobs(compose_with_hydra([f"experiment={experiment}"]))
     assert len(jobs) == EXPECTED_RUNS[experiment]
     assert len({tuple(j) for j in jobs}) == len(jobs)  # no duplicate runs
     # the last job (every swept key at its last value) composes, and the values arrive
-    cfg = _compose([f"experiment={experiment}", *jobs[-1]])
+    cfg = compose_with_hydra([f"experiment={experiment}", *jobs[-1]])
     assert cfg.task_name == experiment
     assert experiment.removesuffix("_full") in cfg.tags
     for override in jobs[-1]:
@@ -71,19 +53,21 @@ def _select(cfg, key: str):
 
 
 def test_group_sweeps_pick_the_right_networks():
-    cfg = _compose(["experiment=transformer", "experiment/arch@arch=cnn", "data=mnist1d"])
+    cfg = compose_with_hydra(["experiment=transformer", "experiment/arch@arch=cnn", "data=mnist1d"])
     assert cfg.model._target_.endswith("DeepCNN") and cfg.model.params == 200000
     assert cfg.data._target_.endswith("MNIST1DDataModule")
-    cfg = _compose(["experiment=transfer", "experiment/transfer_init@transfer_init=scratch"])
+    cfg = compose_with_hydra(
+        ["experiment=transfer", "experiment/transfer_init@transfer_init=scratch"]
+    )
     assert cfg.model.weights is None and cfg.model.freeze is False
-    cfg = _compose(["experiment=degradation", "model=cnn", "model.residual=true"])
+    cfg = compose_with_hydra(["experiment=degradation", "model=cnn", "model.residual=true"])
     assert cfg.model._target_.endswith("DeepCNN") and cfg.model.batchnorm is True
-    cfg = _compose(["experiment=cpu_vs_gpu", "accelerator=gpu"])
+    cfg = compose_with_hydra(["experiment=cpu_vs_gpu", "accelerator=gpu"])
     assert cfg.trainer.accelerator == "gpu"
 
 
 def test_diagnostics_list_composes_into_one_dict():
-    cfg = _compose(["diagnostics=[gradflow,activations,features,attention]"])
+    cfg = compose_with_hydra(["diagnostics=[gradflow,activations,features,attention]"])
     assert set(cfg.diagnostics) == {"gradflow", "activations", "features", "attention"}
     assert all("_target_" in c for c in cfg.diagnostics.values())
-    assert "diagnostics" not in _compose([]) or not _compose([]).diagnostics
+    assert "diagnostics" not in compose_with_hydra([]) or not compose_with_hydra([]).diagnostics

@@ -72,6 +72,7 @@ def test_frozen_backbone_only_the_head_learns(tmp_path: Path) -> None:
     assert torch.equal(after[f"net.{key}"], imagenet[key])
 
 
+@pytest.mark.slow  # a few epochs of a pretrained backbone: the longest in-process runs
 def test_unfreeze_at_epoch_trains_the_backbone(tmp_path: Path) -> None:
     net, trainer, before, _ = _fit(["model.unfreeze_at_epoch=1"], tmp_path)
     groups = trainer.optimizers[0].param_groups
@@ -81,6 +82,7 @@ def test_unfreeze_at_epoch_trains_the_backbone(tmp_path: Path) -> None:
     assert not torch.equal(before["net._conv_stem.weight"], after["net._conv_stem.weight"])
 
 
+@pytest.mark.slow  # two fine-tuning runs
 @pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
 def test_backbone_unfrozen_later_is_held_by_lr_zero(optimizer: str, tmp_path: Path) -> None:
     """Before its unfreeze epoch the backbone keeps requires_grad (so DDP syncs it) but sits in
@@ -99,6 +101,7 @@ def test_backbone_unfrozen_later_is_held_by_lr_zero(optimizer: str, tmp_path: Pa
     assert not torch.equal(head_before, net.head.weight)
 
 
+@pytest.mark.slow  # a few epochs of a pretrained backbone: the longest in-process runs
 def test_unfreeze_sets_the_backbone_lr_through_the_schedule(tmp_path: Path) -> None:
     """At the unfreeze epoch the backbone group follows the head's schedule at 0.1x: the
     scheduler's base_lrs hold it, so the rate after further steps is still 0.1x the head's."""

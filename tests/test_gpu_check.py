@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from depthbench.bench import gpu
+from depthbench.bench import gpu, gpu_report
 from depthbench.bench.common import RESULTS_DIR
 from depthbench.bench.gpu_sections import MODEL_RUNS
 from depthbench.models import list_models
@@ -19,9 +19,18 @@ def test_every_registered_model_has_a_fast_dev_run_and_the_budget_fits_8_minutes
     assert gpu.budget_line().endswith(f"= {sum(gpu.BUDGET_S.values())} of 480")
 
 
-def test_the_committed_page_says_it_is_not_measured_yet() -> None:
+def test_the_committed_page_is_its_record_rendered() -> None:
+    """gpu.md is what the code renders from gpu.json: a heading per recorded section, or, with
+    no record, the page naming the command that makes one."""
+    record = json.loads((RESULTS_DIR / "gpu.json").read_text())
     page = (RESULTS_DIR / "gpu.md").read_text()
-    assert "Not measured yet" in page and "make gpu-check" in page
+    assert page == gpu_report.render(record)
+    headings = [line[3:] for line in page.splitlines() if line.startswith("## ")]
+    if record.get("sections"):
+        assert headings == [gpu_report.RENDER[name][0] for name in record["sections"]]
+        assert record["environment"]["torch"] in page
+    else:
+        assert headings == [] and gpu_report.COMMAND in page
 
 
 def test_dry_run_of_two_sections_writes_the_report(tmp_path: Path) -> None:

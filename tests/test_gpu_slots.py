@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch  # noqa: F401 (imported once here, not in every forked child)
 
-from depthbench import gpu_slots
+from depthbench.launch import gpu_slots
 
 CTX = mp.get_context("fork")  # the child inherits the faked environment and starts at once
 
@@ -97,6 +97,7 @@ def test_only_parallel_local_launchers_claim(fake_gpus) -> None:
     assert gpu_slots.claim_gpu_for_sweep_job(slurm, 1) is None
 
 
+@pytest.mark.process
 @pytest.mark.slow
 @pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/submitit_\w+' is validated against")
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
@@ -106,7 +107,7 @@ def test_a_parallel_sweep_runs_each_job_on_its_own_gpu(
     """A real two-job sweep: joblib with two faked GPUs, submitit_local given two GPUs."""
     from helpers import run_train
 
-    from depthbench.sweeps import read_job_records
+    from depthbench.launch.sweeps import read_job_records
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("DEPTHBENCH_NUM_GPUS", "2")

@@ -12,8 +12,8 @@ import pytest
 from helpers import compose_config
 from omegaconf import open_dict
 
-from depthbench.history import ResumableCSVLogger, keep_rows_before
 from depthbench.run import train
+from depthbench.rundir.history import ResumableCSVLogger, keep_rows_before
 
 # digits subset: 5 full batches per epoch, rows at every other step, deterministic
 HISTORY = [
@@ -118,7 +118,7 @@ def test_csv_logger_keeps_rows_moved_aside_by_a_kill(tmp_path: Path) -> None:
 def test_resume_continues_tensorboard_folder_and_wandb_run(tmp_path: Path, caplog) -> None:
     """logger=many, wandb offline: the resumed run keeps the wandb id (run folder and
     checkpoint), says what it did in one line, and TensorBoard writes into the same folder."""
-    from depthbench.checkpoint import load_checkpoint
+    from depthbench.rundir.checkpoint import load_checkpoint
     from depthbench.tracking import WANDB_ID_KEY
 
     overrides = [*[o for o in HISTORY if "gradflow" not in o], "logger=many", "scheduler=none"]
@@ -137,3 +137,12 @@ def test_resume_continues_tensorboard_folder_and_wandb_run(tmp_path: Path, caplo
     assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) >= 2
     assert not [p for p in (run_dir / "tensorboard").iterdir() if p.is_dir()]
     assert (pd.read_csv(run_dir / "csv" / "metrics.csv")["epoch"] == 0).any()  # epoch 0 kept
+
+
+def test_the_csv_logger_writes_each_row_as_it_is_logged(tmp_path: Path) -> None:
+    """``logger=csv`` flushes every logged row (a SIGKILL loses at most the step it hits)."""
+    from hydra.utils import instantiate
+
+    logger = instantiate(compose_config(["logger=csv"], tmp_path).logger.csv)
+    logger.log_metrics({"loss": 0.5}, step=0)
+    assert (tmp_path / "csv" / "metrics.csv").read_text().splitlines() == ["loss,step", "0.5,0"]

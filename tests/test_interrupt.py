@@ -12,12 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, compose_config
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from helpers import ROOT, compose_config, compose_with_hydra
 
-from depthbench.checkpoint import load_checkpoint, load_net
 from depthbench.run import train
+from depthbench.rundir.checkpoint import load_checkpoint, load_net
 
 # 640 digits (10 batches per epoch), deterministic, dropout (the RNG state matters), last.ckpt
 # every 2 steps: its first appearance is the "training is under way" marker
@@ -51,6 +49,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return train(compose_config(INTERRUPTIBLE, tmp_path_factory.mktemp("uninterrupted")))
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_stops_at_a_step_with_last_ckpt_and_resumes_exactly(
     tmp_path: Path, signum: int, uninterrupted: dict
@@ -78,6 +77,7 @@ def test_signal_stops_at_a_step_with_last_ckpt_and_resumes_exactly(
     assert {k: resumed[k] for k in COMPARED} == {k: uninterrupted[k] for k in COMPARED}
 
 
+@pytest.mark.process
 def test_slurm_requeue_signal_then_sigterm(tmp_path: Path) -> None:
     """Faked SLURM job: Lightning's auto-requeue handles SIGUSR1 (HPC checkpoint, `scontrol
     requeue <job>`), then SLURM's SIGTERM stops the run at a step with last.ckpt."""
@@ -105,10 +105,7 @@ def test_slurm_requeue_signal_then_sigterm(tmp_path: Path) -> None:
 
 
 def test_submitit_slurm_launcher_sends_lightnings_requeue_signal() -> None:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=submitit_slurm"],
-                      return_hydra_config=True)  # fmt: skip
+    cfg = compose_with_hydra(["hydra/launcher=submitit_slurm"])
     launcher = cfg.hydra.launcher
     assert launcher.additional_parameters.signal == f"USR1@{launcher.signal_delay_s}"
     from lightning.fabric.plugins.environments import SLURMEnvironment

@@ -54,6 +54,7 @@ def trained(proc: subprocess.CompletedProcess) -> list[str]:
     return re.findall(r"lesson: train -m .*", proc.stderr + proc.stdout)
 
 
+@pytest.mark.process
 @pytest.mark.slow  # about 5 minutes on a busy 2-core machine: 4 train.py -m processes of 10 runs
 def test_lesson_decides_claim_and_control_resumes_and_decides_again(tmp_path: Path) -> None:
     """Claim 1 is measured at initialisation (one step per run), so a tiny real run decides it:
@@ -161,6 +162,7 @@ def _hand_made_record(tmp_path: Path, control_g: float) -> Path:
     return path
 
 
+@pytest.mark.process
 def test_lesson_from_a_lesson_json_decides_claim_and_control(tmp_path: Path) -> None:
     """``--from lesson.json`` decides from the rows kept in it, without run folders."""
     out = tmp_path / "out"
@@ -186,6 +188,7 @@ def test_lesson_from_a_lesson_json_decides_claim_and_control(tmp_path: Path) -> 
     assert claim["control"]["verdict"] == "confirmed" and claim["verdict"] == "inconclusive"
 
 
+@pytest.mark.process
 def test_lesson_refuses_a_used_runs_folder_and_bad_seeds(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     (runs / CLAIM).mkdir(parents=True)
@@ -198,6 +201,7 @@ def test_lesson_refuses_a_used_runs_folder_and_bad_seeds(tmp_path: Path) -> None
     assert not (tmp_path / "r2").exists()
 
 
+@pytest.mark.process
 def test_lesson_unknown_claim_is_one_line(tmp_path: Path) -> None:
     proc = lesson("--only", "vanishing,degradation", "--runs", tmp_path / "r")
     assert proc.returncode == 2

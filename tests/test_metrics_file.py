@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from depthbench.metrics_file import STATUSES, error_line, write_metrics
+from depthbench.machine import code_state
+from depthbench.rundir.metrics_file import STATUSES, error_line, write_metrics
 
 
 @pytest.mark.parametrize("status", ["OK", "nan", "", "crashed"])
@@ -38,6 +40,7 @@ def test_writes_status_fields_and_output_dir(tmp_path: Path) -> None:
         "error": "training loss became nan at step 3",
         "steps": 4,
         "output_dir": str(tmp_path / "run"),
+        "code": code_state(),  # the commit the run ran on
     }
     assert set(STATUSES) == {"ok", "diverged", "interrupted", "failed"}
 
@@ -46,16 +49,16 @@ def test_replaces_the_old_file_in_one_rename(tmp_path: Path, monkeypatch) -> Non
     """Until the rename, metrics.json holds the old record and the tmp file the whole new one."""
     write_metrics(tmp_path, "ok", steps=1)
     seen = []
-    rename = Path.replace
+    rename = os.replace
 
-    def checked_replace(self: Path, target: Path) -> Path:
-        seen.append((json.loads(Path(target).read_text())["steps"], json.loads(self.read_text())))
-        return rename(self, target)
+    def checked_replace(src: Path, dst: Path) -> None:
+        seen.append((json.loads(Path(dst).read_text())["steps"], json.loads(Path(src).read_text())))
+        rename(src, dst)
 
-    monkeypatch.setattr(Path, "replace", checked_replace)
+    monkeypatch.setattr(os, "replace", checked_replace)  # the rename of rundir.atomic
     write_metrics(tmp_path, "failed", error="RuntimeError: boom", steps=2)
     assert seen == [(1, {"status": "failed", "error": "RuntimeError: boom", "steps": 2,
-                         "output_dir": str(tmp_path)})]  # fmt: skip
+                         "output_dir": str(tmp_path), "code": code_state()})]  # fmt: skip
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 2
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no tmp file left
 

@@ -40,7 +40,14 @@ def n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-@pytest.mark.parametrize("name", list_models())
+# every registered model; resnet1202 (1,202 layers, the one big one) in the slow tier only
+MODELS = [
+    pytest.param(name, marks=pytest.mark.slow) if name == "resnet1202" else name
+    for name in list_models()
+]
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_forward_is_head_of_features(name: str) -> None:
     net, x = tiny(name)
     assert isinstance(net, ClassifierNet)
@@ -57,7 +64,7 @@ def test_forward_is_head_of_features(name: str) -> None:
     torch.testing.assert_close(split, out, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", MODELS)
 def test_backward_reaches_every_parameter(name: str) -> None:
     net, x = tiny(name)
     net(x).square().sum().backward()
@@ -68,7 +75,7 @@ def test_backward_reaches_every_parameter(name: str) -> None:
     assert not bad, f"non-finite gradient in {bad}"
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", MODELS)
 def test_reset_classifier(name: str) -> None:
     net, x = tiny(name)
     with torch.no_grad():  # the same seed: the same dropout masks
@@ -87,7 +94,7 @@ def test_reset_classifier(name: str) -> None:
     torch.testing.assert_close(out, pre_logits, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", MODELS)
 def test_parameter_count_of_the_head(name: str) -> None:
     net, _ = tiny(name)
     with_head = n_params(net)

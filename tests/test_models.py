@@ -50,6 +50,7 @@ def test_resnet_options() -> None:
         CifarResNet(input_shape=[3, 32, 32], num_classes=10, shortcut="C")
 
 
+@pytest.mark.slow  # 1,202 layers
 def test_resnet1202_builds_and_takes_a_training_step() -> None:
     torch.manual_seed(0)
     net = create_model("resnet1202", input_shape=[3, 8, 8], num_classes=10)

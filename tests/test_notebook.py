@@ -32,6 +32,7 @@ def test_notebook_cells_are_valid_python() -> None:
 
 # in the fast suite so the notebook never goes stale: 75 s on the 2-core VM under a load of 6
 # (about 35 s of one core; 31 s idle before the controls and demonstrations 10-14 came in)
+@pytest.mark.process
 def test_lesson_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch) -> None:
     """Every cell runs without error at tiny sizes; each claim that runs on a CPU shows one
     figure, the claim beside its negative control (claims 1-8 and demonstrations 10-14; claim 5

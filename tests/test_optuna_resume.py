@@ -9,7 +9,7 @@ import pytest
 import yaml
 from helpers import run_train
 
-from depthbench.sweeps import read_job_records
+from depthbench.launch.sweeps import read_job_records
 from hydra_plugins.depthbench_sweepers.resumable_optuna import (
     ResumableOptunaSweeper,
     study_progress,
@@ -41,6 +41,7 @@ def _search(n_trials: int, db: Path, sweep: Path):
     return optuna.load_study(study_name="mlp_lr_depth_width", storage=f"sqlite:///{db}")
 
 
+@pytest.mark.process
 def test_a_search_stopped_after_2_of_4_trials_continues_to_4(tmp_path: Path) -> None:
     """The first command stops after 2 trials (as a kill would); the same search asked for 4
     runs only trials 2 and 3, as jobs 2 and 3, and the stored trials 0 and 1 are untouched."""
@@ -94,6 +95,7 @@ def test_a_stored_study_refuses_other_fixed_settings() -> None:
     assert check_same_fixed_config(study, config("mnist1d", 1)) == ["data._target_"]
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_continuing_a_study_with_other_data_is_one_line(tmp_path: Path) -> None:
     db = tmp_path / "optuna.db"

@@ -9,8 +9,8 @@ import pytest
 from helpers import compose_config, run_train
 
 from depthbench.errors import ConfigError
-from depthbench.output_dir import MIN_FREE_MB_ENV, check_output_dir
 from depthbench.run import train
+from depthbench.rundir.output_dir import MIN_FREE_MB_ENV, check_output_dir
 
 
 def _one_line_exit_2(args: list[str], needle: str) -> None:
@@ -22,6 +22,7 @@ def _one_line_exit_2(args: list[str], needle: str) -> None:
     assert len(lines) == 1 and needle in lines[0], out[-3000:]
 
 
+@pytest.mark.process
 def test_read_only_parent_folder(tmp_path: Path) -> None:
     read_only = tmp_path / "ro"
     read_only.mkdir()
@@ -35,6 +36,7 @@ def test_read_only_parent_folder(tmp_path: Path) -> None:
         read_only.chmod(0o700)
 
 
+@pytest.mark.process
 def test_run_folder_under_a_file(tmp_path: Path) -> None:
     """A folder that cannot be created, for root too."""
     blocker = tmp_path / "a_file"
@@ -43,6 +45,7 @@ def test_run_folder_under_a_file(tmp_path: Path) -> None:
     _one_line_exit_2(["-m", f"hydra.sweep.dir={blocker}/sweep", "seed=1,2"], "hydra.sweep.dir")
 
 
+@pytest.mark.process
 def test_full_disk_stops_before_anything_is_written(tmp_path: Path, monkeypatch) -> None:
     run_dir = tmp_path / "run"
     monkeypatch.setenv(MIN_FREE_MB_ENV, "1e12")  # more than any disk has free

@@ -1,22 +1,30 @@
-"""The wheel works installed: it carries the configs, and ``depthbench train`` runs from an empty
-folder with nothing of the source checkout on ``sys.path``."""
+"""The wheel works installed: it carries the configs, the licence and ``py.typed``, and in a fresh
+virtual environment ``depthbench`` imports with its version, ``python -m depthbench --help``
+answers and ``depthbench train`` runs from an empty folder with nothing of the checkout on
+``sys.path``.
+
+The fresh environment has no pip and downloads nothing: a ``.pth`` line puts this environment's
+site-packages (the dependencies) after its own, where the wheel is installed. A ``.pth`` file in a
+folder reached that way is not run, so the checkout's editable install stays out."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import site
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
 import pytest
 from helpers import ROOT
 
+pytestmark = [pytest.mark.slow, pytest.mark.process]
+
 # the files a wheel is built from (a copy: building writes build/ and *.egg-info beside them)
-SOURCES = ("src", "conf", "pyproject.toml", "setup.py", "README.md")
+SOURCES = ("src", "conf", "pyproject.toml", "setup.py", "README.md", "LICENSE")
 
 
 @pytest.fixture(scope="module")
@@ -54,67 +62,79 @@ def wheel(tmp_path_factory) -> Path:
     return next((work / "dist").glob("depthbench-*.whl"))
 
 
-def test_wheel_holds_every_config(wheel: Path) -> None:
+def test_wheel_holds_configs_licence_and_types(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     configs = {str(p.relative_to(ROOT)) for p in (ROOT / "conf").rglob("*.yaml")}
     assert {f"depthbench/{c}" for c in configs} <= names
-    assert "depthbench/conf/train.yaml" in names and "depthbench/cli.py" in names
+    assert {
+        "depthbench/conf/train.yaml",
+        "depthbench/__init__.py",
+        "depthbench/__main__.py",
+    } <= names
+    assert "depthbench/py.typed" in names  # PEP 561: beside the regular package's __init__.py
+    (licence,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert "MIT License" in zipfile.ZipFile(wheel).read(licence).decode()
+    assert not any(n.startswith("hydra_plugins/__init__") for n in names)  # a namespace package
 
 
-def test_installed_wheel_trains_from_an_empty_folder(wheel: Path, tmp_path: Path) -> None:
-    target = tmp_path / "site"
+@pytest.fixture(scope="module")
+def fresh_env(wheel: Path, tmp_path_factory) -> Path:
+    """A new virtual environment holding the wheel, seeing this environment's dependencies."""
+    env = tmp_path_factory.mktemp("venv") / "fresh"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    python = env / "bin" / "python"
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    Path(purelib, "project_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--no-compile",
-            "--target",
-            str(target),
-            str(wheel),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+         "--no-index", "--no-compile", "-q", str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    empty = tmp_path / "somewhere"
-    empty.mkdir()
-    # -I -S: no PYTHONPATH, no user site, no .pth files (the editable install's path to the
-    # checkout is one); then the installed wheel first and this environment's dependencies
-    bootstrap = (
-        "import sys; sys.path[:0] = sys.argv[1:3]; del sys.argv[1:3]; "
-        "import depthbench.cli as cli; "
-        "assert cli.__file__.startswith(sys.path[0]), cli.__file__; "
-        "sys.argv[0] = 'depthbench'; cli.main()"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPTHBENCH")}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-S",
-            "-c",
-            bootstrap,
-            str(target),
-            *site.getsitepackages()[:1],
-            "train",
-            "trainer.max_steps=2",
-            "+trainer.limit_val_batches=1",
-            "+trainer.limit_test_batches=1",
-            "logger=none",
-        ],
-        cwd=empty,
-        env={**env, "OMP_NUM_THREADS": "1"},
+    return env
+
+
+def _run(env: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DEPTHBENCH", "PYTHON"))}
+    return subprocess.run(
+        [str(env / "bin" / args[0]), *args[1:]],
+        cwd=cwd,
+        env={**clean, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_installed_wheel_has_its_version_and_module_entry(fresh_env: Path, tmp_path: Path) -> None:
+    code = (
+        "import importlib.metadata as m, depthbench; "
+        "print(depthbench.__version__, m.version('depthbench'), depthbench.__file__)"
+    )
+    proc = _run(fresh_env, "python", "-c", code, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    version, dist_version, file = proc.stdout.split()
+    assert version == dist_version and version[0].isdigit()
+    assert file.startswith(str(fresh_env)), file  # the wheel's copy, not the checkout's
+    proc = _run(fresh_env, "python", "-m", "depthbench", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: depthbench {train,eval,")
+    proc = subprocess.run(  # the environment has no pip of its own: this one checks it
+        [sys.executable, "-m", "pip", "--python", str(fresh_env / "bin" / "python"), "check"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_installed_wheel_trains_from_an_empty_folder(fresh_env: Path, tmp_path: Path) -> None:
+    args = ["trainer.max_steps=2", "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1"]
+    proc = _run(fresh_env, "depthbench", "train", *args, "logger=none", cwd=tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "Primary config directory not found" not in out
-    (metrics_file,) = (empty / "outputs" / "runs" / "train").glob("*/metrics.json")
+    (metrics_file,) = (tmp_path / "outputs" / "runs" / "train").glob("*/metrics.json")
     metrics = json.loads(metrics_file.read_text())
     assert metrics["status"] == "ok" and metrics["steps"] == 2

@@ -14,11 +14,12 @@ import pytest
 import torch
 from helpers import FAST, ROOT, compose_config
 from PIL import Image
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from depthbench.build import build_data
-from depthbench.confusion import read_confusion_csv
-from depthbench.predict import Predictor, find_checkpoint, main
 from depthbench.run import evaluate, train
+from depthbench.tools.confusion import read_confusion_csv
+from depthbench.tools.predict import Predictor, find_checkpoint, main
 
 DIGITS = [str(i) for i in range(10)]
 
@@ -127,6 +128,7 @@ def test_predict_bad_input_is_one_line_exit_2(trained: Path, tmp_path: Path, mak
     assert "allow_pickle" not in lines[0]  # numpy's advice to unpickle never reaches the user
 
 
+@pytest.mark.process
 @pytest.mark.slow  # a fresh interpreter importing torch and Lightning: ~10-30 s here
 def test_predict_command_bad_input_has_no_traceback(trained: Path, tmp_path: Path) -> None:
     """``depthbench predict`` as a process: a missing input is one line, exit 2."""
@@ -161,7 +163,7 @@ def test_confusion_figures_carry_class_names(tmp_path: Path) -> None:
     titles say the true and predicted class, the most confident mistake first."""
     import matplotlib
 
-    from depthbench import confusion
+    from depthbench.tools import confusion
 
     names = ["cat", "dog", "frog"]
     probs = torch.tensor([[0.9, 0.05, 0.05], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
@@ -174,9 +176,13 @@ def test_confusion_figures_carry_class_names(tmp_path: Path) -> None:
         return real_savefig(fig, *args, **kwargs)
 
     images = torch.rand(4, 1, 8, 8)
+    matrix = MulticlassConfusionMatrix(3)(probs, labels)
+    per_class = MulticlassAccuracy(3, average=None)(probs, labels)
     with pytest.MonkeyPatch.context() as m:
         m.setattr(matplotlib.figure.Figure, "savefig", keep)
-        fields = confusion.explain_predictions(tmp_path, probs, labels, names, images)
+        fields = confusion.explain_predictions(
+            tmp_path, names, matrix, per_class, (probs, labels), images
+        )
     heat, grid = drawn
     assert [t.get_text() for t in heat.axes[0].get_xticklabels()] == names
     titles = [ax.get_title() for ax in grid.axes if ax.get_title()]
@@ -189,7 +195,7 @@ def test_predict_text_lines_and_files(tmp_path: Path) -> None:
     its checkpoint: the same probabilities as the net on the data module's own encoding."""
     from test_text_csv import write_csv
 
-    from depthbench.checkpoint import load_net
+    from depthbench.rundir.checkpoint import load_net
 
     train_file = write_csv(tmp_path / "train.csv", 120)
     cfg = compose_config(

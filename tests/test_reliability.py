@@ -16,9 +16,9 @@ import torch
 from helpers import ROOT, compose_config, run_train
 from omegaconf import open_dict
 
-from depthbench.checkpoint import load_checkpoint
 from depthbench.errors import CheckpointError, DivergenceError
 from depthbench.run import evaluate, train
+from depthbench.rundir.checkpoint import load_checkpoint
 
 # digits, deterministic, dropout (so the RNG state matters), last.ckpt every 3 steps
 RESUMABLE = [
@@ -31,6 +31,7 @@ RESUMABLE = [
 COMPARED = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "steps")
 
 
+@pytest.mark.process
 def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     run_dir = tmp_path / "killed"
     cmd = [sys.executable, "train.py", *RESUMABLE, f"hydra.run.dir={run_dir}"]
@@ -74,7 +75,7 @@ def test_nan_loss_stops_with_step_and_causes(tmp_path):
 
 
 # every metrics.json holds these; a diverged one exactly these three more
-USUAL = {"status", "output_dir", "model", "data", "params", "epochs", "steps"}
+USUAL = {"status", "output_dir", "model", "data", "params", "epochs", "steps", "code"}
 DIVERGED = USUAL | {"diverged_at_step", "last_finite_loss", "error"}
 # a ReLU + He net of the vanishing-gradients experiment (which drops the callbacks group):
 # finite losses at steps 0 and 1, then NaN/inf at step 2 with this learning rate
@@ -128,6 +129,7 @@ def test_non_finite_weights_at_the_end_are_diverged_never_ok(tmp_path):
     assert metrics["diverged_at_step"] == 2 and metrics["last_finite_loss"] > 0
 
 
+@pytest.mark.process
 def test_divergence_from_the_command_line_exits_2_with_one_line(tmp_path):
     proc = run_train([*EXPLODING, "trainer.max_steps=4", f"hydra.run.dir={tmp_path}"])
     assert proc.returncode == 2, proc.stderr[-2000:]

@@ -35,6 +35,7 @@ def sweep(tmp_path_factory):
     return out
 
 
+@pytest.mark.process
 def test_report_tables_csv_figures_and_failed_runs(sweep, tmp_path):
     depthbench(["report", str(sweep), "--out", str(tmp_path)])
     report = (tmp_path / "report.md").read_text()
@@ -62,6 +63,7 @@ def test_report_tables_csv_figures_and_failed_runs(sweep, tmp_path):
         assert f"]({name})" in report
 
 
+@pytest.mark.process
 def test_python_m_report_refuses_an_empty_folder(tmp_path):
     done = subprocess.run([sys.executable, "-m", "depthbench.report", str(tmp_path)],
                           capture_output=True, text=True, cwd=ROOT)  # fmt: skip
@@ -76,6 +78,7 @@ def test_parse_overrides_keeps_sweep_keys_only():
     }  # fmt: skip
 
 
+@pytest.mark.process
 def test_runs_of_several_sweeps_show_every_varying_key_and_refusals_apart(sweep, tmp_path):
     """Two sweeps, one on other data: the data column shows (the other sweep never set it);
     a refused single command (bad input, nothing trained) is counted on its own line, not run

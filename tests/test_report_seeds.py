@@ -45,8 +45,7 @@ SWEEP = {
     8: [_ok(0.70), _ok(0.74), _diverged(55)],  # mixed
     16: [_diverged(12), _diverged(40), _diverged(25)],  # all diverged
     32: [_diverged(37)],  # one diverged run
-    64: [_ok(0.6, loss=math.nan)],  # an old file: "ok" beside a NaN loss
-    128: [_diverged()],  # an old diverged file: no step recorded
+    128: [_diverged()],  # diverged with no step recorded
     256: [None, _ok(0.5)],  # a crashed seed beside an ok one
 }
 
@@ -96,7 +95,6 @@ def test_cells_label_n_diverged_and_failed(frame):
     assert cells[8] == f"0.72 ± {np.std([0.70, 0.74], ddof=1):.2g} (n=2), 1 diverged"
     assert cells[16] == "diverged (3/3, steps 12-40)"
     assert cells[32] == "diverged at step 37"
-    assert cells[64] == "diverged"  # "ok" with a NaN loss is no accuracy
     assert cells[128] == "diverged"
     assert cells[256] == "0.5 (n=1), 1 failed"
 
@@ -109,13 +107,8 @@ def test_seed_cell_texts():
     assert seed_cell(math.nan, math.nan, 0) == "n/a"
 
 
-def test_old_ok_file_with_nan_loss_is_diverged(sweep):
-    run = next(r for r in collect_runs([sweep]) if r.overrides["model.depth"] == "64")
-    assert run.status == "diverged" and not run.ok and run.diverged_at_step is None
-
-
 def test_figure_marks_diverged_runs(frame, tmp_path):
-    assert (frame.status == "diverged").sum() == 7
+    assert (frame.status == "diverged").sum() == 6
     path = metrics_vs_x(frame, ["model.depth"], "model.depth", tmp_path / "m.png")
     assert path is not None and path.stat().st_size > 1000
     only_diverged = frame[frame["model.depth"].isin([16, 32])]
@@ -133,13 +126,13 @@ def test_report_over_seeds(sweep, tmp_path):
     depthbench(["report", str(sweep), "--out", str(tmp_path)])
     report = (tmp_path / "report.md").read_text()
     assert "one seed" not in report and "every number is one run" not in report
-    assert "15 runs, 7 ok, 7 diverged, 1 failed." in report
+    assert "14 runs, 7 ok, 6 diverged, 1 failed." in report
     assert "1-3 runs per setting (`seed` = 0, 1, 2)" in report
     row = next(ln for ln in report.splitlines() if ln.startswith("| all |"))
     assert "diverged (3/3, steps 12-40)" in row and "diverged at step 37" in row
     assert "- **diverged at step 37**: `10`" in report
     results = pd.read_csv(tmp_path / "results.csv")
-    assert len(results) == 15 and results.diverged_at_step.dropna().astype(int).tolist() == [
+    assert len(results) == 14 and results.diverged_at_step.dropna().astype(int).tolist() == [
         55, 12, 40, 25, 37
     ]  # fmt: skip
     assert (tmp_path / "metrics_vs_depth.png").stat().st_size > 1000

@@ -24,6 +24,7 @@ NOISE = (
 )
 
 
+@pytest.mark.process
 def test_piped_run_logs_one_line_per_epoch_and_no_noise(tmp_path):
     proc = run_train(
         [

@@ -12,16 +12,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import CONF_DIR, compose_config, run_train
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from helpers import ROOT, compose_config, compose_with_hydra, run_train
 
 from depthbench.errors import ConfigError
+from depthbench.launch.sweeps import check_launcher_installed, read_job_records
 from depthbench.report.collect import collect_runs
 from depthbench.report.writer import write_report
-from depthbench.sweeps import check_launcher_installed, read_job_records
 
-ROOT = Path(CONF_DIR).parent
 TINY = [
     "model.width=32",
     "trainer.max_epochs=1",
@@ -32,6 +29,7 @@ TINY = [
 ]
 
 
+@pytest.mark.process
 def test_multirun_failed_job_is_recorded_and_the_others_finish(tmp_path: Path) -> None:
     """Three jobs, the middle one invalid (depth 0): jobs 0 and 2 train, job 1 is recorded as
     failed in its metrics.json, jobs.jsonl and summary.csv, and the sweep exits 0."""
@@ -57,6 +55,7 @@ def test_multirun_failed_job_is_recorded_and_the_others_finish(tmp_path: Path) -
     assert "1 failed" in proc.stdout + proc.stderr
 
 
+@pytest.mark.process
 def test_multirun_diverged_job_is_recorded_as_diverged_and_the_sweep_goes_on(
     tmp_path: Path,
 ) -> None:
@@ -87,6 +86,7 @@ def test_multirun_diverged_job_is_recorded_as_diverged_and_the_sweep_goes_on(
     assert f"diverged at step {diverged['diverged_at_step']}" in report
 
 
+@pytest.mark.process
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_parallel_launchers_record_a_failed_job(launcher: str, tmp_path: Path) -> None:
@@ -100,6 +100,7 @@ def test_parallel_launchers_record_a_failed_job(launcher: str, tmp_path: Path) -
     assert (sweep / "summary.csv").is_file()
 
 
+@pytest.mark.process
 def test_optuna_search_three_trials_returns_best_value(tmp_path: Path) -> None:
     sweep = tmp_path / "optuna"
     proc = run_train(
@@ -125,14 +126,8 @@ def test_optuna_search_three_trials_returns_best_value(tmp_path: Path) -> None:
         assert f"{key}={value}" in best["overrides"]
 
 
-def _compose_with_hydra(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=True)
-
-
 def test_hparams_search_config_composes(tmp_path: Path) -> None:
-    cfg = _compose_with_hydra(["hparams_search=mlp_optuna"])
+    cfg = compose_with_hydra(["hparams_search=mlp_optuna"])
     sweeper = cfg.hydra.sweeper
     assert "optuna" in sweeper._target_.lower() and sweeper.direction == "maximize"
     assert sweeper.sampler.seed == cfg.seed and cfg.optimized_metric == "val/acc"
@@ -146,7 +141,7 @@ SCHEMA_WARNING = r"ignore:\s*'hydra/launcher/submitit_\w+' is validated against"
 @pytest.mark.filterwarnings(SCHEMA_WARNING)
 @pytest.mark.parametrize("launcher", ["submitit_slurm", "submitit_local", "joblib"])
 def test_launcher_configs_compose(launcher: str) -> None:
-    cfg = _compose_with_hydra([f"hydra/launcher={launcher}", "hydra.launcher.timeout_min=30"]
+    cfg = compose_with_hydra([f"hydra/launcher={launcher}", "hydra.launcher.timeout_min=30"]
                               if launcher != "joblib" else ["hydra/launcher=joblib"])  # fmt: skip
     target = cfg.hydra.launcher._target_
     if launcher == "submitit_slurm":
@@ -170,7 +165,7 @@ def test_missing_launcher_plugin_says_which_extra(monkeypatch: pytest.MonkeyPatc
         "find_spec",
         lambda name, *a: None if "submitit" in name else real(name, *a),
     )
-    cfg = _compose_with_hydra(["hydra/launcher=submitit_slurm"])
+    cfg = compose_with_hydra(["hydra/launcher=submitit_slurm"])
     with pytest.raises(ConfigError, match=r"pip install 'depthbench\[slurm\]'"):
         check_launcher_installed(cfg.hydra.launcher)
 
@@ -183,14 +178,13 @@ def test_wandb_group_is_the_sweep_folder(tmp_path: Path) -> None:
     sweep_dir = f"hydra.sweep.dir={tmp_path}/2026-01-01_10-00-00"
     try:
         for mode, expected in (("MULTIRUN", "2026-01-01_10-00-00"), ("RUN", None)):
-            HydraConfig.instance().set_config(
-                _compose_with_hydra([sweep_dir, f"hydra.mode={mode}"])
-            )
+            HydraConfig.instance().set_config(compose_with_hydra([sweep_dir, f"hydra.mode={mode}"]))
             assert sweep_group() == expected
     finally:
         HydraConfig.instance().cfg = None
 
 
+@pytest.mark.process
 def test_two_sweeps_started_together_get_their_own_folders(tmp_path: Path) -> None:
     """The sweep folder carries microseconds, like the run folder: two sweeps launched in the
     same second never share a folder (nor the wandb group named after it)."""

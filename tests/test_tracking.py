@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from helpers import CONF_DIR, compose_config
 
-from depthbench.redaction import REDACTED, is_secret_name, redact
+from depthbench.rundir.redaction import REDACTED, is_secret_name, redact
 from depthbench.tracking import log_image
 
 ROOT = Path(CONF_DIR).parent
@@ -124,6 +124,7 @@ def test_wandb_goes_offline_without_key_or_server(
 
 
 # ---- a real run with all loggers, wandb offline by itself ------------------------------------
+@pytest.mark.process
 def test_many_loggers_wandb_offline_run_holds_metrics_and_config(tmp_path: Path) -> None:
     """logger=many without a wandb key: offline run whose files hold the config and metrics;
     TensorBoard and CSV written too; no secret (env or command line) anywhere in the folder."""

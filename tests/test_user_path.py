@@ -24,9 +24,9 @@ from hydra.errors import InstantiationException
 
 from depthbench.cli import _guarded
 from depthbench.errors import CheckpointError
-from depthbench.metrics_file import depthbench_error, error_line
 from depthbench.run import evaluate, train
-from depthbench.run_folder import LOCK_FILE, RunFolderError, lock, unlock
+from depthbench.rundir.metrics_file import depthbench_error, error_line
+from depthbench.rundir.run_folder import LOCK_FILE, RunFolderError, lock, unlock
 
 QUIET = [*FAST, "logger=csv"]
 
@@ -65,6 +65,7 @@ def test_another_run_into_a_used_folder_is_refused(finished: Path) -> None:
     assert snapshot(finished) == before
 
 
+@pytest.mark.process
 @pytest.mark.slow  # a fresh interpreter (torch, Lightning): 12-16 s on the shared VM
 def test_cli_refuses_a_used_folder_before_hydra_writes(finished: Path) -> None:
     """Case 3 from the command line: one line, exit 2, not even Hydra's config or log written."""
@@ -77,6 +78,7 @@ def test_cli_refuses_a_used_folder_before_hydra_writes(finished: Path) -> None:
     assert snapshot(finished) == before
 
 
+@pytest.mark.process
 @pytest.mark.slow  # a fresh interpreter (torch, Lightning): 12-16 s on the shared VM
 def test_cli_finished_run_again_exits_0_and_changes_nothing(finished: Path) -> None:
     """Case 1 from the command line (a SLURM requeue): exit 0, one line, every file unchanged."""
@@ -105,11 +107,12 @@ def test_a_refused_commands_record_does_not_block_the_folder(tmp_path: Path) -> 
 
 
 HOLD = (
-    "import sys, time; from pathlib import Path; from depthbench.run_folder import lock; "
+    "import sys, time; from pathlib import Path; from depthbench.rundir.run_folder import lock; "
     "lock(Path(sys.argv[1])); print('locked', flush=True); time.sleep(120)"
 )
 
 
+@pytest.mark.process
 def test_the_lock_keeps_a_second_process_out_and_dies_with_its_holder(tmp_path: Path) -> None:
     """Another process holding the folder: refused, naming its pid; once it is killed (no clean
     up: its lock file stays, with a dead pid) the stale lock is taken over."""
@@ -197,6 +200,7 @@ def test_guarded_lets_a_bug_keep_its_traceback(tmp_path: Path) -> None:
         _guarded(bug, compose_config(QUIET, tmp_path))
 
 
+@pytest.mark.process
 @pytest.mark.slow  # a fresh interpreter (torch, Lightning): 12-16 s on the shared VM
 def test_a_truncated_checkpoint_is_one_line_in_eval(finished: Path, tmp_path: Path) -> None:
     """``head -c 20000 last.ckpt > t.ckpt; python eval.py ckpt_path=t.ckpt``."""
@@ -306,7 +310,7 @@ def fake_interrupted_run(folder: Path, overrides: list[str], status: str | None)
 
 
 def test_auto_finds_the_latest_interrupted_run_of_the_same_config(tmp_path: Path) -> None:
-    from depthbench.run_folder import find_run_to_continue
+    from depthbench.rundir.run_folder import find_run_to_continue
 
     runs = tmp_path / "runs"
     old = fake_interrupted_run(runs / "a", ["model.depth=2"], "interrupted")
@@ -325,6 +329,7 @@ def test_auto_finds_the_latest_interrupted_run_of_the_same_config(tmp_path: Path
     assert line.endswith(f"starting fresh (the nearest, {near}, differs in optimizer.lr)")
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_the_interrupt_hint_and_auto_in_a_new_folder_resume_the_run(tmp_path: Path) -> None:
     """Case 2 as a user meets it, in default timestamped folders: Ctrl+C, then the same command
@@ -466,6 +471,7 @@ def test_eval_takes_the_checkpoints_data_keys(finished: Path, eval_cases: Path) 
     assert evaluate(cfg)["status"] == "ok"
 
 
+@pytest.mark.process
 @pytest.mark.slow  # a fresh interpreter (torch, Lightning): 12-16 s on the shared VM
 def test_each_entry_points_help_describes_itself() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -492,7 +498,7 @@ def test_a_sweep_into_another_sweeps_folder_is_refused(tmp_path: Path, capsys) -
     numbers) go on."""
     from omegaconf import OmegaConf
 
-    from depthbench.run_folder import RunFolderClaim
+    from depthbench.rundir.run_folder import RunFolderClaim
 
     sweep = tmp_path / "sweep"
     (sweep / "0").mkdir(parents=True)
@@ -571,8 +577,8 @@ SUGGESTING = (
     "raise trainer.", "depthbench lesson --only", "hydra.run.dir=NEW_DIR",
 )  # fmt: skip
 HINT_TESTS = {
-    ("checkpoint.py", "ckpt_path=auto"): ["test_checkpoint_hints_work_as_written"],
-    ("checkpoint.py", "resume with"): ["test_checkpoint_hints_work_as_written"],
+    ("rundir/checkpoint.py", "ckpt_path=auto"): ["test_checkpoint_hints_work_as_written"],
+    ("rundir/checkpoint.py", "resume with"): ["test_checkpoint_hints_work_as_written"],
     ("config_check.py", "depthbench lesson --only"): [
         "test_the_lesson_is_refused_by_train_naming_its_command"
     ],
@@ -581,15 +587,17 @@ HINT_TESTS = {
     ],
     ("config_check.py", "on purpose: +"): ["test_add_plus_hint_adds_the_key"],
     ("run.py", "resume with"): ["test_the_interrupt_hint_and_auto_in_a_new_folder_resume_the_run"],
-    ("run_folder.py", "ckpt_path=auto"): [
+    ("rundir/run_folder.py", "ckpt_path=auto"): [
         "test_a_refused_folders_two_ways_on_work",
         "test_a_sweep_into_another_sweeps_folder_is_refused",
     ],
-    ("run_folder.py", "hydra.run.dir=NEW_DIR"): [
+    ("rundir/run_folder.py", "hydra.run.dir=NEW_DIR"): [
         "test_a_refused_folders_two_ways_on_work",
         "test_the_lock_keeps_a_second_process_out_and_dies_with_its_holder",
     ],
-    ("run_folder.py", "raise trainer."): ["test_raising_max_epochs_continues_the_finished_run"],
+    ("rundir/run_folder.py", "raise trainer."): [
+        "test_raising_max_epochs_continues_the_finished_run"
+    ],
     ("validation.py", "did you mean"): ["test_eval_takes_the_checkpoints_data_keys"],
     ("validation.py", "remove it"): ["test_eval_remove_it_works_as_written"],
 }

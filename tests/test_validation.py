@@ -70,6 +70,7 @@ def test_unknown_group_option_lists_valid_ones(tmp_path):
     assert "Available options in 'model'" in text and "residual" in text and "mlp" in text
 
 
+@pytest.mark.process
 def test_cli_exits_non_zero_with_one_line(tmp_path):
     """The real entry point: exit code 2 and the message, no traceback."""
     proc = subprocess.run(
@@ -85,6 +86,7 @@ def test_cli_exits_non_zero_with_one_line(tmp_path):
     assert "Traceback" not in out
 
 
+@pytest.mark.process
 def test_constructor_error_is_not_wrapped_in_hydras_instantiate_message(tmp_path):
     """A model constructor's ConfigError reaches the user as its own line, exit code 2."""
     proc = subprocess.run(

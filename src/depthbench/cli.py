@@ -18,8 +18,8 @@ from omegaconf import DictConfig
 
 from depthbench.config_check import check_overrides
 from depthbench.errors import DepthbenchError
-from depthbench.metrics_file import METRICS_FILE, depthbench_error, error_line, write_metrics
-from depthbench.run_folder import RunFolderError
+from depthbench.rundir.metrics_file import METRICS_FILE, depthbench_error, error_line, write_metrics
+from depthbench.rundir.run_folder import RunFolderError
 
 log = logging.getLogger("depthbench")
 # conf/hydra/launcher/submitit_*.yaml are checked against the plugin's schema of the same name on
@@ -106,9 +106,9 @@ def eval_main() -> None:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _train_hydra(cfg: DictConfig) -> float | None:
     """Train (``python train.py ...``); returns ``cfg.optimized_metric`` for sweepers."""
-    from depthbench.redaction import redact_hydra_outputs
+    from depthbench.launch.sweeps import in_multirun, run_sweep_job
     from depthbench.run import train
-    from depthbench.sweeps import in_multirun, run_sweep_job
+    from depthbench.rundir.redaction import redact_hydra_outputs
 
     redact_hydra_outputs()  # no secret in the run folder's .hydra/*.yaml
     if in_multirun():  # a failing job is recorded (metrics.json, jobs.jsonl); the sweep goes on
@@ -132,9 +132,12 @@ def _eval_hydra(cfg: DictConfig) -> None:
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("depthbench.cli:_train_argv", "train a model (as python train.py; --help: options)"),
     "eval": ("depthbench.cli:_eval_argv", "test a checkpoint on its data (as python eval.py)"),
-    "predict": ("depthbench.predict:main", "classify new images, .npy arrays or texts"),
+    "predict": ("depthbench.tools.predict:main", "classify new images, .npy arrays or texts"),
     "report": ("depthbench.report.cli:main", "tables and figures from run and multirun folders"),
-    "attention": ("depthbench.attention_cli:main", "a transformer's attention on one sentence"),
+    "attention": (
+        "depthbench.tools.attention_cli:main",
+        "a transformer's attention on one sentence",
+    ),
     "lesson": ("depthbench.lesson.run:main", "check every claim of the lesson with its sweeps"),
 }
 

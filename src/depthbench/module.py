@@ -125,12 +125,11 @@ class Classifier(L.LightningModule):
         self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True)
         return logits.detach()
 
-    # Training is the hot path. Two ``self.log`` calls per step were ~15% of a 20-layer MLP's
-    # step on a 2-core CPU (pyinstrument; Lightning moves its result store to the value's device
-    # on every call), so per step the loss and accuracy are only summed on the device -- no host
-    # sync -- and logged under the same names as before: ``train/loss_step`` every
-    # ``log_every_n_steps`` steps (+ ``train/loss`` on the progress bar), ``train/loss_epoch``
-    # and ``train/acc`` at the end of the epoch.
+    # Training is the hot path. Each ``self.log`` call moves Lightning's result store to the
+    # value's device, so per step the loss and accuracy are only summed on the device (no host
+    # sync) and logged seldom: ``train/loss_step`` every ``log_every_n_steps`` steps
+    # (+ ``train/loss`` on the progress bar), ``train/loss_epoch`` and ``train/acc`` at the end
+    # of the epoch. ``python -m depthbench.bench profile`` shows where a step's time goes.
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x, y = batch[0], batch[1]
         n = len(y)

@@ -29,7 +29,10 @@ from depthbench.callbacks.interrupt import GracefulInterrupt, interrupt_signal
 from depthbench.callbacks.predictions import CollectPredictions
 from depthbench.callbacks.reliability import DivergenceGuard
 from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
-from depthbench.checkpoint import (
+from depthbench.errors import DivergenceError
+from depthbench.launch.distributed import check_accelerator
+from depthbench.module import Classifier
+from depthbench.rundir.checkpoint import (
     CONFIG_KEY,
     check_data_fits,
     check_resume_fits,
@@ -37,14 +40,10 @@ from depthbench.checkpoint import (
     load_net,
     stored_data_spec,
 )
-from depthbench.confusion import explain_predictions
-from depthbench.distributed import check_accelerator
-from depthbench.errors import DivergenceError
-from depthbench.metrics_file import error_line, is_rank_zero, write_metrics
-from depthbench.module import Classifier
-from depthbench.output_dir import check_output_dir
-from depthbench.redaction import redact
-from depthbench.run_folder import (
+from depthbench.rundir.metrics_file import error_line, is_rank_zero, write_metrics
+from depthbench.rundir.output_dir import check_output_dir
+from depthbench.rundir.redaction import redact
+from depthbench.rundir.run_folder import (
     AlreadyFinished,
     claimed,
     continues_run,
@@ -52,6 +51,7 @@ from depthbench.run_folder import (
     read_record,
     resume_command,
 )
+from depthbench.tools.confusion import explain_predictions
 from depthbench.tracking import finish_wandb, remember_wandb_id
 from depthbench.validation import check_data_keys, validate_eval_config, validate_train_config
 
@@ -174,8 +174,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     exception as ``error.depthbench_metrics`` (``sweeps.run_sweep_job`` reads it). A fit stopped
     by SIGINT/SIGTERM (``GracefulInterrupt``) raises ``SystemExit(128 + signal)``.
 
-    The run folder is this run's alone (``depthbench.run_folder``): a folder with another run's
-    results, or one in use by another process, raises RunFolderError before anything is
+    The run folder is this run's alone (``depthbench.rundir.run_folder``): a folder with another
+    run's results, or one in use by another process, raises RunFolderError before anything is
     written; continuing a run that already finished returns its metrics, changing nothing.
     """
     ckpt_path = validate_train_config(cfg)  # bad values: one clear line, before any data loads
@@ -280,7 +280,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     The run folder also gets the confusion matrix (``confusion.csv``/``.png``), every test
     example's prediction and, for images, the most confidently wrong ones
-    (``depthbench.confusion``); ``metrics.json`` holds the per-class accuracy.
+    (``depthbench.tools.confusion``); ``metrics.json`` holds the per-class accuracy.
     """
     ckpt_file = validate_eval_config(cfg)
     check_accelerator(cfg.trainer)
@@ -309,10 +309,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     )
     results = trainer.test(module, datamodule=datamodule, verbose=False)
     explained: dict[str, Any] = {}
-    if trainer.world_size == 1:  # several processes would each hold a shard of the predictions
-        probs, labels = collector.result()
+    if trainer.is_global_zero:  # the matrix is over every rank; predictions only with one rank
+        predictions = collector.result() if trainer.world_size == 1 else None
         test_x = getattr(datamodule, "splits", {}).get("test", (None,))[0]
-        explained = explain_predictions(out_dir, probs, labels, class_names(datamodule), test_x)
+        explained = explain_predictions(out_dir, class_names(datamodule), collector.matrix,
+                                        collector.per_class, predictions, test_x)  # fmt: skip
     metrics = {
         "status": "ok",
         "ckpt_path": str(ckpt_file),

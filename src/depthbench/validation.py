@@ -15,9 +15,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from depthbench.checkpoint import resolve_ckpt_path
 from depthbench.errors import ConfigError
 from depthbench.models.layers import ACTIVATIONS, INITS, check_positive_int
+from depthbench.rundir.checkpoint import resolve_ckpt_path
 
 # model keys that are sizes: an integer >= 1 whenever set (null = not used / solved)
 MODEL_SIZE_KEYS = ("depth", "width", "stages", "dim", "heads", "patch_size", "params")

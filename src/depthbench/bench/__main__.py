@@ -1,4 +1,6 @@
-"""``python -m depthbench.bench [overhead|tta|flops|scaling|data|gpu|profile|load|all] [options]``
+"""``python -m depthbench.bench [BENCHMARK|all] [options]``: the benchmarks behind ``make bench``.
+
+BENCHMARK is one of overhead, time_to_acc, flops, scaling, data, gpu, profile, load.
 
 ``all`` (the default, ``make bench``) runs every CPU benchmark, plus the GPU check when CUDA
 is available (``gpu``, ``make gpu-check``: its own ``gpu.{md,json}``). Each other one writes its
@@ -16,7 +18,7 @@ import torch
 # subcommand -> module with main(argv)
 BENCHMARKS = {
     "overhead": "depthbench.bench.overhead",
-    "tta": "depthbench.bench.tta",
+    "time_to_acc": "depthbench.bench.time_to_acc",
     "flops": "depthbench.bench.flops",
     "scaling": "depthbench.bench.scaling",
     "data": "depthbench.bench.data",
@@ -24,7 +26,7 @@ BENCHMARKS = {
     "profile": "depthbench.bench.profile",
     "load": "depthbench.bench.load",
 }
-CPU_ALL = ("flops", "overhead", "scaling", "data", "tta", "load")
+CPU_ALL = ("flops", "overhead", "scaling", "data", "time_to_acc", "load")
 
 
 def main(argv: list[str] | None = None) -> None:

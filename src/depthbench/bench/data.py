@@ -41,8 +41,10 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from depthbench.bench.common import RESULTS_DIR, compose, machine, median, spread
+from depthbench.bench.report import table
 from depthbench.data.base import InMemoryDataModule
 from depthbench.data.fashion_mnist import FashionMNISTDataModule
+from depthbench.rundir.atomic import write_text_atomic
 
 # the two benchmark networks: a 20-layer MLP and a small CNN (the model=cnn default)
 MODELS: dict[str, list[str]] = {
@@ -228,8 +230,8 @@ def render(result: dict[str, Any], info: dict[str, Any]) -> str:
         "# Data path benchmark (Fashion-MNIST)",
         "",
         f"Command: `{info['command']}`  ",
-        f"Machine: {info['cpu']} ({info['cpu_count']} cores, shared with other work while "
-        f"measuring), GPU: {info['gpu'] or 'none'}; torch {info['torch']}, Python "
+        f"Machine: {info['cpu']} ({info['cpu_count']} cores), GPU: {info['gpu'] or 'none'}; "
+        f"torch {info['torch']}, Python "
         f"{info['python']}; {info['date_utc']} UTC; 1-minute load average "
         f"{info['load_average_1min'][0]} at the start, "
         f"{info['load_average_1min'][1]} at the end.  ",
@@ -244,19 +246,18 @@ def render(result: dict[str, Any], info: dict[str, Any]) -> str:
         lines += [
             f"## {model} (`{' '.join(r['overrides'])}`)",
             "",
-            "| data path | samples/s | vs raw | wait/epoch (s) | wait share |",
-            "|---|---:|---:|---:|---:|",
         ]
         raw = r["paths"]["raw"]["samples_per_second"]
+        rows = []
         for name, p in r["paths"].items():
             lo, hi = p["samples_per_second_range"]
             mark = " (best workers)" if name == r["best_torchvision"] else ""
-            lines.append(
-                f"| {name}{mark} | {p['samples_per_second']:,.0f} [{lo:,.0f}-{hi:,.0f}] | "
-                f"{p['samples_per_second'] / raw:.3f} | {p['wait_seconds_per_epoch']:.2f} | "
-                f"{100 * p['wait_share']:.1f}% |"
-            )
+            speed = f"{p['samples_per_second']:,.0f} [{lo:,.0f}-{hi:,.0f}]"
+            wait = f"{p['wait_seconds_per_epoch']:.2f}"
+            rows.append([f"{name}{mark}", speed, f"{p['samples_per_second'] / raw:.3f}", wait,
+                         f"{100 * p['wait_share']:.1f}%"])  # fmt: skip
         lines += [
+            *table(["data path", "samples/s", "vs raw", "wait/epoch (s)", "wait share"], rows),
             "",
             "Memory path against the raw loop (goal: adds < 3%): waiting for batches adds "
             f"{100 * r['memory_added_wait_vs_raw']:+.2f}% "
@@ -265,23 +266,22 @@ def render(result: dict[str, Any], info: dict[str, Any]) -> str:
             f"end-to-end slowdown {100 * r['memory_overhead_vs_raw']:+.1f}% "
             f"[{100 * r['memory_overhead_vs_raw_range'][0]:+.1f}, "
             f"{100 * r['memory_overhead_vs_raw_range'][1]:+.1f}] (paired medians; the end-to-end "
-            "figure carries the noise of the shared machine). Memory path vs the best "
+            "figure carries the noise of other work on the machine). Memory path vs the best "
             f"torchvision DataLoader ({r['best_torchvision']}): "
             f"{r.get('memory_speedup_vs_torchvision', 0):.2f}x the samples/s.",
             "",
         ]
+    every = result["epoch_without_model_all"]
     lines += [
         "## One epoch of batches without a model",
         "",
         f"Timed over {result['loader_batches']} batches after 5 warm-up batches, scaled to the "
         f"{-(-result['train_examples'] // result['batch_size'])} batches of an epoch.",
         "",
-        "| data path | seconds (median) | all runs |",
-        "|---|---:|---|",
-    ]
-    for name, s in result["epoch_without_model_seconds"].items():
-        runs = ", ".join(f"{v:.2f}" for v in result["epoch_without_model_all"][name])
-        lines.append(f"| {name} | {s:.2f} | {runs} |")
+        *table(["data path", "seconds (median)", "all runs"],
+               [[name, f"{s:.2f}", ", ".join(f"{v:.2f}" for v in every[name])]
+                for name, s in result["epoch_without_model_seconds"].items()]),
+    ]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -315,10 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {"machine": info, **result}
-    tmp = args.out / "bench_data.json.tmp"
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(args.out / "bench_data.json")
-    (args.out / "bench_data.md").write_text(render(result, info))
+    write_text_atomic(args.out / "bench_data.json", json.dumps(payload, indent=2) + "\n")
+    write_text_atomic(args.out / "bench_data.md", render(result, info))
     print(render(result, info))
     return 0
 

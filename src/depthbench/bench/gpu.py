@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import signal
 import subprocess
 import sys
@@ -37,8 +36,9 @@ from typing import Any
 import torch
 
 from depthbench.bench import gpu_sections as sections
-from depthbench.bench.common import RESULTS_DIR, ROOT
+from depthbench.bench.common import RESULTS_DIR, ROOT, machine
 from depthbench.bench.gpu_report import render
+from depthbench.rundir.atomic import write_text_atomic
 
 # section -> seconds it may take on an H200; the sum stays under the 8-minute budget with
 # ~30 s for imports, data loading and writing the report
@@ -72,20 +72,13 @@ def budget_line() -> str:
 
 
 def environment(device: str) -> dict[str, Any]:
-    """GPU name, driver, torch/CUDA/cuDNN versions and the machine."""
-    import lightning
-
+    """The machine record (``depthbench.machine``) with the GPU's driver, CUDA and cuDNN."""
     env: dict[str, Any] = {
+        **machine(),
         "device": device,
-        "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "lightning": lightning.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "gpu": None,
         "driver": None,
-        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "command": " ".join(["python -m depthbench.bench gpu", *sys.argv[2:]]),
     }
     if device == "cuda" and torch.cuda.is_available():
@@ -154,8 +147,8 @@ def write(record: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     """``gpu.json`` and ``gpu.md`` in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     js, md = out_dir / "gpu.json", out_dir / "gpu.md"
-    js.write_text(json.dumps(record, indent=1, default=str) + "\n")
-    md.write_text(render(record))
+    write_text_atomic(js, json.dumps(record, indent=1, default=str) + "\n")
+    write_text_atomic(md, render(record))
     return js, md
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from depthbench.bench.report import table
+
 COMMAND = "make gpu-check  # = python -m depthbench.bench gpu (writes docs/results/gpu.{md,json})"
 
-NOT_MEASURED = f"""# GPU check
+NO_RECORD = f"""# GPU check
 
-**Not measured yet: no GPU has been lent to this project so far.** Every figure this page will
-hold (fast_dev_run of every model on a GPU, ResNet images/s, framework overhead on a GPU, the
+**No GPU figures: `gpu.json` holds no check's record.** Every figure this page holds once it
+does (fast_dev_run of every model on a GPU, ResNet images/s, framework overhead on a GPU, the
 `cpu_vs_gpu` GPU column, time to 94% on Fashion-MNIST, peak GPU memory) comes from one command,
 run on a machine with a CUDA GPU (offline, at most 8 minutes):
 
@@ -31,61 +33,54 @@ def _num(v: Any, fmt: str = "{:,.1f}") -> str:
 
 
 def _fast_dev_run(s: dict[str, Any]) -> list[str]:
-    out = ["| model | status | wall s | peak GPU MiB |", "|---|---|---|---|"]
-    for name, r in s.get("runs", {}).items():
-        out.append(f"| {name} | {r['status']} | {_num(r.get('wall_seconds'))} "
-                   f"| {_mib(r.get('peak_gpu_mib'))} |")  # fmt: skip
-    return out
+    rows = [[name, r["status"], _num(r.get("wall_seconds")), _mib(r.get("peak_gpu_mib"))]
+            for name, r in s.get("runs", {}).items()]  # fmt: skip
+    return table(["model", "status", "wall s", "peak GPU MiB"], rows)
 
 
 def _hot_path(s: dict[str, Any]) -> list[str]:
-    rows = ["| step | host syncs | CPU-to-device copies | logging step |", "|---|---|---|---|"]
-    for r in s.get("steps", []):
-        logging = "yes" if r["logging_step"] else ""
-        rows.append(f"| {r['step']} | {r['syncs']} | {r['copies']} | {logging} |")
-    return [f"Between logging steps: **{s.get('syncs_between_logging_steps')} syncs, "
-            f"{s.get('copies_between_logging_steps')} copies**.", "", *rows]  # fmt: skip
+    rows = [[r["step"], r["syncs"], r["copies"], "yes" if r["logging_step"] else ""]
+            for r in s.get("steps", [])]  # fmt: skip
+    head = (f"Between logging steps: **{s.get('syncs_between_logging_steps')} syncs, "
+            f"{s.get('copies_between_logging_steps')} copies**.")  # fmt: skip
+    return [head, "", *table(["step", "host syncs", "CPU-to-device copies", "logging step"], rows)]
+
+
+def _results(s: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The per-run entries of a section (its other keys are the status and timings)."""
+    return [(name, r) for name, r in s.items() if isinstance(r, dict)]
 
 
 def _throughput(s: dict[str, Any]) -> list[str]:
-    out = ["| net | image | batch | ms/step (median) | images/s | peak GPU MiB |",
-           "|---|---|---|---|---|---|"]  # fmt: skip
-    for name, r in s.items():
-        if not isinstance(r, dict):
-            continue
+    rows = []
+    for name, r in _results(s):
         if r.get("status") != "ok":
-            out.append(f"| {name} | | | {r.get('status')} | | |")
+            rows.append([name, "", "", r.get("status"), "", ""])
             continue
-        out.append(f"| {r['arch']} | {r['image_size']} | {r['batch']} | {r['step_ms']:.2f} "
-                   f"| **{r['images_per_second']:,.0f}** "
-                   f"| {_mib(r['peak_gpu_mib'])} |")  # fmt: skip
-    return out
+        rows.append([r["arch"], r["image_size"], r["batch"], f"{r['step_ms']:.2f}",
+                     f"**{r['images_per_second']:,.0f}**", _mib(r["peak_gpu_mib"])])  # fmt: skip
+    return table(["net", "image", "batch", "ms/step (median)", "images/s", "peak GPU MiB"], rows)
 
 
 def _overhead(s: dict[str, Any]) -> list[str]:
-    out = ["| net | framework ms/step | hand loop ms/step | ratio (range) | data path ms/batch "
-           "| data share of step | peak GPU MiB |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for name, r in s.items():
-        if not isinstance(r, dict):
-            continue
+    rows = []
+    for name, r in _results(s):
         if r.get("status") != "ok":
-            out.append(f"| {name} | {r.get('status')} | | | | | |")
+            rows.append([name, r.get("status"), "", "", "", "", ""])
             continue
         lo, hi = r["ratio_range"]
-        out.append(f"| {name} | {r['framework_ms']:.3f} | {r['raw_ms']:.3f} | **{r['ratio']:.3f}**"
-                   f" ({lo:.3f}-{hi:.3f}) | {r['data_path_ms']:.3f} | {r['data_path_share']:.1%}"
-                   f" | {_mib(r['peak_gpu_mib'])} |")  # fmt: skip
-    return out
+        rows.append([name, f"{r['framework_ms']:.3f}", f"{r['raw_ms']:.3f}",
+                     f"**{r['ratio']:.3f}** ({lo:.3f}-{hi:.3f})", f"{r['data_path_ms']:.3f}",
+                     f"{r['data_path_share']:.1%}", _mib(r["peak_gpu_mib"])])  # fmt: skip
+    return table(["net", "framework ms/step", "hand loop ms/step", "ratio (range)",
+                  "data path ms/batch", "data share of step", "peak GPU MiB"], rows)  # fmt: skip
 
 
 def _cpu_vs_gpu(s: dict[str, Any]) -> list[str]:
-    out = ["| run | status | samples/s | wall s | peak GPU MiB |", "|---|---|---|---|---|"]
-    for name, r in s.items():
-        if isinstance(r, dict):
-            out.append(f"| {name} | {r.get('status')} | {_num(r.get('train_samples_per_second'))}"
-                       f" | {_num(r.get('wall_seconds'))} "
-                       f"| {_mib(r.get('peak_gpu_mib'))} |")  # fmt: skip
-    return out
+    rows = [[name, r.get("status"), _num(r.get("train_samples_per_second")),
+             _num(r.get("wall_seconds")), _mib(r.get("peak_gpu_mib"))]
+            for name, r in _results(s)]  # fmt: skip
+    return table(["run", "status", "samples/s", "wall s", "peak GPU MiB"], rows)
 
 
 def _fmnist(s: dict[str, Any]) -> list[str]:
@@ -115,10 +110,10 @@ RENDER = {
 
 
 def render(record: dict[str, Any]) -> str:
-    """Markdown for a check's record; the 'not measured yet' page for an empty one."""
+    """Markdown for a check's record; the page naming the command for an empty one."""
     env = record.get("environment")
     if not env or not record.get("sections"):
-        return NOT_MEASURED
+        return NO_RECORD
     lines = ["# GPU check", ""]
     if env["device"] != "cuda":
         lines += ["**Dry run on a CPU at tiny sizes: these are not GPU figures.**", ""]

@@ -9,7 +9,7 @@ both (the framework's data module keeps it there, the raw loop moves it there on
 pays a per-batch host-to-device copy the other does not.
 The framework side is ``depthbench.run.train`` on a composed config with the default callbacks
 (checkpointing, NaN guard, LR monitor, progress bar) and CSV logger, timed from the inside by
-:class:`~depthbench.callbacks.timing.StepTimer`; validation and test are off (per-step cost only).
+:class:`~depthbench.bench.timing.StepTimer`; validation and test are off (per-step cost only).
 
 Every step is timed (end of one step to end of the next). Per run we keep the mean over the
 timed window, the median step and the 10th-percentile step, and the process CPU time per step;
@@ -21,7 +21,6 @@ the median over repeats is reported.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -31,9 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
-from omegaconf import open_dict
 
-from depthbench.bench.common import compose, median, save_section, spread
+from depthbench.bench.common import compose, median, save_section, spread, timed_train
 
 # name -> config overrides; the two benchmark networks (20-layer MLP, small CNN)
 MODELS: dict[str, list[str]] = {
@@ -64,34 +62,13 @@ def framework_steps(
     overrides: list[str], steps: int, warmup: int, device: str, workdir: Path
 ) -> dict[str, float]:
     """Per-step statistics of ``run.train`` after ``warmup`` steps (one run)."""
-    from depthbench.run import train
-
-    out = workdir / f"fw-{time.time_ns()}"
-    cfg = compose(
-        [
-            *overrides,
-            f"trainer.max_steps={steps}",
-            "trainer.max_epochs=-1",
-            "+trainer.limit_val_batches=0",
-            "test=false",
-            f"trainer.accelerator={'gpu' if device.startswith('cuda') else 'cpu'}",
-        ],
-        out,
-    )
-    timing_file = out / "step_timer.json"
-    with open_dict(cfg):
-        cfg.callbacks.step_timer = {
-            "_target_": "depthbench.callbacks.timing.StepTimer",
-            "out_file": str(timing_file),
-            "warmup_steps": warmup,
-            "last_step": steps,
-            "sync_cuda": device.startswith("cuda"),
-        }
-    out.mkdir(parents=True, exist_ok=True)
-    train(cfg)
-    t = json.loads(timing_file.read_text())
+    cuda = device.startswith("cuda")
+    run = [*overrides, f"trainer.max_steps={steps}", "trainer.max_epochs=-1",
+           "+trainer.limit_val_batches=0", "test=false",
+           f"trainer.accelerator={'gpu' if cuda else 'cpu'}"]  # fmt: skip
+    t = timed_train(run, workdir, warmup_steps=warmup, last_step=steps, sync_cuda=cuda)
     timed = t["timed_steps"]
-    step_times = [] if device.startswith("cuda") else t["step_times"]  # async on a GPU
+    step_times = [] if cuda else t["step_times"]  # async on a GPU
     return _stats(step_times, t["step_seconds"] * timed, t["step_cpu_seconds"] * timed, timed)
 
 

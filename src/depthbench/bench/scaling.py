@@ -1,7 +1,7 @@
 """Scaling: seconds per training epoch against depth (1 to 1,000+ blocks) and training-set size.
 
 Each point is a real ``run.train`` on Fashion-MNIST (no validation, no test), timed per epoch
-from the inside by :class:`~depthbench.callbacks.timing.StepTimer`; the first epoch is a warm-up and
+from the inside by :class:`~depthbench.bench.timing.StepTimer`; the first epoch is a warm-up and
 the median of the later ones is kept, then the median over ``--repeats`` runs. Depth uses the
 residual MLP (``model=residual``, width 64) so every depth trains; size uses a 4-layer MLP.
 A least-squares line ``seconds = a + b * x`` is fitted to each sweep; linear growth shows as
@@ -11,17 +11,14 @@ R^2 near 1 and a log-log slope near 1 (time doubling with the data).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import open_dict
 
-from depthbench.bench.common import compose, median, save_section
+from depthbench.bench.common import median, save_section, timed_train
 
 DEPTHS = (1, 4, 16, 64, 256, 1024)
 SIZES = (1000, 2000, 4000, 8000, 16000, 32000, 55000)
@@ -29,29 +26,15 @@ SIZES = (1000, 2000, 4000, 8000, 16000, 32000, 55000)
 
 def epoch_seconds(overrides: list[str], epochs: int, workdir: Path) -> float:
     """Median seconds of epochs 2..``epochs`` of ``run.train`` with ``overrides``."""
-    from depthbench.run import train
-
-    out = workdir / f"scale-{time.time_ns()}"
-    cfg = compose(
-        [
-            "data=fashion_mnist",
-            *overrides,
-            f"trainer.max_epochs={epochs}",
-            "+trainer.limit_val_batches=0",
-            "test=false",
-            "callbacks.progress_bar.refresh_rate=0",
-        ],
-        out,
-    )
-    timing = out / "step_timer.json"
-    with open_dict(cfg):
-        cfg.callbacks.step_timer = {
-            "_target_": "depthbench.callbacks.timing.StepTimer",
-            "out_file": str(timing),
-        }
-    out.mkdir(parents=True, exist_ok=True)
-    train(cfg)
-    return median(json.loads(timing.read_text())["epoch_seconds"][1:])
+    run = [
+        "data=fashion_mnist",
+        *overrides,
+        f"trainer.max_epochs={epochs}",
+        "+trainer.limit_val_batches=0",
+        "test=false",
+        "callbacks.progress_bar.refresh_rate=0",
+    ]
+    return median(timed_train(run, workdir)["epoch_seconds"][1:])  # fmt: skip
 
 
 def linear_fit(x: list[float], y: list[float]) -> dict[str, float]:

@@ -8,7 +8,6 @@
 - ``finetune``: ``BackboneFreeze`` for a fine-tuner's backbone
 - ``epoch_log``: ``EpochLog`` (a start line, one plain line per epoch, the training-only clock
   behind ``train_samples_per_second``), added to every run
-- ``timing``: ``StepTimer``, the benchmarks' in-loop step timer
 - ``predictions``: ``CollectPredictions``, eval's test-set probabilities and labels
 """
 

@@ -1,9 +1,9 @@
 """Checkpoint writing through Lightning's public extension points.
 
 * :class:`AtomicCheckpointIO` is the Trainer's ``CheckpointIO`` plugin (``run.build_trainer``
-  adds it to every run): each file is written to ``<name>.tmp`` in the same folder, fsynced and
-  renamed over the old one (``os.replace`` is atomic on POSIX), so a kill at any moment leaves
-  the previous file or the new one, never half of one. It refuses to write weights that are not
+  adds it to every run): each file is written through ``rundir.atomic.atomic_write`` (temp
+  file, fsync, rename), so a kill at any moment leaves the previous file or the new one, never
+  half of one. It refuses to write weights that are not
   finite (a DivergenceError), so the last good checkpoint is never replaced by a NaN one.
 * :class:`LastCheckpoint` keeps ``checkpoints/last.ckpt`` current: at every epoch end (after
   validation and the epoch's logging) and, with ``every_n_train_steps``, every n optimizer
@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from depthbench.errors import DivergenceError
+from depthbench.rundir.atomic import atomic_write
 
 LAST_NAME = "last"
 
@@ -44,15 +45,6 @@ def nonfinite_tensors(state_dict: dict[str, Any], limit: int = 3) -> list[str]:
     if all(bool(torch.stack([t.isfinite().all() for t in ts]).all()) for ts in by_device.values()):
         return []
     return [k for k, v in floats.items() if not bool(v.isfinite().all())][:limit]
-
-
-def _fsync_dir(folder: Path) -> None:
-    # the rename itself reaches the disk only when the folder's entry is flushed
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -92,15 +84,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options: {storage_options}")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_write(path, "wb") as f:  # readers see the old file or the new one
             torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # readers see the old file or the new one
-        _fsync_dir(path.parent)
         return None
 
 

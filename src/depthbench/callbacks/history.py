@@ -1,14 +1,15 @@
 """``KeepHistory``: the loggers' history continues across a resume, and never lags a checkpoint.
 
-``run.build_trainer`` adds it to every run. With :class:`~depthbench.history.ResumableCSVLogger`
-(``logger=csv``) it makes a resumed run's ``csv/metrics.csv`` equal an uninterrupted run's:
+``run.build_trainer`` adds it to every run. With
+:class:`~depthbench.rundir.history.ResumableCSVLogger` (``logger=csv``) it makes a resumed
+run's ``csv/metrics.csv`` equal an uninterrupted run's:
 
 * at ``on_train_start`` (a resumed trainer's ``global_step`` is restored by then) the rows at or
   after the step the run starts from are dropped: the pre-kill run wrote them after its last
   checkpoint, and the resumed run writes them again;
-* every checkpoint first flushes the loggers (Lightning's CSV logger buffers 100 steps), so the
-  rows a checkpoint covers are on disk before it is; the CSV buffer is also flushed at each step,
-  so a SIGKILL loses at most the rows of the step it hits.
+* every checkpoint first flushes the loggers, so the rows a checkpoint covers are on disk before
+  it is (``conf/logger/csv.yaml`` also sets ``flush_logs_every_n_steps: 1``, so a SIGKILL loses
+  at most the rows of the step it hits).
 
 The wandb run id goes into every checkpoint too (``tracking.WANDB_ID_KEY``), so a run resumed
 from a checkpoint into a new folder continues the same wandb run.
@@ -21,7 +22,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
-from depthbench.history import ResumableCSVLogger
+from depthbench.rundir.history import ResumableCSVLogger
 from depthbench.tracking import WANDB_ID_KEY
 
 
@@ -32,13 +33,6 @@ class KeepHistory(L.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, ResumableCSVLogger):
                 logger.keep_rows_before(trainer.global_step)
-
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        for logger in trainer.loggers:  # cheap: a no-op unless a row was logged last step
-            if isinstance(logger, ResumableCSVLogger):
-                logger.save()
 
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]

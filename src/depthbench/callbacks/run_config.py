@@ -14,8 +14,8 @@ from typing import Any
 import lightning as L
 
 from depthbench.build import data_spec
-from depthbench.checkpoint import CONFIG_KEY, SHAPES_KEY
-from depthbench.redaction import redact
+from depthbench.rundir.checkpoint import CONFIG_KEY, DATA_SPEC_KEY
+from depthbench.rundir.redaction import redact
 
 
 class ConfigInCheckpoint(L.Callback):
@@ -30,7 +30,7 @@ class ConfigInCheckpoint(L.Callback):
         checkpoint[CONFIG_KEY] = self.config
         dm = getattr(trainer, "datamodule", None)
         if dm is not None and getattr(dm, "input_shape", None):
-            checkpoint[SHAPES_KEY] = data_spec(dm)
+            checkpoint[DATA_SPEC_KEY] = data_spec(dm)
         hparams = checkpoint.get("hyper_parameters")
         if hparams:  # optimizer/scheduler partials -> their config, so weights_only can load it
             checkpoint["hyper_parameters"] = {

@@ -10,12 +10,13 @@ modification times, plus the decoding parameters) no longer matches the data.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from depthbench.rundir.atomic import atomic_write
 
 log = logging.getLogger("depthbench")
 
@@ -40,16 +41,14 @@ def file_fingerprint(paths: Iterable[Path]) -> list[list[Any]]:
 
 
 def save_atomic(path: Path, payload: dict[str, Any]) -> bool:
-    """``torch.save`` to a temporary file, then rename; False (and a warning) if not writable."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """``torch.save`` through ``atomic_write`` (parallel jobs may write the same cache); False
+    (and a warning) if not writable."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(payload, tmp)
-        tmp.replace(path)
+        with atomic_write(path, "wb", per_process=True) as f:
+            torch.save(payload, f)
         return True
     except OSError as e:
         log.warning("could not write the data cache %s (%s); continuing without it", path, e)
-        tmp.unlink(missing_ok=True)
         return False
 
 

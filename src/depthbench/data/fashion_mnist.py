@@ -13,6 +13,7 @@ from pathlib import Path
 
 from depthbench.data.mnist import IDX_FILES, IdxDataModule
 from depthbench.errors import DataError
+from depthbench.rundir.atomic import atomic_write
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = tuple(f for pair in IDX_FILES.values() for f in pair)
@@ -39,14 +40,13 @@ class FashionMNISTDataModule(IdxDataModule):
             return False
         self.raw_dir.mkdir(parents=True, exist_ok=True)
         for f in FILES:
-            src_path, tmp = self.debian_dir / f"{f}.gz", self.raw_dir / f"{f}.tmp"
-            try:
-                with gzip.open(src_path) as src, open(tmp, "wb") as dst:
+            src_path = self.debian_dir / f"{f}.gz"
+            try:  # never a half-written raw file, also with parallel jobs decompressing
+                with gzip.open(src_path) as src, atomic_write(self.raw_dir / f, "wb",
+                                                              per_process=True) as dst:  # fmt: skip
                     shutil.copyfileobj(src, dst)
             except (OSError, EOFError) as e:
-                tmp.unlink(missing_ok=True)
                 raise DataError(f"{self.name}: cannot decompress {src_path}: {e}") from e
-            tmp.replace(self.raw_dir / f)  # atomic: never a half-written raw file
         return True
 
     def missing_error(self, reason: str) -> DataError:

@@ -55,13 +55,21 @@ class TensorBatchLoader:
         else:
             idx = torch.arange(n)
         if self.world_size > 1:  # pad to a multiple of world_size, then take every k-th
-            pad = (-n) % self.world_size
-            idx = torch.cat([idx, idx[:pad]])[self.rank :: self.world_size]
+            idx = torch.cat([idx, idx[: self._pad()]])[self.rank :: self.world_size]
         return idx
 
+    def _pad(self) -> int:
+        """Examples repeated so that every rank gets as many: training needs the same number of
+        steps on each rank. Evaluation (``shuffle=False``) counts each example once, so its
+        shards differ by at most one, unless a rank would get none."""
+        n = len(self.y)
+        if self.shuffle or n < self.world_size:
+            return (-n) % self.world_size
+        return 0
+
     def __len__(self) -> int:
-        n = len(self.y) + (-len(self.y)) % self.world_size
-        n //= self.world_size
+        n = len(self.y) + self._pad()
+        n = len(range(self.rank, n, self.world_size))  # this rank's examples
         if self.drop_last and n >= self.batch_size:  # never drop the only batch
             return n // self.batch_size
         return -(-n // self.batch_size)

@@ -17,7 +17,8 @@ from typing import Any
 import lightning as L
 import torch
 
-from depthbench.attention import (
+from depthbench.errors import ConfigError
+from depthbench.tools.attention import (
     LESSON_SENTENCE,
     TextModel,
     attention_from,
@@ -25,7 +26,6 @@ from depthbench.attention import (
     read_sentence,
     word_labels,
 )
-from depthbench.errors import ConfigError
 
 log = logging.getLogger("depthbench")
 

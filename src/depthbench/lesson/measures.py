@@ -118,7 +118,7 @@ def probes(
     the same architecture (``probe init i``) and on the raw input (``probe raw``); for a 2-D
     net also the first layer's edge score, trained and at initialisation."""
     from depthbench.build import build_data, build_net
-    from depthbench.checkpoint import load_checkpoint, load_net, stored_data_spec
+    from depthbench.rundir.checkpoint import load_checkpoint, load_net, stored_data_spec
 
     ckpt = run.path / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
@@ -170,7 +170,7 @@ def _trained(run: Run, split: str, examples: int | None, seed: int = 0):
     """The run's trained net (eval mode) and ``examples`` rows of its data's ``split``, as the
     net sees them at evaluation (no augmentation), or None when the run kept no checkpoint."""
     from depthbench.build import build_data
-    from depthbench.checkpoint import load_checkpoint, load_net
+    from depthbench.rundir.checkpoint import load_checkpoint, load_net
 
     ckpt = run.path / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
@@ -330,7 +330,7 @@ def raw_linear(run: Run, test: int = 2048) -> dict[str, float]:
     from sklearn.preprocessing import StandardScaler
 
     from depthbench.build import build_data
-    from depthbench.checkpoint import load_checkpoint, load_net
+    from depthbench.rundir.checkpoint import load_checkpoint, load_net
 
     ckpt = run.path / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():

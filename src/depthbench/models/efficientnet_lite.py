@@ -101,9 +101,9 @@ class EfficientNetLite0(ClassifierNet):
     ) -> None:
         super().__init__()
         # TF trained with momentum 0.01 (decay 0.99), fine for a long ImageNet run; from scratch on
-        # a few hundred steps it leaves the running statistics far from the data's (we measured
-        # val acc 12% with running vs 66% with batch stats after 200 steps, see transfer.md),
-        # so PyTorch's 0.1 by default (it does not touch the pretrained weights).
+        # a few hundred steps it leaves the running statistics far from the data's (validation
+        # with running vs batch statistics: docs/results/transfer.md), so PyTorch's 0.1 by
+        # default (it does not touch the pretrained weights).
         BN = {"eps": BN_EPS, "momentum": bn_momentum}
         check_positive_int("num_classes", num_classes, minimum=2)
         if len(input_shape) != 3:

@@ -1,10 +1,9 @@
 """Find Hydra run folders and read what each run left behind: config, overrides, metrics.
 
 A run folder is any folder with a ``.hydra/`` subfolder (single runs and the numbered jobs of
-a multirun alike). Each run ends in one of three outcomes: ``ok``; ``diverged`` (the loss or
-weights became non-finite: ``metrics.json`` says so, or, in files written before the guard was
-always on, says ``ok`` beside a NaN ``train/loss``); or failed (no ``metrics.json``, or any other
-status), with the last error line of its log when there is one.
+a multirun alike). Each run ends in one of three outcomes, as its ``metrics.json`` says:
+``ok``; ``diverged`` (the loss or weights became non-finite); or failed (no ``metrics.json``, or
+any other status), with the last error line of its log when there is one.
 """
 
 from __future__ import annotations
@@ -131,20 +130,11 @@ def load_run(run_dir: Path) -> Run:
         except json.JSONDecodeError as e:
             run.error = f"unreadable metrics.json: {e}"
         run.status = str(run.metrics.get("status", "failed"))
-        if run.ok and not math.isfinite(run.metric("train/loss")) and _has(run, "train/loss"):
-            # written before the divergence guard was on in every run: "ok" with a NaN loss
-            run.status = "diverged"
-            run.error = "train/loss is not finite (metrics.json says ok: written without the guard)"
         if not run.ok and not run.error:
             run.error = str(run.metrics.get("error", ""))
     else:
         run.error = _last_error(run_dir) or "no metrics.json (crashed, killed or still running)"
     return run
-
-
-def _has(run: Run, key: str) -> bool:
-    """Whether ``metrics.json`` holds a value for ``key`` (a NaN counts; null or absent do not)."""
-    return run.metrics.get(key) is not None
 
 
 def _load_yaml(path: Path) -> Any:

@@ -1,13 +1,13 @@
 """Time to accuracy on Fashion-MNIST on a CPU: ``train.py`` against scikit-learn.
 
 Each entry is a whole process, timed from spawn to exit (imports, data loading, training,
-testing, writing outputs): ``python train.py experiment=fmnist_mlp_tta`` (target 88% test
-accuracy) and ``experiment=fmnist_cnn_tta`` (91%), and scikit-learn's ``MLPClassifier`` on the
+testing, writing outputs): ``python train.py experiment=fmnist_mlp_recipe`` (target 88% test
+accuracy) and ``experiment=fmnist_cnn_recipe`` (91%), and scikit-learn's ``MLPClassifier`` on the
 same split (the same 55,000 training images after the seeded 5,000-image validation hold-out,
 the same 10,000 test images, the same normalisation), trained one epoch at a time with
 ``partial_fit`` until its test accuracy reaches 88% (the process then exits). The train.py runs
 have a fixed schedule; the bench checks that they reach their target (and the CNN recipe its
-120 s whole-process budget). Run it on an idle machine: ``python -m depthbench.bench tta``
+120 s whole-process budget). Run it on an idle machine: ``python -m depthbench.bench time_to_acc``
 (3 alternating runs of each by default).
 """
 
@@ -25,9 +25,9 @@ from typing import Any
 
 from depthbench.bench.common import RESULTS_DIR, ROOT, median, save_section
 
-EXPERIMENTS = {"fmnist_mlp_tta": 0.88, "fmnist_cnn_tta": 0.91}
+EXPERIMENTS = {"fmnist_mlp_recipe": 0.88, "fmnist_cnn_recipe": 0.91}
 # whole-process wall seconds each recipe must fit on an idle 2-core machine (None: no budget)
-WALL_BUDGET = {"fmnist_mlp_tta": None, "fmnist_cnn_tta": 120.0}
+WALL_BUDGET = {"fmnist_mlp_recipe": None, "fmnist_cnn_recipe": 120.0}
 SKLEARN_TARGET = 0.88
 BENCH_JSON = RESULTS_DIR / "bench.json"
 
@@ -103,13 +103,13 @@ def sklearn_worker(out_file: str, seed: int = 42, max_epochs: int = 40) -> None:
 def run_sklearn(workdir: Path, timeout: float) -> dict[str, Any]:
     """The scikit-learn baseline in its own process, timed like train.py."""
     out = workdir / "sklearn.json"
-    cmd = [sys.executable, "-m", "depthbench.bench.tta", "--sklearn-worker", str(out)]
+    cmd = [sys.executable, "-m", "depthbench.bench.time_to_acc", "--sklearn-worker", str(out)]
     wall, proc = time_process(cmd, timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"sklearn worker failed:\n{proc.stderr[-3000:]}")
     result = json.loads(out.read_text())
     return {
-        "command": "python -m depthbench.bench.tta --sklearn-worker OUT",
+        "command": "python -m depthbench.bench.time_to_acc --sklearn-worker OUT",
         "wall_seconds": wall,
         **result,
         "target": SKLEARN_TARGET,
@@ -122,19 +122,19 @@ def run(names: list[str], repeats: int, sklearn: bool, timeout: float) -> dict[s
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     if sklearn:
         runs["sklearn_mlp"] = []
-    with tempfile.TemporaryDirectory(prefix="depthbench-tta-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="depthbench-time-to-acc-") as tmp:
         for r in range(repeats):
             for name in names:
                 runs[name].append(
                     run_experiment(name, EXPERIMENTS[name], Path(tmp) / str(r), timeout)
                 )
-                print(f"tta {name}: {runs[name][-1]['wall_seconds']:.1f} s, "
+                print(f"time_to_acc {name}: {runs[name][-1]['wall_seconds']:.1f} s, "
                       f"test acc {runs[name][-1]['test_acc']:.4f}", flush=True)  # fmt: skip
             if sklearn:
                 runs["sklearn_mlp"].append(run_sklearn(Path(tmp) / str(r), timeout))
                 s = runs["sklearn_mlp"][-1]
-                print(f"tta sklearn: {s['wall_seconds']:.1f} s, test acc {s['test_acc']:.4f} "
-                      f"after {s['epochs']} epochs", flush=True)  # fmt: skip
+                print(f"time_to_acc sklearn: {s['wall_seconds']:.1f} s, test acc "
+                      f"{s['test_acc']:.4f} after {s['epochs']} epochs", flush=True)  # fmt: skip
     summary = {}
     for name, rs in runs.items():
         summary[name] = {
@@ -149,8 +149,8 @@ def run(names: list[str], repeats: int, sklearn: bool, timeout: float) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
-    """``python -m depthbench.bench tta``"""
-    p = argparse.ArgumentParser(prog="depthbench.bench tta", description=__doc__)
+    """``python -m depthbench.bench time_to_acc``"""
+    p = argparse.ArgumentParser(prog="depthbench.bench time_to_acc", description=__doc__)
     p.add_argument("--experiments", default=",".join(EXPERIMENTS))
     p.add_argument("--repeats", type=int, default=3, help="alternating runs of each")
     p.add_argument("--no-sklearn", action="store_true")
@@ -166,10 +166,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     THREADS = a.threads
     result = run(a.experiments.split(","), a.repeats, not a.no_sklearn, a.timeout)
     if not a.no_save:
-        previous = json.loads(BENCH_JSON.read_text()).get("tta", {}) if BENCH_JSON.is_file() else {}
+        previous = (
+            json.loads(BENCH_JSON.read_text()).get("time_to_acc", {})
+            if BENCH_JSON.is_file()
+            else {}
+        )
         kept = {k: v for k, v in previous.get("results", {}).items() if k not in result["results"]}
         result["results"] = {**kept, **result["results"]}  # entries not re-run are kept
-        save_section("tta", result)
+        save_section("time_to_acc", result)
     return result
 
 

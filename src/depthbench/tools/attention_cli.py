@@ -15,9 +15,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from depthbench.attention import format_attention, load_text_model, plot_attention, read_sentence
 from depthbench.data.text import UNK
 from depthbench.errors import CheckpointError, DepthbenchError
+from depthbench.tools.attention import (
+    format_attention,
+    load_text_model,
+    plot_attention,
+    read_sentence,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

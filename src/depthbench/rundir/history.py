@@ -25,6 +25,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from depthbench.rundir.atomic import atomic_write
+
 # the suffix of a metrics.csv moved aside while Lightning's writer opens the folder
 ASIDE_SUFFIX = ".resume"
 
@@ -57,12 +59,10 @@ def keep_rows_before(path: Path, step: int, header: list[str] | None = None) -> 
     if not columns and header is None:
         return 0
     kept = [r for r in rows if _step(r) < step]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header or columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(kept)
-    os.replace(tmp, path)
     return len(kept)
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from depthbench.machine import code_state
-from depthbench.redaction import redact
+from depthbench.rundir.atomic import write_text_atomic
+from depthbench.rundir.redaction import redact
 
 METRICS_FILE = "metrics.json"
 STATUSES = ("ok", "diverged", "interrupted", "failed")
@@ -39,7 +40,7 @@ def is_rank_zero() -> bool:
 
 
 def write_metrics(out_dir: str | Path, status: str, **fields: Any) -> Path:
-    """Write ``<out_dir>/metrics.json`` atomically (tmp file + rename); return its path.
+    """Write ``<out_dir>/metrics.json`` atomically (``rundir.atomic``); return its path.
 
     The file holds ``status``, then ``fields``, then ``output_dir`` (``out_dir`` unless given),
     with secrets redacted. Raises ValueError for a status not in ``STATUSES`` or a missing field
@@ -60,11 +61,8 @@ def write_metrics(out_dir: str | Path, status: str, **fields: Any) -> Path:
     path = out_dir / METRICS_FILE
     if not is_rank_zero():
         return path
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    tmp.replace(path)  # atomic: a reader sees the old file or the new one, never half of one
-    return path
+    # a reader sees the old file or the new one, never half of one
+    return write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def error_chain(error: BaseException) -> list[BaseException]:

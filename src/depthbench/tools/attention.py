@@ -5,7 +5,7 @@
 attention from one word, per layer and averaged over heads (each row sums to 1);
 ``format_attention`` prints it in the lesson's format ("it" -> cat 0.82, mat 0.11, sat 0.07) and
 ``plot_attention`` draws the heat map. Used by ``depthbench attention``
-(``depthbench.attention_cli``) and by ``diagnostics.referent_attention.ReferentAttention``.
+(``depthbench.tools.attention_cli``) and by ``diagnostics.referent_attention.ReferentAttention``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from depthbench.checkpoint import CONFIG_KEY, load_checkpoint, load_net
 from depthbench.data.text import Vocabulary, encode_batch, tokenize, unpack
 from depthbench.errors import CheckpointError, ConfigError
 from depthbench.plotting import pyplot
+from depthbench.rundir.checkpoint import CONFIG_KEY, load_checkpoint, load_net
 
 LESSON_SENTENCE = "the cat sat on the mat because it was tired"
 

@@ -390,7 +390,7 @@ class RunFolderClaim(Callback):
     before Hydra writes to it. Only global rank 0 claims: the other DDP ranks join its folder."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from depthbench.metrics_file import is_rank_zero
+        from depthbench.rundir.metrics_file import is_rank_zero
 
         if not is_rank_zero():
             return

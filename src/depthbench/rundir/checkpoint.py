@@ -16,13 +16,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from depthbench.build import build_data, build_net, data_spec
+from depthbench.build import build_net, data_spec
 from depthbench.errors import CheckpointError, ConfigError
 
 CONFIG_KEY = "depthbench_config"
 # the data spec the net was built for (``build.data_spec``): input_shape, num_classes, the
 # normalisation mean/std and extra model arguments, so the net is rebuilt without its data
-SHAPES_KEY = "depthbench_data"
+DATA_SPEC_KEY = "depthbench_data_spec"
 
 
 def resolve_ckpt_path(value: str | None, output_dir: Path, required: bool = False) -> str | None:
@@ -91,15 +91,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def stored_data_spec(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
-    """The data spec of a loaded checkpoint's net.
-
-    A checkpoint written before the spec held ``model_kwargs`` gets it from its run's data,
-    instantiated from the stored config (slower, and the data must be there).
-    """
-    spec = checkpoint.get(SHAPES_KEY)
-    if spec and "model_kwargs" in spec:
-        return dict(spec)
-    return data_spec(build_data(OmegaConf.create(checkpoint[CONFIG_KEY])))
+    """The data spec of a loaded checkpoint's net (``build.data_spec``), stored at save time."""
+    spec = checkpoint.get(DATA_SPEC_KEY)
+    if not isinstance(spec, Mapping) or "model_kwargs" not in spec:
+        raise CheckpointError(
+            f"the checkpoint has no data spec ({DATA_SPEC_KEY}): it was not saved by a "
+            "depthbench run, so its network cannot be rebuilt"
+        )
+    return dict(spec)
 
 
 def load_net(checkpoint: str | Path | Mapping[str, Any]) -> tuple[nn.Module, DictConfig]:

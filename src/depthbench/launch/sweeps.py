@@ -33,12 +33,12 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from depthbench.distributed import end_distributed_job
 from depthbench.errors import ConfigError
-from depthbench.gpu_slots import claim_gpu_for_sweep_job
-from depthbench.metrics_file import error_line, is_rank_zero, write_metrics
-from depthbench.redaction import redact, redact_yaml_file
-from depthbench.run_folder import RunFolderError
+from depthbench.launch.distributed import end_distributed_job
+from depthbench.launch.gpu_slots import claim_gpu_for_sweep_job
+from depthbench.rundir.metrics_file import error_line, is_rank_zero, write_metrics
+from depthbench.rundir.redaction import redact, redact_yaml_file
+from depthbench.rundir.run_folder import RunFolderError
 from depthbench.tracking import finish_wandb
 
 log = logging.getLogger("depthbench")

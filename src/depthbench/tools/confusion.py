@@ -8,6 +8,9 @@
 * ``wrong_examples.png`` (image data): the most confidently wrong test examples, with their
   true and predicted class.
 
+The last two need every prediction in one process, so an eval over several DDP ranks writes
+the first two only.
+
 and returns the per-class accuracy for ``metrics.json``.
 """
 
@@ -28,19 +31,11 @@ ANNOTATE_UP_TO = 20  # classes: above this the cells are too small for their cou
 WRONG_EXAMPLES = 16
 
 
-def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, n: int) -> torch.Tensor:
-    """``(n, n)`` counts: entry ``[t, p]`` is the number of class-``t`` examples predicted ``p``."""
-    index = labels.long() * n + predicted.long()
-    return torch.bincount(index, minlength=n * n).reshape(n, n)
-
-
-def per_class_accuracy(matrix: torch.Tensor, classes: Sequence[str]) -> dict[str, float | None]:
-    """Class name -> the fraction of its examples predicted right (None: no example of it)."""
-    totals = matrix.sum(dim=1)
-    return {
-        name: (int(matrix[i, i]) / int(totals[i]) if totals[i] else None)
-        for i, name in enumerate(classes)
-    }
+def per_class_accuracy(per_class: torch.Tensor, classes: Sequence[str]) -> dict[str, float | None]:
+    """Class name -> the fraction of its examples predicted right (None: no example of it), from
+    torchmetrics' ``MulticlassAccuracy(average=None)`` with NaN for an absent class."""
+    return {name: (None if math.isnan(v) else v) for name, v in zip(classes, per_class.tolist(),
+                                                                    strict=True)}  # fmt: skip
 
 
 def write_confusion_csv(matrix: torch.Tensor, classes: Sequence[str], path: Path) -> Path:
@@ -147,28 +142,36 @@ def plot_wrong_examples(
 
 def explain_predictions(
     out_dir: str | Path,
-    probs: torch.Tensor,
-    labels: torch.Tensor,
     classes: Sequence[str],
+    matrix: torch.Tensor | None,
+    per_class: torch.Tensor | None,
+    predictions: tuple[torch.Tensor, torch.Tensor] | None = None,
     images: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Write the files of the module docstring into ``out_dir``; return the metrics fields
-    ``test/acc_per_class`` (class name -> accuracy) and ``test/examples`` (none without
-    predictions). Classes are named by their index when ``classes`` does not fit the data."""
-    if len(labels) == 0:  # no test batch ran (trainer.limit_test_batches=0)
+    ``test/acc_per_class`` (class name -> accuracy) and ``test/examples``.
+
+    ``matrix`` and ``per_class`` come from torchmetrics (``callbacks.predictions``), over every
+    rank; ``predictions`` (probabilities, labels) of the whole test set give ``predictions.csv``
+    and the wrong examples, so they are left out when each process holds only a shard. Nothing
+    is written without a matrix (no test batch ran: ``trainer.limit_test_batches=0``). Classes
+    are named by their index when ``classes`` does not fit the matrix.
+    """
+    if matrix is None or per_class is None or int(matrix.sum()) == 0:
         return {}
-    n = max(probs.shape[1], int(labels.max()) + 1)
+    n = matrix.shape[0]
     classes = list(classes) if len(classes) == n else [str(i) for i in range(n)]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    matrix = confusion_matrix(probs.argmax(dim=1), labels, n)
     write_confusion_csv(matrix, classes, out_dir / "confusion.csv")
     plot_confusion(matrix, classes, out_dir / "confusion.png")
-    write_predictions_csv(probs, labels, classes, out_dir / "predictions.csv")
-    if images is not None and is_image_batch(images) and len(images) >= len(labels):
-        plot_wrong_examples(images[: len(labels)], probs, labels, classes,
-                            out_dir / "wrong_examples.png")  # fmt: skip
+    if predictions is not None:
+        probs, labels = predictions
+        write_predictions_csv(probs, labels, classes, out_dir / "predictions.csv")
+        if images is not None and is_image_batch(images) and len(images) >= len(labels):
+            plot_wrong_examples(images[: len(labels)], probs, labels, classes,
+                                out_dir / "wrong_examples.png")  # fmt: skip
     return {
-        "test/acc_per_class": per_class_accuracy(matrix, classes),
+        "test/acc_per_class": per_class_accuracy(per_class, classes),
         "test/examples": int(matrix.sum()),
     }

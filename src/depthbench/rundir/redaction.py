@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from depthbench.rundir.atomic import atomic_write
+
 REDACTED = "***redacted***"
 # a config key or environment variable is secret when its last word is one of these
 # (`api_key`, `WANDB_API_KEY`, `hf_token`, `client_secret`, `password`; not `keys` or `monkey`)
@@ -71,9 +73,8 @@ def redact_yaml_file(path: Path) -> None:
     original = OmegaConf.load(path)
     cleaned = redact(OmegaConf.to_container(original, resolve=False))
     if cleaned != OmegaConf.to_container(original, resolve=False):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: parallel jobs read it
-        OmegaConf.save(OmegaConf.create(cleaned), tmp)
-        tmp.replace(path)
+        with atomic_write(path, per_process=True) as f:  # parallel jobs read it
+            OmegaConf.save(OmegaConf.create(cleaned), f)
 
 
 def redact_hydra_outputs() -> None:

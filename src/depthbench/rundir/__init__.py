@@ -1,0 +1,1 @@
+"""The run folder: checkpoints, ``metrics.json``, history files, redaction, output checks."""

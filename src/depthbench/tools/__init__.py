@@ -1,0 +1,1 @@
+"""User tools on trained runs: ``depthbench predict``, ``depthbench attention``, confusion."""
