@@ -510,8 +510,10 @@ def lesson(args: argparse.Namespace) -> Path:
         jobs.sort(key=lambda j: -cost[j.claim])  # together (a stable sort keeps each claim's order)
         run_jobs(jobs, args.jobs, gpu_count())
         measure_all(claims, root, args.jobs)
-        # the wall time of the run that made these folders, for a page decided again --from them
-        (root / WALL_FILE).write_text(f"{time.perf_counter() - start:.1f}\n")
+        # the wall time of the lesson that made this folder, for a page decided again --from it;
+        # written once: a later --resume adds runs but never changes what is already there
+        if not args.resume and not (root / WALL_FILE).exists():
+            (root / WALL_FILE).write_text(f"{time.perf_counter() - start:.1f}\n")
     wall = time.perf_counter() - start
     results = []
     for c in claims:
