@@ -5,7 +5,8 @@ Each function takes ``frames`` (sweep name -> one row per seed, with ``seed``, `
 computed row's keys; list values stay lists in their cell) and ``criterion`` (the thresholds of
 ``conf/lesson/<claim>.yaml``) and returns a :class:`Verdict`. The functions read the measured
 setting from the rows themselves (the depth, the stage curve), never from which sweep is the
-claim's and which is its negative control: the lesson applies them to both.
+claim's and which is its negative control: the lesson applies them to both. The file is one
+unit on purpose, as ``verdicts.py``: the demonstrations' checks side by side, sharing helpers.
 """
 
 from __future__ import annotations

@@ -10,7 +10,13 @@ filters, and the attention summary of a transformer run. Each adds columns to a 
   four oriented first-derivative (Sobel) kernels. A random filter scores about 0.5 (measured:
   medians 0.47-0.54 for 16 Gaussian filters, 3 seeds); an edge detector close to 1.
 * ``attention``: the last layer's attention from "it" to its referent and to the other noun,
-  over the test set and on one sentence, from the run's ``attention_summary.json``.
+  over the test set and on one sentence, from the run's ``attention_summary.json``;
+* on the final weights (``_trained``: last.ckpt, its data, eval mode): ``train_eval`` (one pass
+  over the training set), ``lesion`` (Veit et al. 2016), ``landscape`` (Li et al. 2018), and
+  ``raw_linear`` (the raw-pixel baseline), plus ``loss_curve`` from ``metrics.csv``.
+
+The file is one unit on purpose: every measurement the lesson takes of a run, behind the one
+``MEASURES`` table, sharing one path from a run folder to its trained net and data.
 """
 
 from __future__ import annotations

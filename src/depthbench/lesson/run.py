@@ -467,12 +467,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _has_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def lesson(args: argparse.Namespace) -> Path:
     """Run (or read) every claim and its control and write the page; return its path."""
     if args.seeds < 1 or args.jobs < 1 or args.first_seed < 0:
@@ -480,7 +474,8 @@ def lesson(args: argparse.Namespace) -> Path:
     claims = load_claims([c for c in args.only.split(",") if c] or None)
     from depthbench.machine import machine_record
 
-    gpu = _has_gpu()
+    gpus = gpu_count()
+    gpu = gpus > 0
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     start = time.perf_counter()
     records: dict[str, dict] = {}
@@ -508,7 +503,7 @@ def lesson(args: argparse.Namespace) -> Path:
         jobs = plan_jobs(claims, root, args.profile, seeds, args.extra, gpu)
         cost = {c.name: c.cost_s for c in claims}  # the longest claims first: the lanes end
         jobs.sort(key=lambda j: -cost[j.claim])  # together (a stable sort keeps each claim's order)
-        run_jobs(jobs, args.jobs, gpu_count())
+        run_jobs(jobs, args.jobs, gpus)
         measure_all(claims, root, args.jobs)
         # the wall time of the lesson that made this folder, for a page decided again --from it;
         # written once: a later --resume adds runs but never changes what is already there
