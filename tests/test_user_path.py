@@ -424,13 +424,63 @@ def test_a_plain_trainer_argument_is_passed_to_the_trainer(tmp_path: Path) -> No
     assert "did you mean trainer.max_epochs?" in refusal("train", "trainer.max_epoch=1")
 
 
-def test_the_lesson_is_refused_by_train_naming_its_command() -> None:
+@pytest.mark.parametrize(
+    ("entry", "given", "claims"),
+    [
+        ("train", "+lesson=attention", "attention"),
+        ("train", "lesson=atention", "attention"),  # a typo: the closest claim
+        ("eval", "lesson=attention,fixes", "attention,fixes"),
+        ("train", "lesson.seeds=3", "NAME"),
+    ],
+)
+def test_the_lesson_is_refused_naming_its_command(entry: str, given: str, claims: str) -> None:
+    """``lesson`` is no config group of train.py or eval.py: refused in one line that names
+    ``depthbench lesson --only CLAIMS``, a command line that the lesson's parser takes."""
     from depthbench.lesson.claims import load_claims
+    from depthbench.lesson.run import parse_args
 
-    message = refusal("train", "+lesson=attention")
-    command = suggested(message, r"run by its own command, not by train.py: (depthbench [^(]+)")
-    assert command.split() == ["depthbench", "lesson", "--only", "attention"]
-    assert [c.name for c in load_claims(["attention"])] == ["attention"]  # what --only takes
+    message = refusal(entry, given)
+    assert f"which {entry}.py does not read" in message
+    command = suggested(message, r"run a claim with (depthbench lesson [^(]+?) \(")
+    assert command == f"depthbench lesson --only {claims}"
+    if claims != "NAME":
+        only = parse_args(command.split()[2:]).only.split(",")
+        assert {c.name for c in load_claims(only)} == set(only)
+
+
+def test_help_lists_no_lesson_group(capsys) -> None:
+    """The group list of ``train.py --help`` (conf/hydra/default.yaml's template, as Hydra
+    resolves it) is Hydra's without ``lesson``; ``depthbench lesson --help`` lists the claims."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    import depthbench.cli  # noqa: F401  (registers the template's resolver, as train.py does)
+    from depthbench.lesson.claims import load_claims
+    from depthbench.lesson.run import parse_args
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            text = compose("train", return_hydra_config=True).hydra.help.template
+    finally:
+        GlobalHydra.instance().clear()
+    groups = dict(re.findall(r"^([\w/]+): (.+)$", text, re.M))
+    assert "lesson" not in groups and not any(g.startswith("hydra") for g in groups)
+    assert groups["model"].split(", ")[:2] == ["batchnorm", "cnn"]
+    assert "experiment/arch" in groups and "$CONFIG" in text
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    listed = " ".join(capsys.readouterr().out.split())
+    assert all(c.name in listed for c in load_claims())
+
+
+@pytest.mark.process
+def test_train_help_as_printed_lists_no_lesson_group() -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^model: ", proc.stdout, re.M) and "\nlesson:" not in proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -580,7 +630,7 @@ HINT_TESTS = {
     ("rundir/checkpoint.py", "ckpt_path=auto"): ["test_checkpoint_hints_work_as_written"],
     ("rundir/checkpoint.py", "resume with"): ["test_checkpoint_hints_work_as_written"],
     ("config_check.py", "depthbench lesson --only"): [
-        "test_the_lesson_is_refused_by_train_naming_its_command"
+        "test_the_lesson_is_refused_naming_its_command"
     ],
     ("config_check.py", "did you mean"): [
         "test_did_you_mean_a_key_and_an_option_compose_as_suggested"

@@ -14,9 +14,9 @@ import warnings
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from depthbench.config_check import check_overrides
+from depthbench.config_check import check_overrides, config_groups_help
 from depthbench.errors import DepthbenchError
 from depthbench.rundir.metrics_file import METRICS_FILE, depthbench_error, error_line, write_metrics
 from depthbench.rundir.run_folder import RunFolderError
@@ -25,6 +25,9 @@ log = logging.getLogger("depthbench")
 # conf/hydra/launcher/submitit_*.yaml are checked against the plugin's schema of the same name on
 # purpose (typos fail); Hydra 1.3 warns about that matching on every run
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is validated against")
+# `python train.py --help` lists the config groups through this resolver (conf/hydra/default.yaml)
+if not OmegaConf.has_resolver("depthbench_config_groups"):
+    OmegaConf.register_new_resolver("depthbench_config_groups", config_groups_help)
 
 
 def find_conf_dir() -> str:

@@ -23,6 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from depthbench.errors import ConfigError
 
+# folders of conf/ that are no config group of train.py or eval.py: conf/lesson holds the claims
+# that `depthbench lesson` reads (depthbench.lesson.claims)
+NOT_GROUPS = ("lesson",)
 # flags after which Hydra does not run the task: nothing to check
 _NO_RUN = {"-h", "--help", "--hydra-help", "--info", "-i", "--shell-completion", "-sc",
            "--version", "--experimental-rerun"}  # fmt: skip
@@ -168,6 +171,46 @@ def _addable(key: str, config_name: str) -> bool:
     return config_name == "eval" and len(parts) >= 2 and parts[0] == "data"
 
 
+def config_groups_help() -> str:
+    """The ``group: option, ...`` lines of ``train.py --help`` (``conf/hydra/default.yaml``'s
+    help template calls this as ``${depthbench_config_groups:}``): Hydra's own
+    ``$APP_CONFIG_GROUPS`` list without ``NOT_GROUPS``, which Hydra offers as groups because
+    they are folders of the config search path (Hydra cannot leave a folder out of its list)."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.object_type import ObjectType
+
+    loader = GlobalHydra.instance().config_loader()  # set while Hydra prints --help
+
+    def groups(parent: str) -> list[str]:  # as Hydra's Hydra.list_all_config_groups
+        found = []
+        for name in loader.list_groups(parent):
+            group = f"{parent}/{name}" if parent else name
+            if group in NOT_GROUPS or group == "hydra" or group.startswith("hydra/"):
+                continue
+            if loader.get_group_options(group, ObjectType.CONFIG):
+                found.append(group)
+            if loader.get_group_options(group, ObjectType.GROUP):
+                found += groups(group)
+        return found
+
+    return "".join(
+        f"{g}: {', '.join(sorted(loader.get_group_options(g)))}\n" for g in sorted(groups(""))
+    )
+
+
+def _lesson_command(arg: str, value: str) -> str:
+    """``depthbench lesson --only NAMES`` for ``lesson=NAMES``: the claims as given when each is
+    one, else the closest claim, else ``NAME``."""
+    from depthbench.lesson.claims import load_claims  # imports this package's cli: not at the top
+
+    names = [c.name for c in load_claims()]
+    given = [v for v in value.split(",") if v] if "." not in arg.partition("=")[0] else []
+    if given and all(v in names for v in given):
+        return f"depthbench lesson --only {','.join(given)}"
+    close = close_matches(given[0], names) if given else []
+    return f"depthbench lesson --only {close[0] if close else 'NAME'}"
+
+
 def _refuse_foreign_groups(config_name: str, overrides: Sequence[str]) -> None:
     """Groups that this entry point would silently ignore are refused, naming the right one."""
     from depthbench.validation import FROM_CHECKPOINT, from_checkpoint_message
@@ -175,11 +218,11 @@ def _refuse_foreign_groups(config_name: str, overrides: Sequence[str]) -> None:
     for arg in overrides:
         key, _, value = arg.partition("=")
         root = key.lstrip("+~").split(".")[0]
-        if root == "lesson":
+        if root in NOT_GROUPS:
             raise ConfigError(
-                f"{arg}: the lesson's configs are run by its own command, not by "
-                f"{config_name}.py: depthbench lesson --only {value or 'NAME'} "
-                "(depthbench lesson --help lists them)"
+                f"{arg}: conf/lesson/ holds the lesson's claims, which {config_name}.py does not "
+                f"read; run a claim with {_lesson_command(arg, value)} "
+                "(depthbench lesson --help lists the claims)"
             )
         if config_name == "eval" and root in FROM_CHECKPOINT:
             raise ConfigError(from_checkpoint_message(root, arg.lstrip("+~")))

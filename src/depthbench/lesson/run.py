@@ -432,7 +432,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"the first seed (default {DEFAULT_FIRST_SEED}; every claim's pilot "
         "seeds lie below it, and a claim run on its pilot seeds is never confirmed)",
     )
-    p.add_argument("--only", default="", help="comma-separated claims (default: all)")
+    names = ", ".join(c.name for c in load_claims())
+    p.add_argument("--only", default="", help=f"comma-separated claims (default: all): {names}")
     p.add_argument("--jobs", type=int, default=2, help="processes run side by side (default 2)")
     p.add_argument(
         "--runs",
