@@ -105,7 +105,9 @@ def test_textbook_residual_with_bn_keeps_the_forward_signal_bounded(family, prea
 
 
 def test_branch_scale_is_only_for_nets_without_normalisation() -> None:
-    with pytest.raises(ValueError, match=r"residual_scale=0\.1 is for nets without normalisation"):
+    with pytest.raises(
+        ValueError, match=r"model\.residual_scale=0\.1 is for nets without normalisation"
+    ):
         DeepMLP(input_shape=[8], num_classes=2, residual=True, batchnorm=True, residual_scale=0.1)
     with pytest.raises(ValueError, match=r"residual_scale must be a number > 0"):
         DeepMLP(input_shape=[8], num_classes=2, residual=True, residual_scale=0)

@@ -133,7 +133,10 @@ class TextCSVDataModule(TokenDataModule):
         super().__init__(**kwargs)
         self.on_bad_rows = check_on_bad("data.on_bad_rows", on_bad_rows)
         if path in (None, "", "???"):
-            raise ConfigError("data.path is required: data=text_csv data.path=/path/to/train.csv")
+            raise ConfigError(
+                "data.path is required: "
+                "data=text_csv data.path=/path/to/train.csv model=transformer"
+            )
         self.path = Path(path)
         self.val_path = Path(val_path) if val_path else None
         self.test_path = Path(test_path) if test_path else None

@@ -101,7 +101,7 @@ def torchvision_model(
     except OSError as e:  # URLError and friends: offline
         raise CheckpointError(
             f"cannot download {arch} weights {weights} ({e}); offline, save them elsewhere with "
-            f"torch.save(model.state_dict(), path) and set weights_path=path"
+            f"torch.save(model.state_dict(), PATH) and set model.weights_path=PATH"
         ) from e
     return model, member
 
@@ -196,7 +196,7 @@ def build_backbone(
     if name == "depthbench":
         if not checkpoint:
             raise ConfigError(
-                "backbone=depthbench needs checkpoint=/path/to/run/checkpoints/last.ckpt"
+                "model.backbone=depthbench needs model.checkpoint=RUN/checkpoints/last.ckpt"
             )
         return depthbench_backbone(checkpoint)
     return torchvision_backbone(name, weights, weights_path)

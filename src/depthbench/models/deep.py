@@ -48,8 +48,8 @@ def _check_common(
         raise ConfigError(f"residual_scale must be a number > 0, got {residual_scale!r}")
     if batchnorm and residual_scale != 1.0:
         raise ConfigError(
-            f"residual_scale={residual_scale} is for nets without normalisation; with "
-            "batchnorm=true the block is the paper's x + F(x) (residual_scale=1.0)"
+            f"model.residual_scale={residual_scale} is for nets without normalisation; with "
+            "model.batchnorm=true the block is the paper's x + F(x) (model.residual_scale=1.0)"
         )
 
 
