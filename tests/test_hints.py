@@ -30,6 +30,7 @@ COMMAND = re.compile(
     # a phrase whose command the message builds at run time
     r"did you mean|remove it|on purpose: \+|resume with|raise trainer\.\w+"
     r"|\b(?:add|run|give|set|try|use) $"  # an imperative that a value of the message completes
+    r"|leave [\w.]+ unset"
     r"|(?<![\w.%{\\-])[+~]{0,2}[a-z_]\w*(?:\.\w+)*=(?![=%({\[\s])[^\s,;)`'\"]+"  # key=value
     r"|\b(?:depthbench (?:train|eval|predict|report|attention|lesson)\b(?!:)|depthbench-\w+"
     r"|python (?:-m [\w.]+|\S+\.py)|make [a-z][\w-]*|pip install \S+|apt-get install \S+)"
@@ -127,6 +128,9 @@ HINTS: dict[tuple[str, str], list[str]] = {
         UP + "test_checkpoint_hints_work_as_written"
     ],
     ("rundir/checkpoint.py", "hydra.run.dir=DIR"): [UP + "test_a_refused_folders_two_ways_on_work"],
+    ("rundir/checkpoint.py", "leave data unset"): [
+        HERE + "test_eval_on_other_data_leave_data_unset"
+    ],
     ("rundir/checkpoint.py", "resume with"): [UP + "test_checkpoint_hints_work_as_written"],
     ("run.py", "resume with"): [
         UP + "test_the_interrupt_hint_and_auto_in_a_new_folder_resume_the_run"
@@ -138,6 +142,12 @@ HINTS: dict[tuple[str, str], list[str]] = {
     ("rundir/run_folder.py", "hydra.run.dir=NEW_DIR"): [
         UP + "test_a_refused_folders_two_ways_on_work",
         UP + "test_the_lock_keeps_a_second_process_out_and_dies_with_its_holder",
+    ],
+    ("rundir/run_folder.py", "leave hydra.run.dir unset"): [
+        UP + "test_a_refused_folders_two_ways_on_work"
+    ],
+    ("rundir/run_folder.py", "leave hydra.sweep.dir unset"): [
+        UP + "test_a_sweep_into_another_sweeps_folder_is_refused"
     ],
     ("rundir/run_folder.py", "hydra.sweep.dir=NEW_DIR"): [
         UP + "test_a_sweep_into_another_sweeps_folder_is_refused"
@@ -317,6 +327,18 @@ def test_text_csv_runs_as_its_hints_say(tmp_path: Path) -> None:
     csv = write_csv(tmp_path / "train.csv", 60)
     given = [o.replace("/path/to/train.csv", str(csv)) for o in written]
     assert train(compose_config([*given, *FAST], tmp_path / "run"))["status"] == "ok"
+
+
+def test_eval_on_other_data_leave_data_unset(tmp_path: Path) -> None:
+    """Data of another shape is refused naming "leave data unset"; without data= eval runs."""
+    from depthbench.run import evaluate, train
+
+    train(compose_config(FAST, tmp_path / "run"))
+    ckpt = [f"ckpt_path={tmp_path / 'run'}", "+trainer.limit_test_batches=1"]
+    other = ["data=synthetic", "data.num_train=64", "data.num_test=32", "data.batch_size=16"]
+    cfg = compose_config([*ckpt, *other], tmp_path / "other", "eval")
+    assert "leave data unset" in refused_by(ConfigError, evaluate, cfg)
+    assert evaluate(compose_config(ckpt, tmp_path / "own", "eval"))["status"] == "ok"
 
 
 def test_the_divergence_hint_gives_the_net_normalisation(tmp_path: Path) -> None:
