@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 export PYTHONHASHSEED := 0
 
-.PHONY: help install data train test check lint format bench gpu-check lesson notebook clean
+.PHONY: help install data train test check lint format bench gpu-check lesson notebook notebook-outputs clean
 
 help:  ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 # Re-installs only when pyproject.toml or constraints.txt changes; constraints.txt pins the
 # torch/torchvision pair this machine has on its disk.
@@ -37,6 +37,10 @@ train: install  ## install, then run the default training job (digits, CPU, < 1 
 
 notebook: install  ## open notebooks/ in JupyterLab, in the project's environment
 	$(BIN)/jupyter lab notebooks/ $(ARGS)
+
+# tests/test_notebook.py fails when the committed outputs are no longer what the code prints
+notebook-outputs: $(STAMP)  ## re-run notebooks/lesson.ipynb at its tiny size, outputs in place
+	$(BIN)/python notebooks/outputs.py $(ARGS)
 
 lint: $(STAMP)  ## ruff lint + format check
 	$(BIN)/ruff check .
