@@ -43,13 +43,12 @@ from depthbench.rundir.checkpoint import (
 )
 from depthbench.rundir.metrics_file import error_line, is_rank_zero, write_metrics
 from depthbench.rundir.output_dir import check_output_dir
+from depthbench.rundir.resume import read_record, resume_command
 from depthbench.rundir.run_folder import (
     AlreadyFinished,
     claimed,
     continues_run,
     finished_message,
-    read_record,
-    resume_command,
 )
 from depthbench.tools.confusion import explain_predictions
 from depthbench.tracking import finish_wandb, remember_wandb_id
