@@ -25,9 +25,7 @@ the 8-minute budget, read as one script.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -335,27 +333,6 @@ def budget_line() -> str:
     return f"time budget (s): {parts} = {sum(BUDGET_S.values())} of {TOTAL_S}"
 
 
-def environment(device: str, command: str) -> dict[str, Any]:
-    """The machine record (``bench.harness.machine``) with the GPU, its driver, CUDA and cuDNN."""
-    env: dict[str, Any] = {
-        **machine(command),
-        "device": device,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "driver": None,
-    }
-    if device == "cuda":
-        props = torch.cuda.get_device_properties(0)
-        env["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
-        env["capability"] = f"{props.major}.{props.minor}"
-        with contextlib.suppress(OSError, subprocess.SubprocessError, IndexError):
-            env["driver"] = subprocess.run(
-                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                capture_output=True, text=True, timeout=20, check=True,
-            ).stdout.strip().splitlines()[0]  # fmt: skip
-    return env
-
-
 def _alarm(signum: int, frame: Any) -> None:
     raise SectionTimeout
 
@@ -385,7 +362,7 @@ def run(device: str, command: str, only: list[str] | None = None) -> dict[str, A
     """Every section (or ``only`` those) on ``device``; the full JSON record."""
     sizes = GPU if device == "cuda" else TINY
     torch.backends.cudnn.benchmark = device == "cuda"
-    record: dict[str, Any] = {"environment": environment(device, command),
+    record: dict[str, Any] = {"environment": {**machine(command), "device": device},
                               "budget": budget_line(), "sections": {}}  # fmt: skip
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="depthbench-gpu-check-") as tmp:
