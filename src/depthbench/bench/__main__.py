@@ -18,7 +18,9 @@ CPU_ALL = ("flops", "overhead", "scaling", "data", "time_to_acc", "load")
 def main(argv: list[str]) -> None:
     """Run one benchmark, or them all."""
     name, rest = (argv[0], argv[1:]) if argv and not argv[0].startswith("-") else ("all", argv)
-    if name == "all":
+    if rest[:1] in (["-h"], ["--help"]) and name == "all":
+        print(__doc__.strip() + f"\n\nBENCHMARK: {', '.join(BENCHMARKS)}")
+    elif name == "all":
         import torch
 
         for bench in CPU_ALL + ("gpu",) * torch.cuda.is_available():
