@@ -109,11 +109,6 @@ TINY = Sizes(
 )  # fmt: skip
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def reset_peak(device: torch.device) -> None:
     """Start a new peak-memory window (CUDA only)."""
     if device.type == "cuda":
