@@ -118,7 +118,9 @@ class StepSyncRecorder(L.Callback):
 
     # a step's window runs from one batch start to the next, so it holds what Lightning does
     # after ``on_train_batch_end`` (writing the logs of a logging step)
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step > 0:
             self.snapshots.append((trainer.global_step, self.counter.syncs, self.counter.copies))
 
