@@ -44,13 +44,8 @@ from depthbench.bench.harness import (
     spread,
     write_results,
 )
+from depthbench.bench.overhead import MODELS
 from depthbench.data.base import InMemoryDataModule
-
-# the two benchmark networks: a 20-layer MLP and a small CNN (the model=cnn default)
-MODELS: dict[str, list[str]] = {
-    "mlp20": ["model=mlp", "model.depth=20", "model.width=256"],
-    "cnn": ["model=cnn"],
-}
 
 
 def raw_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> Iterable:
