@@ -50,9 +50,11 @@ format: $(STAMP)  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Every test that needs no GPU (CI's command; <= 15 min on 2 cores).
+# Every test that needs no GPU (CI's command; <= 15 min on 2 cores), one pytest worker per core
+# (at most 4: each worker holds its own torch); TEST_JOBS=0 runs them in this process.
+TEST_JOBS ?= auto
 test: install lint  ## install, lint, run the whole test suite
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --maxprocesses 4 $(ARGS)
 
 # The inner loop (<= 2 min on 2 cores): no test that starts a Python process or runs long.
 check: $(STAMP)  ## the fast tier: tests not marked process or slow

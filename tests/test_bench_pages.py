@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import json
 
-from depthbench.bench import data, report
-from depthbench.bench.common import RESULTS_DIR
+import pytest
+from helpers import ROOT
+
+from depthbench.bench.pages import PAGES
+
+RESULTS_DIR = ROOT / "docs" / "results"
 
 
-def test_bench_page_is_bench_json_rendered() -> None:
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_each_page_is_its_json_rendered(page: str) -> None:
+    record = json.loads((RESULTS_DIR / f"{page}.json").read_text())
+    assert (RESULTS_DIR / f"{page}.md").read_text() == PAGES[page](record)
+
+
+def test_each_bench_section_says_where_it_was_measured() -> None:
     record = json.loads((RESULTS_DIR / "bench.json").read_text())
     page = (RESULTS_DIR / "bench.md").read_text()
-    assert page == report.render(record)
-    for section in record.values():  # each section says where it was measured
+    for section in record.values():
         assert section["machine"]["command"] in page
-
-
-def test_data_bench_page_is_bench_data_json_rendered() -> None:
-    record = json.loads((RESULTS_DIR / "bench_data.json").read_text())
-    info = record.pop("machine")
-    assert (RESULTS_DIR / "bench_data.md").read_text() == data.render(record, info)

@@ -7,9 +7,10 @@ import json
 import pytest
 from helpers import FAST, compose_config, compose_with_hydra, sweep_jobs
 
+from depthbench.build import count_parameters
 from depthbench.models.budget import count_at_width, solve_width
 from depthbench.models.deep import DeepCNN, DeepMLP
-from depthbench.run import count_parameters, train
+from depthbench.run import train
 
 
 def _count(net) -> int:
@@ -94,49 +95,3 @@ def test_depth_vs_width_sweep_expands(experiment: str, runs: int) -> None:
     assert set(steps) == {"FashionMNISTDataModule", "MNIST1DDataModule"}
     if experiment == "depth_vs_width":
         assert steps == {"FashionMNISTDataModule": 400, "MNIST1DDataModule": 800}
-
-
-def _fake_run(root, num: int, data: str, depth: int, budget: int, acc: float | None) -> None:
-    """A run folder as Hydra and run.train leave it (config, overrides, metrics.json)."""
-    import yaml
-
-    run = root / str(num)
-    (run / ".hydra").mkdir(parents=True)
-    model = {
-        "_target_": "depthbench.models.deep.DeepMLP",
-        "depth": depth,
-        "params": budget,
-        "residual": True,
-        "batchnorm": True,
-        "init": "kaiming",
-        "activation": "relu",
-    }
-    config = {"task_name": "depth_vs_width", "seed": 0, "model": model}
-    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    overrides = [
-        f"experiment/depth_vs_width_data={data}",
-        f"model.params={budget}",
-        f"model.depth={depth}",
-    ]
-    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    if acc is not None:  # None: a crashed run, no metrics.json
-        metrics = {"status": "ok", "test/acc": acc, "params": budget + depth, "data": data}
-        (run / "metrics.json").write_text(json.dumps(metrics))
-
-
-def test_depth_vs_width_report(tmp_path) -> None:
-    from depthbench.report.depth_vs_width import main as report_main
-
-    accs = {(1, 1000): 0.50, (1, 4000): 0.60, (4, 1000): 0.62, (4, 4000): 0.70}
-    for num, ((depth, budget), acc) in enumerate(accs.items()):
-        _fake_run(tmp_path / "sweep", num, "mnist1d", depth, budget, acc)
-    _fake_run(tmp_path / "sweep", 9, "mnist1d", 8, 1000, None)
-    report_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "report")])
-    text = (tmp_path / "report" / "report.md").read_text()
-    assert "5 runs, 4 ok, 1 failed" in text and "depth 8, budget 1000" in text
-    # the depth-1 net's best (0.60 at 4,000) is reached by depth 4 at 1,000 parameters
-    assert "test accuracy 0.6000" in text
-    assert "| 4 | 1,000 | 1,004 | 0.62 | 0.7 |" in text
-    assert (tmp_path / "report" / "depth_vs_width.png").stat().st_size > 1000
-    rows = (tmp_path / "report" / "results.csv").read_text().splitlines()
-    assert len(rows) == 6 and rows[0].startswith("data,depth,budget,params,width,test_acc")

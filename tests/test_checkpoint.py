@@ -9,10 +9,10 @@ import torch
 from helpers import FAST, compose_config
 
 import depthbench.build
-from depthbench.build import build_data, build_net
+from depthbench.build import build_data, build_module, build_net, build_trainer
+from depthbench.callbacks.run_config import DATA_SPEC_KEY
 from depthbench.errors import CheckpointError
-from depthbench.run import build_module, build_trainer
-from depthbench.rundir.checkpoint import DATA_SPEC_KEY, load_checkpoint, load_net
+from depthbench.rundir.checkpoint import load_checkpoint, load_net
 
 
 def test_load_net_equals_the_trained_module_without_loading_data(tmp_path: Path, monkeypatch):

@@ -13,9 +13,10 @@ import pytest
 import torch
 from helpers import FAST, ROOT, compose_config
 
+from depthbench.build import build_trainer
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from depthbench.errors import DivergenceError
-from depthbench.run import build_trainer, train
+from depthbench.run import train
 from depthbench.rundir.checkpoint import load_checkpoint
 
 OLD = {"state_dict": {"w": torch.ones(50_000)}, "global_step": 1}

@@ -11,8 +11,8 @@ import torch
 from helpers import compose_config
 from torch._dynamo.utils import counters
 
-from depthbench.build import build_data, build_net
-from depthbench.run import build_module, evaluate, train
+from depthbench.build import build_data, build_module, build_net
+from depthbench.run import evaluate, train
 from depthbench.rundir.checkpoint import load_checkpoint, load_net
 
 COMPILED = ["module.compile=true", "module.compile_backend=eager", "model.width=32",

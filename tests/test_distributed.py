@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,12 @@ from helpers import FAST, ROOT, compose_config, compose_with_hydra, run_train
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
-from depthbench.build import build_data, build_net
+from depthbench.build import build_data, build_module, build_net
+from depthbench.callbacks.run_config import CONFIG_KEY
 from depthbench.errors import ConfigError
 from depthbench.launch.distributed import check_accelerator, hydra_rank_command
-from depthbench.run import build_module, train
-from depthbench.rundir.checkpoint import CONFIG_KEY, load_checkpoint
+from depthbench.run import train
+from depthbench.rundir.checkpoint import load_checkpoint
 from depthbench.tools.confusion import read_confusion_csv
 
 NO_GPU = not torch.cuda.is_available()
@@ -79,9 +81,14 @@ def test_ddp_cpu_eval_writes_the_confusion_matrix_of_the_whole_test_set(tmp_path
     assert (out / "confusion.png").is_file() and not (out / "predictions.csv").exists()
 
 
-def test_rank_command_rejoins_the_sweep_job(tmp_path: Path) -> None:
+def test_rank_command_rejoins_the_sweep_job(tmp_path: Path, monkeypatch) -> None:
     """In a multirun job, ranks 1.. rerun that job's overrides as one run in its folder: no -m,
     no sweep lists, hydra.mode=RUN, hydra.run.dir = the job's output folder."""
+    import __main__
+
+    # the job as `python train.py -m ...` starts it (a pytest-xdist worker's own program is `-c`)
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "train.py")])
+    monkeypatch.setattr(__main__, "__spec__", None, raising=False)
     overrides = ["accelerator=ddp_cpu", "model.depth=8", "hparams_search=mlp_optuna"]
     cfg = compose_with_hydra(overrides)
     job_dir = tmp_path / "sweep" / "3"
@@ -93,8 +100,8 @@ def test_rank_command_rejoins_the_sweep_job(tmp_path: Path) -> None:
         command, cwd = hydra_rank_command(1)
     finally:
         HydraConfig.instance().cfg = None
-    # the program is `python train.py` or `python -m <module>` (pytest run as `python -m pytest`)
-    args = command[3:] if command[1] == "-m" else command[2:]
+    assert command[:2] == [sys.executable, str(ROOT / "train.py")]
+    args = command[2:]
     assert cwd == str(ROOT) and "-m" not in args and "--multirun" not in args
     assert command[len(command) - 4 - len(overrides) : -4] == overrides
     assert f"hydra.run.dir='{job_dir}'" in command

@@ -8,8 +8,8 @@ import torch
 from helpers import FAST, compose_config
 from torch import nn
 
-from depthbench.ema import ema_copy, ema_update, warmup_decay
 from depthbench.module import Classifier
+from depthbench.optim.ema import ema_copy, ema_update, warmup_decay
 from depthbench.rundir.checkpoint import load_checkpoint, load_net
 
 

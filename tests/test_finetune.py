@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from helpers import FAST, compose_config
 from omegaconf import open_dict
 
-from depthbench.build import build_data, build_net
+from depthbench.build import build_data, build_module, build_net, build_trainer
 from depthbench.callbacks.finetune import BackboneFreeze, finetune_callbacks
 from depthbench.errors import ConfigError
 from depthbench.models.efficientnet_lite import (
@@ -21,7 +21,7 @@ from depthbench.models.efficientnet_lite import (
     lite0_weights_path,
 )
 from depthbench.models.finetune import FineTuner
-from depthbench.run import build_module, build_trainer, train
+from depthbench.run import train
 
 torch.set_num_threads(1)
 SMALL = ["data=digits", "model=finetune", "model.image_size=32", *FAST]

@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-from depthbench.bench import gpu, gpu_report
-from depthbench.bench.common import RESULTS_DIR
-from depthbench.bench.gpu_sections import MODEL_RUNS
+from depthbench.bench import gpu, pages
+from depthbench.bench.gpu import MODEL_RUNS
 from depthbench.models import list_models
+
+RESULTS_DIR = ROOT / "docs" / "results"
 
 
 def test_every_registered_model_has_a_fast_dev_run_and_the_budget_fits_8_minutes() -> None:
@@ -24,13 +26,13 @@ def test_the_committed_page_is_its_record_rendered() -> None:
     no record, the page naming the command that makes one."""
     record = json.loads((RESULTS_DIR / "gpu.json").read_text())
     page = (RESULTS_DIR / "gpu.md").read_text()
-    assert page == gpu_report.render(record)
+    assert page == pages.render_gpu(record)
     headings = [line[3:] for line in page.splitlines() if line.startswith("## ")]
     if record.get("sections"):
-        assert headings == [gpu_report.RENDER[name][0] for name in record["sections"]]
+        assert headings == [pages.GPU_SECTIONS[name][0] for name in record["sections"]]
         assert record["environment"]["torch"] in page
     else:
-        assert headings == [] and gpu_report.COMMAND in page
+        assert headings == [] and pages.GPU_COMMAND in page
 
 
 def test_dry_run_of_two_sections_writes_the_report(tmp_path: Path) -> None:

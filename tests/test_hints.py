@@ -45,8 +45,8 @@ HERE = "test_hints.py::"
 # (file under src/depthbench, the command as the message writes it) -> tests that run it
 HINTS: dict[tuple[str, str], list[str]] = {
     ("bench/gpu.py", "--device"): [GPU],
-    ("bench/gpu_report.py", "--device"): [GPU],
-    ("bench/gpu_report.py", "--out"): [GPU],
+    ("bench/pages.py", "--device"): [GPU],
+    ("bench/pages.py", "--out"): [GPU],
     ("build.py", "model=transformer"): [HERE + "test_text_data_takes_the_model_it_names"],
     ("callbacks/reliability.py", "model.batchnorm=true"): [
         HERE + "test_the_divergence_hint_gives_the_net_normalisation"
@@ -116,7 +116,6 @@ HINTS: dict[tuple[str, str], list[str]] = {
     ],
     ("models/deep.py", "model.batchnorm=true"): [HERE + "test_residual_scale_hint_builds"],
     ("models/deep.py", "model.residual_scale=1.0"): [HERE + "test_residual_scale_hint_builds"],
-    ("report/depth_vs_width.py", "mnist1d=0.6"): [HERE + "test_depth_vs_width_target_as_shown"],
     ("rundir/checkpoint.py", "ckpt_path=/path/to/run/checkpoints/last.ckpt"): [
         "test_train.py::test_eval_checkpoint_and_resume"
     ],
@@ -139,9 +138,14 @@ HINTS: dict[tuple[str, str], list[str]] = {
         UP + "test_a_refused_folders_two_ways_on_work",
         UP + "test_a_sweep_into_another_sweeps_folder_is_refused",
     ],
+    ("rundir/folder_lock.py", "hydra.run.dir=NEW_DIR"): [
+        UP + "test_the_lock_keeps_a_second_process_out_and_dies_with_its_holder"
+    ],
+    ("rundir/folder_lock.py", "leave hydra.run.dir unset"): [
+        UP + "test_the_lock_keeps_a_second_process_out_and_dies_with_its_holder"
+    ],
     ("rundir/run_folder.py", "hydra.run.dir=NEW_DIR"): [
-        UP + "test_a_refused_folders_two_ways_on_work",
-        UP + "test_the_lock_keeps_a_second_process_out_and_dies_with_its_holder",
+        UP + "test_a_refused_folders_two_ways_on_work"
     ],
     ("rundir/run_folder.py", "leave hydra.run.dir unset"): [
         UP + "test_a_refused_folders_two_ways_on_work"
@@ -173,22 +177,16 @@ INTERNAL = "a command the package runs itself"
 # (file, the text that looks like a command) -> why it suggests no command
 NOT_HINTS: dict[tuple[str, str], str] = {
     ("bench/__main__.py", "python -m depthbench.bench"): USAGE,
-    ("bench/common.py", "python -m depthbench.bench"): PAGE,
-    ("bench/data.py", "python -m depthbench.bench.data"): PAGE,
-    ("bench/gpu.py", "python -m depthbench.bench"): PAGE,
-    ("bench/gpu_report.py", "experiment=cpu_vs_gpu"): PAGE,
-    ("bench/gpu_report.py", "make gpu-check"): PAGE,
-    ("bench/gpu_report.py", "python -m depthbench.bench"): PAGE,
-    ("bench/profile.py", "python -m depthbench.bench"): PAGE,
-    ("bench/report.py", "make bench"): PAGE,
-    ("bench/report.py", "make gpu-check"): PAGE,
-    ("bench/report.py", "python -m depthbench.bench"): PAGE,
-    ("bench/report.py", "python train.py"): PAGE,
-    ("bench/report.py", "seed=range(0"): PAGE,
+    ("bench/pages.py", "experiment=cpu_vs_gpu"): PAGE,
+    ("bench/pages.py", "make bench"): PAGE,
+    ("bench/pages.py", "make gpu-check"): PAGE,
+    ("bench/pages.py", "python -m depthbench.bench"): PAGE,
+    ("bench/pages.py", "python train.py"): PAGE,
+    ("bench/pages.py", "seed=range(0"): PAGE,
     ("bench/time_to_acc.py", "--sklearn-worker"): INTERNAL,
     ("bench/time_to_acc.py", "batch_size=256"): "scikit-learn's settings, on a page",
     ("bench/time_to_acc.py", "python -m depthbench.bench.time_to_acc"): INTERNAL,
-    ("bench/time_to_acc.py", "python train.py"): PAGE,
+    ("bench/time_to_acc.py", "depthbench train"): PAGE,
     ("cli.py", "depthbench eval"): USAGE,
     ("cli.py", "depthbench train"): USAGE,
     ("cli.py", "python eval.py"): "depthbench --help: the script a subcommand stands for",
@@ -200,6 +198,7 @@ NOT_HINTS: dict[tuple[str, str], str] = {
     ("report/writer.py", "depthbench report"): PAGE,
     ("report/writer.py", "n=1:"): "prose on a page",
     ("rundir/run_folder.py", "ckpt_path=auto:"): "says what ckpt_path=auto, as given, found",
+    ("rundir/resume.py", "ckpt_path=auto:"): "says what ckpt_path=auto, as given, found",
     ("tools/predict.py", "--top-k"): GIVEN,
 }
 
@@ -447,17 +446,6 @@ def test_the_slurm_extra_installs_the_launcher_plugin() -> None:
     except PackageNotFoundError:
         pytest.skip(f"{distribution} is not installed here")
     assert f"{module.replace('.', '/')}/__init__.py" in provided
-
-
-def test_depth_vs_width_target_as_shown(tmp_path: Path, capsys) -> None:
-    from depthbench.report.depth_vs_width import main
-
-    with pytest.raises(SystemExit):
-        main([str(tmp_path), "--target", "mnist1d"])
-    shown = re.search(r"targets look like (\S+)\)", capsys.readouterr().err).group(1)
-    with pytest.raises(SystemExit):  # the target parses; the empty folder then holds no runs
-        main([str(tmp_path), "--target", shown])
-    assert "no runs with model.params" in capsys.readouterr().err
 
 
 def test_each_subcommands_help_lists_its_options(capsys) -> None:

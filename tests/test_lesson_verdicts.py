@@ -17,7 +17,9 @@ import pandas as pd
 import pytest
 
 from depthbench.errors import ConfigError
+from depthbench.lesson import decide as DE
 from depthbench.lesson import demonstrations as D
+from depthbench.lesson import jobs as J
 from depthbench.lesson import run as R
 from depthbench.lesson import verdicts as V
 from depthbench.lesson.claims import Claim, Control, load_claims, merge_overrides, override_key
@@ -74,7 +76,7 @@ def criterion(name: str) -> dict:
 
 
 def verdict_fn(name: str) -> Callable:
-    return R._verdict_fn(claim_of(name))
+    return DE.verdict_fn(claim_of(name))
 
 
 def diverge(frame: pd.DataFrame, mask: pd.Series | None = None) -> pd.DataFrame:
@@ -465,10 +467,10 @@ def test_landscape_is_a_figure_not_a_verdict() -> None:
     assert v.outcome == "figure" and not v.checks
     assert len(v.figure.series) == 4 and len(v.table) == 4
     # a figure is never confirmed, not even with no control
-    assert R.combine(c, v, None, SEEDS).outcome == "figure"
+    assert DE.combine(c, v, None, SEEDS).outcome == "figure"
     with pytest.raises(KeyError):  # the landscape measure did not run: undecided in _judge
         D.landscape({"resnet": _landscape().drop(columns=["landscape loss"])}, c.criterion)
-    assert R._judge(c, {"resnet": _landscape().drop(columns=["landscape loss"])}).outcome == (
+    assert DE.judge(c, {"resnet": _landscape().drop(columns=["landscape loss"])}).outcome == (
         UNDECIDED
     )
 
@@ -546,39 +548,39 @@ def test_verdict_rejects_its_control(name: str) -> None:
     assert claim.control is not None, f"{name} declares no negative control"
     frames, control_runs = CASES[name](criterion(name))
     assert set(control_runs) == set(claim.control.sweeps)  # a replace control runs nothing
-    own = R._judge(claim, frames)
+    own = DE.judge(claim, frames)
     assert own.outcome == CONFIRMED, own.summary
-    ctrl = R._judge(claim, R.control_frames(claim, frames, control_runs))
+    ctrl = DE.judge(claim, DE.control_frames(claim, frames, control_runs))
     assert ctrl.outcome == NOT_CONFIRMED, ctrl.summary
     assert any(ch.passed is False for ch in ctrl.checks)
-    assert R.combine(claim, own, ctrl, SEEDS).outcome == CONFIRMED
+    assert DE.combine(claim, own, ctrl, SEEDS).outcome == CONFIRMED
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_combine_confirms_only_beside_a_failed_control(name: str) -> None:
     claim = claim_of(name)
     frames, control_runs = CASES[name](criterion(name))
-    own = R._judge(claim, frames)
-    ctrl = R._judge(claim, R.control_frames(claim, frames, control_runs))
-    assert R.combine(claim, own, ctrl, SEEDS).outcome == CONFIRMED
+    own = DE.judge(claim, frames)
+    ctrl = DE.judge(claim, DE.control_frames(claim, frames, control_runs))
+    assert DE.combine(claim, own, ctrl, SEEDS).outcome == CONFIRMED
     # the control passes as well (the change did nothing): inconclusive
     passes = Verdict(CONFIRMED, "the control passes")
-    v = R.combine(claim, own, passes, SEEDS)
+    v = DE.combine(claim, own, passes, SEEDS)
     assert v.outcome == INCONCLUSIVE and "passes the same criterion" in v.summary
     assert v.checks == own.checks  # the claim's own evidence stays on the page
     # the control is missing, undecided or not measured: inconclusive
     for missing in (None, Verdict(UNDECIDED, "no runs"), Verdict(NOT_MEASURED, "no GPU")):
-        v = R.combine(claim, own, missing, SEEDS)
+        v = DE.combine(claim, own, missing, SEEDS)
         assert v.outcome == INCONCLUSIVE and "not measured" in v.summary
     # on a pilot seed: inconclusive, whatever the control
     assert claim.pilot_seeds and max(claim.pilot_seeds) < R.DEFAULT_FIRST_SEED
-    v = R.combine(claim, own, ctrl, [claim.pilot_seeds[0], *SEEDS])
+    v = DE.combine(claim, own, ctrl, [claim.pilot_seeds[0], *SEEDS])
     assert v.outcome == INCONCLUSIVE and "pilot seeds" in v.summary
     # a claim that is not confirmed stays so, whatever its control
     no = Verdict(NOT_CONFIRMED, "no")
     for other in (ctrl, passes, None):
-        assert R.combine(claim, no, other, SEEDS).outcome == NOT_CONFIRMED
-    assert R.combine(claim, Verdict(UNDECIDED, "?"), ctrl, SEEDS).outcome == UNDECIDED
+        assert DE.combine(claim, no, other, SEEDS).outcome == NOT_CONFIRMED
+    assert DE.combine(claim, Verdict(UNDECIDED, "?"), ctrl, SEEDS).outcome == UNDECIDED
 
 
 @pytest.mark.parametrize("name", [n for n in CASES if claim_of(n).control.sweeps])
@@ -587,15 +589,15 @@ def test_a_control_that_changes_nothing_makes_the_claim_inconclusive(name: str) 
     claim = claim_of(name)
     frames, _ = CASES[name](criterion(name))
     same = {k: frames[k] for k in claim.control.sweeps}
-    ctrl = R._judge(claim, R.control_frames(claim, frames, same))
+    ctrl = DE.judge(claim, DE.control_frames(claim, frames, same))
     assert ctrl.outcome == CONFIRMED
-    assert R.combine(claim, R._judge(claim, frames), ctrl, SEEDS).outcome == INCONCLUSIVE
+    assert DE.combine(claim, DE.judge(claim, frames), ctrl, SEEDS).outcome == INCONCLUSIVE
 
 
 def test_control_frames_replace_and_sweeps() -> None:
     deg = claim_of("degradation")
     frames, _ = _case_degradation(deg.criterion)
-    out = R.control_frames(deg, frames, {})["resnet"]
+    out = DE.control_frames(deg, frames, {})["resnet"]
     # the residual rows stand in for the plain ones, labelled plain; the claim's frames untouched
     assert len(out) == len(frames["resnet"])
     plain = out[out["model.residual"].astype(str) == "False"].sort_values(["model.depth", "seed"])
@@ -604,7 +606,7 @@ def test_control_frames_replace_and_sweeps() -> None:
     assert sorted(frames["resnet"][ACC]) != sorted(out[ACC])
     vg = claim_of("vanishing_gradients")
     with pytest.raises(KeyError, match="control's sigmoid runs are missing"):
-        R.control_frames(vg, {"sigmoid": _gradients(0.24), "relu": _gradients(0.97)}, {})
+        DE.control_frames(vg, {"sigmoid": _gradients(0.24), "relu": _gradients(0.97)}, {})
 
 
 # ---- missing runs: undecided -----------------------------------------------------------------
@@ -619,11 +621,11 @@ def _record(frames: dict, control: dict | None = None) -> dict:
 def test_decide_from_a_record_confirms_beside_its_control() -> None:
     claim = claim_of("vanishing_gradients")
     frames, control = _case_vanishing(claim.criterion)
-    result = R.decide(claim, None, record=_record(frames, control))
+    result = DE.decide(claim, None, record=_record(frames, control))
     assert result.verdict.outcome == CONFIRMED and result.control.outcome == NOT_CONFIRMED
     assert result.seeds == SEEDS
     # the control's runs did not come back: inconclusive, never confirmed
-    result = R.decide(claim, None, record=_record(frames))
+    result = DE.decide(claim, None, record=_record(frames))
     assert result.control.outcome == UNDECIDED and result.verdict.outcome == INCONCLUSIVE
 
 
@@ -632,13 +634,13 @@ def test_degradation_with_plain_runs_only_is_undecided() -> None:
     claim = claim_of("degradation")
     frame = _degradation((0.847, 0.670), (0.882, 0.888))
     plain_only = frame[frame["model.residual"] == False]  # noqa: E712
-    v = R._judge(claim, {"resnet": plain_only})
+    v = DE.judge(claim, {"resnet": plain_only})
     assert v.outcome == UNDECIDED and "plain and residual" in v.summary
-    result = R.decide(claim, None, record=_record({"resnet": plain_only}))
+    result = DE.decide(claim, None, record=_record({"resnet": plain_only}))
     assert result.verdict.outcome == UNDECIDED and result.control.outcome == UNDECIDED
     # one depth only (``--set model.depth=56``): undecided as well
     one_depth = frame[frame["model.depth"] == 56]
-    assert R._judge(claim, {"resnet": one_depth}).outcome == UNDECIDED
+    assert DE.judge(claim, {"resnet": one_depth}).outcome == UNDECIDED
     # the demonstrations on claim 4's runs, with its residual nets missing: lesion needs them
     # itself; training_curves compares the plain nets only, but its control (the residual nets
     # in their place) has no runs, so it is inconclusive, never confirmed
@@ -647,7 +649,7 @@ def test_degradation_with_plain_runs_only_is_undecided() -> None:
         frames, _ = CASES[name](c.criterion)
         f = frames["resnet"]
         only = {"resnet": f[f["model.residual"] == False]}  # noqa: E712
-        result = R.decide(c, None, record=_record(only))
+        result = DE.decide(c, None, record=_record(only))
         assert result.control.outcome == UNDECIDED, name
         assert result.verdict.outcome == outcome, (name, result.verdict.summary)
 
@@ -689,9 +691,9 @@ def test_missing_runs_are_undecided(case: str) -> None:
     name, cut = MISSING[case]
     claim = claim_of(name)
     frames, control = CASES[name](criterion(name))
-    v = R._judge(claim, cut(frames))
+    v = DE.judge(claim, cut(frames))
     assert v.outcome == UNDECIDED, v.summary
-    result = R.decide(claim, None, record=_record(cut(frames), control))
+    result = DE.decide(claim, None, record=_record(cut(frames), control))
     assert result.verdict.outcome == UNDECIDED
 
 
@@ -711,7 +713,7 @@ def test_merge_overrides_replaces_keys() -> None:
 def test_set_never_doubles_a_key(tmp_path: Path) -> None:
     claims = load_claims(["vanishing_gradients"])
     extra = ["model.depth=2,4", "+trainer.limit_train_batches=1", "seed=7"]
-    jobs = R.plan_jobs(claims, tmp_path, "quick", [100, 101], extra, gpu=False)
+    jobs = J.plan_jobs(claims, tmp_path, "quick", [100, 101], extra, gpu=False)
     assert len(jobs) == 3
     for job in jobs:
         keys = [override_key(o) for o in job.cmd[job.cmd.index("-m") + 1 :]]
@@ -724,7 +726,7 @@ def test_plan_jobs_runs_the_control_in_its_own_folder_and_only_missing_seeds(
     tmp_path: Path,
 ) -> None:
     claims = load_claims(["vanishing_gradients"])
-    jobs = R.plan_jobs(claims, tmp_path, "quick", [100, 101], [], gpu=False)
+    jobs = J.plan_jobs(claims, tmp_path, "quick", [100, 101], [], gpu=False)
     where = {j.folder.relative_to(tmp_path).as_posix(): j for j in jobs}
     assert set(where) == {
         "vanishing_gradients/sigmoid/s100-101",
@@ -737,20 +739,20 @@ def test_plan_jobs_runs_the_control_in_its_own_folder_and_only_missing_seeds(
     # seeds 100-101 finished: --seeds 3 --resume runs seed 102 only, in a folder of its own
     for j in jobs:
         j.folder.mkdir(parents=True)
-        (j.folder / R.TIMES_FILE).write_text("1.0\n")
-    assert R.finished_seeds(tmp_path / "vanishing_gradients" / "relu") == [100, 101]
-    more = R.plan_jobs(claims, tmp_path, "quick", [100, 101, 102], [], gpu=False)
+        (j.folder / J.TIMES_FILE).write_text("1.0\n")
+    assert J.finished_seeds(tmp_path / "vanishing_gradients" / "relu") == [100, 101]
+    more = J.plan_jobs(claims, tmp_path, "quick", [100, 101, 102], [], gpu=False)
     assert sorted(j.folder.name for j in more) == ["s102"] * 3
-    assert R.plan_jobs(claims, tmp_path, "quick", [100, 101], [], gpu=False) == []
+    assert J.plan_jobs(claims, tmp_path, "quick", [100, 101], [], gpu=False) == []
     # a batch folder without its time file never finished: refused, never overwritten
     (tmp_path / "vanishing_gradients" / "relu" / "s102").mkdir()
     with pytest.raises(ConfigError, match="unfinished"):
-        R.plan_jobs(claims, tmp_path, "quick", [100, 101, 102], [], gpu=False)
+        J.plan_jobs(claims, tmp_path, "quick", [100, 101, 102], [], gpu=False)
 
 
 def test_plan_jobs_computed_controls_uses_and_gpu(tmp_path: Path) -> None:
     claims = load_claims(["shattered_gradients", "lesion", "gpu_speed"])
-    jobs = R.plan_jobs(claims, tmp_path, "quick", [100], [], gpu=False)
+    jobs = J.plan_jobs(claims, tmp_path, "quick", [100], [], gpu=False)
     # lesion reads claim 4's runs (which it brings along); gpu_speed needs a GPU
     assert {j.claim for j in jobs} == {"shattered_gradients", "degradation"}
     shattered = [j for j in jobs if j.claim == "shattered_gradients"]
@@ -762,20 +764,20 @@ def test_plan_jobs_computed_controls_uses_and_gpu(tmp_path: Path) -> None:
     assert {k: v for k, v in a_ctrl.items() if k != "depth"} == {
         k: v for k, v in a_main.items() if k != "depth"
     }
-    gpu = R.plan_jobs(load_claims(["gpu_speed"]), tmp_path, "quick", [100], [], gpu=True)
+    gpu = J.plan_jobs(load_claims(["gpu_speed"]), tmp_path, "quick", [100], [], gpu=True)
     assert len(gpu) == 1
     bad = Claim(
         "bad", 99, "t", "c", "", "fixes", {}, {"quick": {"sweeps": {"a": ["x=1"]}}},
         control=Control("c", sweeps={"b": ["x=2"]}),
     )  # fmt: skip
     with pytest.raises(ConfigError, match="control names no sweep 'b'"):
-        R.plan_jobs([bad], tmp_path, "quick", [100], [], gpu=False)
+        J.plan_jobs([bad], tmp_path, "quick", [100], [], gpu=False)
 
 
 def test_seed_folders() -> None:
-    assert R.seed_folder([100, 101, 102]) == "s100-101-102"
-    assert R.seed_folder([7]) == "s7"
-    assert R.finished_seeds(Path("/nonexistent/sweep")) == []
+    assert J.seed_folder([100, 101, 102]) == "s100-101-102"
+    assert J.seed_folder([7]) == "s7"
+    assert J.finished_seeds(Path("/nonexistent/sweep")) == []
 
 
 def test_load_claims_order_functions_profiles_and_controls() -> None:
@@ -785,7 +787,7 @@ def test_load_claims_order_functions_profiles_and_controls() -> None:
     assert orders == sorted(orders) and len(set(orders)) == len(orders)
     assert orders[0] == 1 and max(orders) <= 14  # gaps allowed
     for c in claims:
-        assert callable(R._verdict_fn(c)), c.name
+        assert callable(DE.verdict_fn(c)), c.name
         assert c.criterion["text"], c.name
         assert all(m["name"] in MEASURES for m in c.measures), c.name
         if c.uses:

@@ -25,8 +25,8 @@ from hydra.errors import InstantiationException
 from depthbench.cli import _guarded
 from depthbench.errors import CheckpointError
 from depthbench.run import evaluate, train
+from depthbench.rundir.folder_lock import LOCK_FILE, RunFolderError, lock, unlock
 from depthbench.rundir.metrics_file import depthbench_error, error_line
-from depthbench.rundir.run_folder import LOCK_FILE, RunFolderError, lock, unlock
 
 QUIET = [*FAST, "logger=csv"]
 
@@ -107,7 +107,7 @@ def test_a_refused_commands_record_does_not_block_the_folder(tmp_path: Path) -> 
 
 
 HOLD = (
-    "import sys, time; from pathlib import Path; from depthbench.rundir.run_folder import lock; "
+    "import sys, time; from pathlib import Path; from depthbench.rundir.folder_lock import lock; "
     "lock(Path(sys.argv[1])); print('locked', flush=True); time.sleep(120)"
 )
 
@@ -310,7 +310,7 @@ def fake_interrupted_run(folder: Path, overrides: list[str], status: str | None)
 
 
 def test_auto_finds_the_latest_interrupted_run_of_the_same_config(tmp_path: Path) -> None:
-    from depthbench.rundir.run_folder import find_run_to_continue
+    from depthbench.rundir.resume import find_run_to_continue
 
     runs = tmp_path / "runs"
     old = fake_interrupted_run(runs / "a", ["model.depth=2"], "interrupted")

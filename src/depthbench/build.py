@@ -1,24 +1,34 @@
-"""From configs to the data module and the network built for it.
+"""Every piece of a run, built from its config: data module, network, LightningModule, Trainer.
 
-A network's shape comes from its data: the *data spec* (``data_spec``) holds the input shape of
-one example, the number of classes and their names, the normalisation statistics and any extra
-model arguments (e.g. ``vocab_size`` of a text dataset). ``build_net`` builds a net from a model
-config and a spec; the same spec is stored in every checkpoint, so a net is rebuilt without its
-data.
+``run.py`` runs what this module builds. A network's shape comes from its data: ``build_net``
+builds a net from a model config and a *data spec* (``data.spec``), and the same spec is stored
+in every checkpoint, so a net is rebuilt without its data (``rundir.checkpoint.load_net``).
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
 import torch
 from hydra.utils import get_object, instantiate
-from omegaconf import DictConfig
+from lightning.pytorch.plugins.io import CheckpointIO
+from omegaconf import DictConfig, OmegaConf
 
+from depthbench.callbacks.checkpointing import AtomicCheckpointIO
+from depthbench.callbacks.epoch_log import EpochLog
+from depthbench.callbacks.heartbeat import Heartbeat
+from depthbench.callbacks.history import KeepHistory
+from depthbench.callbacks.interrupt import GracefulInterrupt
+from depthbench.callbacks.reliability import DivergenceGuard
+from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
+from depthbench.data.spec import data_spec
 from depthbench.errors import ConfigError
+from depthbench.module import Classifier
+from depthbench.rundir.redaction import redact
 
 # what a data module's extra model arguments say about the model it needs
 NEEDS = {"vocab_size": "text data needs a model that reads word ids: model=transformer"}
@@ -35,32 +45,6 @@ def build_data(cfg: DictConfig) -> L.LightningDataModule:
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
-
-
-def class_names(datamodule: Any) -> list[str]:
-    """The names of a (set-up) data module's classes, index = label; ``"0"``, ``"1"``, ... for
-    data without names (digits, MNIST)."""
-    names = [str(c) for c in getattr(datamodule, "classes", None) or ()]
-    n = int(datamodule.num_classes)
-    return names if len(names) == n else [str(i) for i in range(n)]
-
-
-def data_spec(datamodule: Any) -> dict[str, Any]:
-    """What a net needs from its (set-up) data, as plain ints, floats and lists.
-
-    ``mean``/``std`` are the statistics the inputs were normalised with ([0.0]/[1.0] when the
-    data is not normalised), so a net can recover raw inputs (the fine-tuner does).
-    """
-    normalized = getattr(datamodule, "normalize", False)
-    extra = datamodule.model_kwargs() if hasattr(datamodule, "model_kwargs") else {}
-    return {
-        "input_shape": [int(s) for s in datamodule.input_shape],
-        "num_classes": int(datamodule.num_classes),
-        "classes": class_names(datamodule),
-        "mean": [float(m) for m in datamodule.mean.flatten()] if normalized else [0.0],
-        "std": [float(s) for s in datamodule.std.flatten()] if normalized else [1.0],
-        "model_kwargs": dict(extra),
-    }
 
 
 def build_net(model_cfg: DictConfig, data: Any) -> torch.nn.Module:
@@ -101,3 +85,77 @@ def check_model_takes(model_cfg: DictConfig, kwargs: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"{hint}; {target} does not take {', '.join(refused)}, which the data gives"
         )
+
+
+def count_parameters(module: torch.nn.Module, trainable_only: bool = False) -> int:
+    """Number of (trainable) parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def _instantiate_group(cfg: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a dict-of-configs group (callbacks, loggers) with a target."""
+    if not cfg:
+        return []
+    return [instantiate(c) for c in cfg.values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def build_module(cfg: DictConfig, net: torch.nn.Module) -> Classifier:
+    """Wrap ``net`` in the Classifier with the optimizer and scheduler partials of ``cfg``."""
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    return instantiate(
+        cfg.module, net=net, optimizer=instantiate(cfg.optimizer), scheduler=scheduler
+    )
+
+
+def progress_bar_wanted(trainer_cfg: DictConfig) -> bool:
+    """``trainer.enable_progress_bar``; null (the default) means "when stdout is a terminal", so
+    a SLURM, ``nohup`` or CI log holds the per-epoch lines, not thousands of bar redraws."""
+    value = trainer_cfg.get("enable_progress_bar")
+    return sys.stdout.isatty() if value is None else bool(value)
+
+
+def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> L.Trainer:
+    """Instantiate the Trainer with the configured callbacks and loggers.
+
+    Divergence is always watched: without a configured DivergenceGuard (``callbacks=none``, or
+    an experiment that drops the group) a default one is added. Every run also keeps its history
+    across resumes (``KeepHistory``) and stops at a step boundary on SIGINT/SIGTERM
+    (``GracefulInterrupt``). Every checkpoint is written by ``AtomicCheckpointIO`` (atomic,
+    finite weights only) unless the config names another.
+    Every run logs one line per epoch (``EpochLog``), whose training-only clock gives
+    ``train_samples_per_second``; with the progress bar off, a ``Heartbeat`` line every 30 s
+    (``callbacks.heartbeat.*`` sets when).
+    """
+    callbacks = _instantiate_group(cfg.get("callbacks")) + _instantiate_group(
+        cfg.get("diagnostics")
+    )
+    resolved = redact(OmegaConf.to_container(cfg, resolve=True))  # no secret in ckpt or logs
+    callbacks += [ConfigInCheckpoint(resolved), LogResolvedConfig(resolved), KeepHistory()]
+    callbacks += [GracefulInterrupt()]
+    callbacks += extra_callbacks or []
+    if not any(isinstance(c, DivergenceGuard) for c in callbacks):
+        callbacks.append(DivergenceGuard())
+    if not any(isinstance(c, EpochLog) for c in callbacks):
+        callbacks.append(EpochLog())
+    loggers = _instantiate_group(cfg.get("logger"))
+    if not loggers:  # logger=none: the LR monitor has nowhere to write and Lightning refuses it
+        callbacks = [
+            c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)
+        ]
+    bar = progress_bar_wanted(cfg.trainer)
+    if not bar:  # Lightning refuses a bar it must hide; a log gets heartbeat lines instead
+        callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
+        if not any(isinstance(c, Heartbeat) for c in callbacks):
+            callbacks.append(Heartbeat())
+    else:  # the bar shows progress
+        callbacks = [c for c in callbacks if not isinstance(c, Heartbeat)]
+    plugins = list(instantiate(cfg.trainer.get("plugins")) or [])
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=plugins,
+        enable_progress_bar=bar,
+    )

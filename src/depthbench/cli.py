@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from depthbench.config_check import check_overrides, config_groups_help
 from depthbench.errors import DepthbenchError
+from depthbench.rundir.folder_lock import RunFolderError
 from depthbench.rundir.metrics_file import METRICS_FILE, depthbench_error, error_line, write_metrics
-from depthbench.rundir.run_folder import RunFolderError
 
 log = logging.getLogger("depthbench")
 # conf/hydra/launcher/submitit_*.yaml are checked against the plugin's schema of the same name on

@@ -28,16 +28,33 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _gpu_driver() -> str | None:
+    """The NVIDIA driver version (``nvidia-smi``), or None where it cannot be read."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.strip().splitlines()[0] if out.strip() else None
+
+
 def machine_record() -> dict[str, Any]:
-    """CPU, core count, GPU (or None), Python/torch/Lightning versions, and a one-line
-    ``summary`` such as ``2-core Intel Xeon ... CPU, no GPU``."""
+    """CPU, core count, GPU (or None) with its memory, compute capability and driver, the
+    Python/torch/Lightning/CUDA/cuDNN versions, and a one-line ``summary`` such as
+    ``2-core Intel Xeon ... CPU, no GPU``."""
     import lightning
     import torch
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    cuda = torch.cuda.is_available()
+    gpu = torch.cuda.get_device_name(0) if cuda else None
     cores = os.cpu_count()
     cpu = _cpu_name()
-    return {
+    record: dict[str, Any] = {
         "cpu": cpu,
         "cpu_count": cores,
         "gpu": gpu,
@@ -46,6 +63,14 @@ def machine_record() -> dict[str, Any]:
         "versions": {"torch": torch.__version__, "lightning": lightning.__version__},
         "summary": f"{gpu} + {cores} CPU cores" if gpu else f"{cores}-core {cpu} CPU, no GPU",
     }
+    if cuda:
+        props = torch.cuda.get_device_properties(0)
+        record["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
+        record["gpu_capability"] = f"{props.major}.{props.minor}"
+        record["driver"] = _gpu_driver()
+        record["versions"]["cuda"] = torch.version.cuda
+        record["versions"]["cudnn"] = torch.backends.cudnn.version()
+    return record
 
 
 @functools.lru_cache(maxsize=1)

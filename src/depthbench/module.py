@@ -12,8 +12,8 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from depthbench.callbacks.finetune import optimizer_param_groups
-from depthbench.ema import ema_copy, ema_update, warmup_decay
 from depthbench.errors import ConfigError
+from depthbench.optim.ema import ema_copy, ema_update, warmup_decay
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]

@@ -8,32 +8,33 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
-from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from depthbench.build import build_data, build_net, class_names
+from depthbench.build import (
+    build_data,
+    build_module,
+    build_net,
+    build_trainer,
+    count_parameters,
+    progress_bar_wanted,
+)
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO
 from depthbench.callbacks.epoch_log import EpochLog, summary_line
 from depthbench.callbacks.finetune import finetune_callbacks
-from depthbench.callbacks.heartbeat import Heartbeat
-from depthbench.callbacks.history import KeepHistory
-from depthbench.callbacks.interrupt import GracefulInterrupt, interrupt_signal
+from depthbench.callbacks.interrupt import interrupt_signal
 from depthbench.callbacks.predictions import CollectPredictions
 from depthbench.callbacks.reliability import DivergenceGuard
-from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
+from depthbench.callbacks.run_config import CONFIG_KEY
+from depthbench.data.spec import class_names
 from depthbench.errors import DivergenceError
 from depthbench.launch.distributed import check_accelerator
-from depthbench.module import Classifier
 from depthbench.rundir.checkpoint import (
-    CONFIG_KEY,
     check_data_fits,
     check_resume_fits,
     load_checkpoint,
@@ -42,94 +43,18 @@ from depthbench.rundir.checkpoint import (
 )
 from depthbench.rundir.metrics_file import error_line, is_rank_zero, write_metrics
 from depthbench.rundir.output_dir import check_output_dir
-from depthbench.rundir.redaction import redact
+from depthbench.rundir.resume import read_record, resume_command
 from depthbench.rundir.run_folder import (
     AlreadyFinished,
     claimed,
     continues_run,
     finished_message,
-    read_record,
-    resume_command,
 )
 from depthbench.tools.confusion import explain_predictions
 from depthbench.tracking import finish_wandb, remember_wandb_id
 from depthbench.validation import check_data_keys, validate_eval_config, validate_train_config
 
 log = logging.getLogger("depthbench")
-
-
-def count_parameters(module: torch.nn.Module, trainable_only: bool = False) -> int:
-    """Number of (trainable) parameters of ``module``."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
-
-def _instantiate_group(cfg: DictConfig | None) -> list[Any]:
-    """Instantiate every entry of a dict-of-configs group (callbacks, loggers) with a target."""
-    if not cfg:
-        return []
-    return [instantiate(c) for c in cfg.values() if isinstance(c, DictConfig) and "_target_" in c]
-
-
-def build_module(cfg: DictConfig, net: torch.nn.Module) -> Classifier:
-    """Wrap ``net`` in the Classifier with the optimizer and scheduler partials of ``cfg``."""
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    return instantiate(
-        cfg.module, net=net, optimizer=instantiate(cfg.optimizer), scheduler=scheduler
-    )
-
-
-def progress_bar_wanted(trainer_cfg: DictConfig) -> bool:
-    """``trainer.enable_progress_bar``; null (the default) means "when stdout is a terminal", so
-    a SLURM, ``nohup`` or CI log holds the per-epoch lines, not thousands of bar redraws."""
-    value = trainer_cfg.get("enable_progress_bar")
-    return sys.stdout.isatty() if value is None else bool(value)
-
-
-def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> L.Trainer:
-    """Instantiate the Trainer with the configured callbacks and loggers.
-
-    Divergence is always watched: without a configured DivergenceGuard (``callbacks=none``, or
-    an experiment that drops the group) a default one is added. Every run also keeps its history
-    across resumes (``KeepHistory``) and stops at a step boundary on SIGINT/SIGTERM
-    (``GracefulInterrupt``). Every checkpoint is written by ``AtomicCheckpointIO`` (atomic,
-    finite weights only) unless the config names another.
-    Every run logs one line per epoch (``EpochLog``), whose training-only clock gives
-    ``train_samples_per_second``; with the progress bar off, a ``Heartbeat`` line every 30 s
-    (``callbacks.heartbeat.*`` sets when).
-    """
-    callbacks = _instantiate_group(cfg.get("callbacks")) + _instantiate_group(
-        cfg.get("diagnostics")
-    )
-    resolved = redact(OmegaConf.to_container(cfg, resolve=True))  # no secret in ckpt or logs
-    callbacks += [ConfigInCheckpoint(resolved), LogResolvedConfig(resolved), KeepHistory()]
-    callbacks += [GracefulInterrupt()]
-    callbacks += extra_callbacks or []
-    if not any(isinstance(c, DivergenceGuard) for c in callbacks):
-        callbacks.append(DivergenceGuard())
-    if not any(isinstance(c, EpochLog) for c in callbacks):
-        callbacks.append(EpochLog())
-    loggers = _instantiate_group(cfg.get("logger"))
-    if not loggers:  # logger=none: the LR monitor has nowhere to write and Lightning refuses it
-        callbacks = [
-            c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)
-        ]
-    bar = progress_bar_wanted(cfg.trainer)
-    if not bar:  # Lightning refuses a bar it must hide; a log gets heartbeat lines instead
-        callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
-        if not any(isinstance(c, Heartbeat) for c in callbacks):
-            callbacks.append(Heartbeat())
-    else:  # the bar shows progress
-        callbacks = [c for c in callbacks if not isinstance(c, Heartbeat)]
-    plugins = list(instantiate(cfg.trainer.get("plugins")) or [])
-    if not any(isinstance(p, CheckpointIO) for p in plugins):
-        plugins.append(AtomicCheckpointIO())
-    return instantiate(
-        cfg.trainer,
-        callbacks=callbacks,
-        logger=loggers or False,
-        plugins=plugins,
-        enable_progress_bar=bar,
-    )
 
 
 def _final(metrics: dict[str, Any], key: str) -> float | None:

@@ -1,11 +1,7 @@
 """``python -m depthbench.bench [BENCHMARK|all] [options]``: the benchmarks behind ``make bench``.
 
-BENCHMARK is one of overhead, time_to_acc, flops, scaling, data, gpu, profile, load.
-
-``all`` (the default, ``make bench``) runs every CPU benchmark, plus the GPU check when CUDA
-is available (``gpu``, ``make gpu-check``: its own ``gpu.{md,json}``). Each other one writes its
-section of ``docs/results/bench.json`` and re-renders ``bench.md`` (the data benchmark writes
-``bench_data.{json,md}``). ``SUBCOMMAND --help`` lists its options.
+``all`` (the default, ``make bench``) runs every CPU benchmark with its default options, plus the
+GPU check when CUDA is available. ``BENCHMARK --help`` lists a benchmark's options.
 """
 
 from __future__ import annotations
@@ -13,39 +9,30 @@ from __future__ import annotations
 import importlib
 import sys
 
-import torch
-
-# subcommand -> module with main(argv)
-BENCHMARKS = {
-    "overhead": "depthbench.bench.overhead",
-    "time_to_acc": "depthbench.bench.time_to_acc",
-    "flops": "depthbench.bench.flops",
-    "scaling": "depthbench.bench.scaling",
-    "data": "depthbench.bench.data",
-    "gpu": "depthbench.bench.gpu",
-    "profile": "depthbench.bench.profile",
-    "load": "depthbench.bench.load",
-}
+# benchmark -> the module whose main(argv) runs it
+NAMES = ("overhead", "time_to_acc", "flops", "scaling", "data", "gpu", "profile", "load")
+BENCHMARKS = {name: f"depthbench.bench.{name}" for name in NAMES}
 CPU_ALL = ("flops", "overhead", "scaling", "data", "time_to_acc", "load")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Dispatch to one benchmark, or run them all."""
-    argv = sys.argv[1:] if argv is None else argv
+def main(argv: list[str]) -> None:
+    """Run one benchmark, or them all."""
     name, rest = (argv[0], argv[1:]) if argv and not argv[0].startswith("-") else ("all", argv)
-    if name == "all":  # each with its default options
-        for bench in CPU_ALL:
+    if rest[:1] in (["-h"], ["--help"]) and name == "all":
+        print(__doc__.strip() + f"\n\nBENCHMARK: {', '.join(BENCHMARKS)}")
+    elif name == "all":
+        import torch
+
+        for bench in CPU_ALL + ("gpu",) * torch.cuda.is_available():
             print(f"== {bench}", flush=True)
             importlib.import_module(BENCHMARKS[bench]).main([])
-        if torch.cuda.is_available():  # the GPU check measures overhead on the GPU as well
-            importlib.import_module(BENCHMARKS["gpu"]).main([])
-        return
-    if name not in BENCHMARKS:
+    elif name in BENCHMARKS:
+        importlib.import_module(BENCHMARKS[name]).main(rest)
+    else:
         print(f"usage: python -m depthbench.bench [{'|'.join(BENCHMARKS)}|all] [options]",
               file=sys.stderr)  # fmt: skip
         sys.exit(2)
-    importlib.import_module(BENCHMARKS[name]).main(list(rest))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -14,21 +14,16 @@ optimizer, batch size, threads):
 For each, training samples/s, the seconds spent waiting for the next batch (per epoch, scaled
 from the timed steps) and, on its own, the time one epoch of batches takes without a model. The
 data path's overhead against ``raw``: the extra time waiting for batches, as a share of the raw
-loop's time, and the end-to-end slowdown (noisier on a shared machine), both paired per repeat.
-Runs alternate between the paths so the drift of a shared machine hits all alike; medians over
-``--repeats`` are reported. Results go to ``docs/results/bench_data.{json,md}``.
+loop's time, and the end-to-end slowdown (noisier when other work runs), both paired per repeat.
+Runs alternate between the paths so the drift of a busy machine hits all alike; medians over
+``--repeats`` are reported. Results go to ``bench_data.json`` and its page ``bench_data.md``.
 
-    python -m depthbench.bench.data [--models mlp20,cnn] [--steps 60] [--repeats 3]
-
-One file over 300 lines on purpose: one benchmark read top to bottom (the three data paths, the
-timed loop, the summary and its Markdown report), like the other ``bench/`` modules.
+    python -m depthbench.bench data [--models mlp20,cnn] [--steps 60] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
 import time
@@ -40,23 +35,17 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from depthbench.bench.common import RESULTS_DIR, compose, machine, median, spread
-from depthbench.bench.report import table
+from depthbench.bench.harness import (
+    RESULTS_DIR,
+    compose,
+    load_average,
+    machine,
+    median,
+    spread,
+    write_results,
+)
+from depthbench.bench.overhead import MODELS
 from depthbench.data.base import InMemoryDataModule
-from depthbench.data.fashion_mnist import FashionMNISTDataModule
-from depthbench.rundir.atomic import write_text_atomic
-
-# the two benchmark networks: a 20-layer MLP and a small CNN (the model=cnn default)
-MODELS: dict[str, list[str]] = {
-    "mlp20": ["model=mlp", "model.depth=20", "model.width=256"],
-    "cnn": ["model=cnn"],
-}
-BATCH_SIZE = 128  # conf/data/fashion_mnist.yaml
-VAL_SIZE = 5000
-
-
-def _data_root() -> Path:
-    return Path(os.environ.get("DEPTHBENCH_DATA", RESULTS_DIR.parents[1] / "data"))
 
 
 def raw_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> Iterable:
@@ -100,26 +89,31 @@ def train_steps(
     return {"seconds": seconds, "wait_seconds": wait, "samples": samples}
 
 
-def loader_seconds_per_epoch(batches: Iterable, n_batches: int, per_epoch: int, warmup: int = 5):
-    """Seconds per epoch of batches without a model, timed over ``n_batches`` after ``warmup``.
-
-    The warm-up batches absorb the start of DataLoader worker processes.
-    """
+def seconds_per_batch(
+    batches: Iterable, n_batches: int, warmup: int = 5, device: torch.device | None = None
+) -> float:
+    """Seconds per batch without a model, timed over ``n_batches`` after ``warmup`` batches
+    (they absorb the start of DataLoader worker processes); synchronised on a GPU."""
+    sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else None
     it = iter(batches)
     for _ in range(warmup):
         next(it)
+    if sync:
+        sync()
     start = time.perf_counter()
     for _ in range(n_batches):
         next(it)
-    return (time.perf_counter() - start) * per_epoch / n_batches
+    if sync:
+        sync()
+    return (time.perf_counter() - start) / n_batches
 
 
-def make_datamodule(loader: str, workers: int, seed: int) -> InMemoryDataModule:
-    dm = FashionMNISTDataModule(root=_data_root(), batch_size=BATCH_SIZE, val_size=VAL_SIZE,
-                                loader=loader, num_workers=workers, seed=seed)  # fmt: skip
-    dm.prepare_data()
-    dm.setup("fit")
-    return dm
+def make_datamodule(loader: str, workers: int, seed: int, workdir: Path) -> InMemoryDataModule:
+    """Fashion-MNIST as ``depthbench train data=fashion_mnist`` builds it, set up for fitting."""
+    from depthbench.build import build_data
+
+    overrides = ["data=fashion_mnist", f"data.loader={loader}", f"data.num_workers={workers}"]
+    return build_data(compose([*overrides, f"seed={seed}"], workdir))
 
 
 def run(
@@ -134,32 +128,30 @@ def run(
 ) -> dict[str, Any]:
     """All measurements; medians over ``repeats`` alternating runs per model and path."""
     torch.set_num_threads(threads)
-    memory = make_datamodule("memory", 0, seed)
-    classic = {w: make_datamodule("torchvision", w, seed) for w in workers}
-    x_norm = memory.transform(memory.splits["train"][0], train=False).contiguous()
-    y = memory.splits["train"][1]
-    n_train = len(y)
-    steps_per_epoch = -(-n_train // BATCH_SIZE)
-
-    paths: dict[str, Callable[[], Iterable]] = {
-        "raw": lambda: raw_batches(x_norm, y, BATCH_SIZE, seed),
-        "memory": lambda: forever(memory.train_dataloader),
-    }
-    for w, dm in classic.items():
-        paths[f"torchvision_w{w}"] = lambda dm=dm: forever(dm.train_dataloader)
-
-    # batches without a model: the pure cost of each path
-    loaders_only: dict[str, list[float]] = {name: [] for name in paths}
-    for _ in range(repeats):
-        for name, batches in paths.items():
-            loaders_only[name].append(
-                loader_seconds_per_epoch(batches(), loader_batches, steps_per_epoch)
-            )
-        print("epoch without model: " + ", ".join(
-            f"{k} {v[-1]:.2f}s" for k, v in loaders_only.items()), flush=True)  # fmt: skip
-
-    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="depthbench-bench-data-") as tmp:
+        memory = make_datamodule("memory", 0, seed, Path(tmp))
+        classic = {w: make_datamodule("torchvision", w, seed, Path(tmp)) for w in workers}
+        x_norm = memory.transform(memory.splits["train"][0], train=False).contiguous()
+        y = memory.splits["train"][1]
+        batch_size, n_train = memory.batch_size, len(y)
+        steps_per_epoch = -(-n_train // batch_size)
+        paths: dict[str, Callable[[], Iterable]] = {
+            "raw": lambda: raw_batches(x_norm, y, batch_size, seed),
+            "memory": lambda: forever(memory.train_dataloader),
+            **{f"torchvision_w{w}": lambda dm=dm: forever(dm.train_dataloader)
+               for w, dm in classic.items()},
+        }  # fmt: skip
+
+        # batches without a model: the pure cost of each path
+        loaders_only: dict[str, list[float]] = {name: [] for name in paths}
+        for _ in range(repeats):
+            for name, batches in paths.items():
+                seconds = seconds_per_batch(batches(), loader_batches) * steps_per_epoch
+                loaders_only[name].append(seconds)
+            print("epoch without model: " + ", ".join(
+                f"{k} {v[-1]:.2f}s" for k, v in loaders_only.items()), flush=True)  # fmt: skip
+
+        results: dict[str, Any] = {}
         for model in models:
             cfg = compose(["data=fashion_mnist", *MODELS[model]], Path(tmp))
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
@@ -168,15 +160,14 @@ def run(
                     torch.manual_seed(seed)
                     net = instantiate(cfg.model, input_shape=list(memory.input_shape),
                                       num_classes=memory.num_classes).train()  # fmt: skip
-                    runs[name].append(train_steps(net, batches(), steps, warmup))
-                    m = runs[name][-1]
+                    runs[name].append(m := train_steps(net, batches(), steps, warmup))
                     print(f"{model} repeat {r}: {name:15s} {m['samples'] / m['seconds']:8.0f} "
                           f"samples/s, waiting {m['wait_seconds']:.3f}s", flush=True)  # fmt: skip
             results[model] = summarise(runs, steps_per_epoch, steps, MODELS[model])
     return {
         "dataset": "fashion_mnist",
         "train_examples": n_train,
-        "batch_size": BATCH_SIZE,
+        "batch_size": batch_size,
         "steps": steps,
         "warmup_steps": warmup,
         "repeats": repeats,
@@ -224,102 +215,33 @@ def summarise(
     return out
 
 
-def render(result: dict[str, Any], info: dict[str, Any]) -> str:
-    """The markdown report: one table per model and the epoch-without-model table."""
-    lines = [
-        "# Data path benchmark (Fashion-MNIST)",
-        "",
-        f"Command: `{info['command']}`  ",
-        f"Machine: {info['cpu']} ({info['cpu_count']} cores), GPU: {info['gpu'] or 'none'}; "
-        f"torch {info['torch']}, Python "
-        f"{info['python']}; {info['date_utc']} UTC; 1-minute load average "
-        f"{info['load_average_1min'][0]} at the start, "
-        f"{info['load_average_1min'][1]} at the end.  ",
-        f"{result['train_examples']:,} training examples, batch {result['batch_size']}, "
-        f"{result['threads']} torch thread(s) in the training process; {result['steps']} timed "
-        f"steps after {result['warmup_steps']} warm-up steps; medians of {result['repeats']} "
-        "alternating repeats (range in brackets). Wait/epoch = time blocked on the next batch, "
-        "scaled to one epoch.",
-        "",
-    ]
-    for model, r in result["models"].items():
-        lines += [
-            f"## {model} (`{' '.join(r['overrides'])}`)",
-            "",
-        ]
-        raw = r["paths"]["raw"]["samples_per_second"]
-        rows = []
-        for name, p in r["paths"].items():
-            lo, hi = p["samples_per_second_range"]
-            mark = " (best workers)" if name == r["best_torchvision"] else ""
-            speed = f"{p['samples_per_second']:,.0f} [{lo:,.0f}-{hi:,.0f}]"
-            wait = f"{p['wait_seconds_per_epoch']:.2f}"
-            rows.append([f"{name}{mark}", speed, f"{p['samples_per_second'] / raw:.3f}", wait,
-                         f"{100 * p['wait_share']:.1f}%"])  # fmt: skip
-        lines += [
-            *table(["data path", "samples/s", "vs raw", "wait/epoch (s)", "wait share"], rows),
-            "",
-            "Memory path against the raw loop (goal: adds < 3%): waiting for batches adds "
-            f"{100 * r['memory_added_wait_vs_raw']:+.2f}% "
-            f"[{100 * r['memory_added_wait_vs_raw_range'][0]:+.2f}, "
-            f"{100 * r['memory_added_wait_vs_raw_range'][1]:+.2f}] of the raw loop's time; "
-            f"end-to-end slowdown {100 * r['memory_overhead_vs_raw']:+.1f}% "
-            f"[{100 * r['memory_overhead_vs_raw_range'][0]:+.1f}, "
-            f"{100 * r['memory_overhead_vs_raw_range'][1]:+.1f}] (paired medians; the end-to-end "
-            "figure carries the noise of other work on the machine). Memory path vs the best "
-            f"torchvision DataLoader ({r['best_torchvision']}): "
-            f"{r.get('memory_speedup_vs_torchvision', 0):.2f}x the samples/s.",
-            "",
-        ]
-    every = result["epoch_without_model_all"]
-    lines += [
-        "## One epoch of batches without a model",
-        "",
-        f"Timed over {result['loader_batches']} batches after 5 warm-up batches, scaled to the "
-        f"{-(-result['train_examples'] // result['batch_size'])} batches of an epoch.",
-        "",
-        *table(["data path", "seconds (median)", "all runs"],
-               [[name, f"{s:.2f}", ", ".join(f"{v:.2f}" for v in every[name])]
-                for name, s in result["epoch_without_model_seconds"].items()]),
-    ]  # fmt: skip
-    return "\n".join(lines) + "\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: list[str]) -> dict[str, Any]:
     """Run the benchmark and write ``bench_data.json`` and ``bench_data.md``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m depthbench.bench.data",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--models", default="mlp20,cnn", help=f"of {', '.join(MODELS)}")
-    parser.add_argument("--steps", type=int, default=60, help="timed training steps per run")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before timing")
-    parser.add_argument("--loader-batches", type=int, default=100,
-                        help="batches timed per loader without a model")  # fmt: skip
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", default="0,1,2", help="DataLoader num_workers to try")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (training process)")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for the results")
-    args = parser.parse_args(argv)
-    models = [m for m in args.models.split(",") if m]
+    p = argparse.ArgumentParser(prog="python -m depthbench.bench data", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--models", default="mlp20,cnn", help=f"of {', '.join(MODELS)}")
+    p.add_argument("--steps", type=int, default=60, help="timed training steps per run")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps before timing")
+    p.add_argument("--loader-batches", type=int, default=100,
+                   help="batches timed per loader without a model")  # fmt: skip
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--workers", default="0,1,2", help="DataLoader num_workers to try")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (training process)")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for the results")
+    a = p.parse_args(argv)
+    models = [m for m in a.models.split(",") if m]
     unknown = [m for m in models if m not in MODELS]
     if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; allowed: {', '.join(MODELS)}")
-    workers = [int(w) for w in args.workers.split(",") if w]
-    load_before = os.getloadavg()[0]
-    result = run(models, args.steps, args.warmup, args.repeats, workers, args.threads,
-                 args.loader_batches)  # fmt: skip
-    info = machine()
-    info["command"] = " ".join(["python -m depthbench.bench.data", *(argv or sys.argv[1:])])
-    info["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-    args.out.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": info, **result}
-    write_text_atomic(args.out / "bench_data.json", json.dumps(payload, indent=2) + "\n")
-    write_text_atomic(args.out / "bench_data.md", render(result, info))
-    print(render(result, info))
-    return 0
+        p.error(f"unknown model(s) {', '.join(unknown)}; allowed: {', '.join(MODELS)}")
+    load_before = load_average()
+    result = run(models, a.steps, a.warmup, a.repeats, [int(w) for w in a.workers.split(",") if w],
+                 a.threads, a.loader_batches)  # fmt: skip
+    info = machine(" ".join([p.prog, *argv]))
+    info["load_average_1min"] = [load_before, info["load_average_1min"]]  # at the start, the end
+    path = write_results("bench_data", {"machine": info, **result}, a.out)
+    print(f"data: written to {path} and its page")
+    return result
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m depthbench.bench.data, as docs/performance.md names it
+    main(sys.argv[1:])

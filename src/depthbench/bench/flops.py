@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from depthbench.bench.common import median, save_section
+from depthbench.bench.harness import median, save_section
 from depthbench.models.deep import DeepMLP
 
 
@@ -38,21 +38,41 @@ def linear_weights(net: torch.nn.Module) -> int:
     return sum(m.weight.numel() for m in net.modules() if isinstance(m, torch.nn.Linear))
 
 
+def step_seconds(
+    net: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    warmup: int,
+    autocast: bool = False,
+) -> list[float]:
+    """Wall seconds of each of ``steps`` training steps on one fixed batch, after ``warmup``
+    untimed steps; each step synchronised on a GPU, in bf16 autocast with ``autocast``."""
+    cuda = x.device.type == "cuda"
+    times = []
+    for i in range(warmup + steps):
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = F.cross_entropy(net(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if cuda:
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
 def training_flops(width: int, depth: int, batch: int, steps: int, warmup: int) -> dict[str, Any]:
     """Median FLOP/s of SGD training steps of a wide MLP on in-memory random data."""
     torch.manual_seed(0)
     net = DeepMLP(input_shape=[width], num_classes=10, depth=depth, width=width, init="kaiming")
-    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
     x, y = torch.randn(batch, width), torch.randint(0, 10, (batch,))
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        loss = F.cross_entropy(net(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
+    times = step_seconds(net, x, y, torch.optim.SGD(net.parameters(), lr=1e-3), steps, warmup)
     flop_per_step = 6 * batch * linear_weights(net)
     return {
         "width": width,
@@ -66,7 +86,7 @@ def training_flops(width: int, depth: int, batch: int, steps: int, warmup: int) 
 
 
 def run(width: int, depth: int, batch: int, steps: int, repeats: int, threads: int) -> dict:
-    """Peak before and after training (the shared machine drifts); fraction of the better peak."""
+    """Peak before and after training (a busy machine drifts); fraction of the better peak."""
     torch.set_num_threads(threads)
     peak_before = matmul_peak_flops(repeats=repeats)
     train = training_flops(width, depth, batch, steps, warmup=3)
@@ -83,9 +103,9 @@ def run(width: int, depth: int, batch: int, steps: int, repeats: int, threads: i
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str]) -> dict[str, Any]:
     """``python -m depthbench.bench flops [--width 2048] ...``"""
-    p = argparse.ArgumentParser(prog="depthbench.bench flops", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m depthbench.bench flops", description=__doc__)
     p.add_argument("--width", type=int, default=2048)
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--batch", type=int, default=512)
@@ -98,5 +118,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"flops: training {result['train_gflops']:.1f} GFLOP/s of a measured matmul peak "
           f"{result['matmul_peak_gflops']:.1f} = {result['fraction_of_peak']:.0%}")  # fmt: skip
     if not a.no_save:
-        save_section("flops", result)
+        save_section("flops", result, " ".join([p.prog, *argv]))
     return result

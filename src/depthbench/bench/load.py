@@ -1,6 +1,6 @@
 """Load: a long multirun in one process holds its memory and open files flat.
 
-``python -m depthbench.bench load [--jobs 40]`` runs ``python train.py -m seed=0,...,N-1`` with
+``python -m depthbench.bench load [--jobs 40]`` runs ``depthbench train -m seed=0,...,N-1`` with
 Hydra's basic launcher, so every job runs in the same process: the default callbacks (best and
 last checkpoints), the CSV logger, Hydra's per-job log file and the sweep records, each job a
 short fit and test on digits. A Hydra callback (:class:`ResourceProbe`) records the process's
@@ -22,7 +22,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from depthbench.bench.common import RESULTS_DIR, ROOT, save_section
+from depthbench.bench.harness import RESULTS_DIR, save_section
 
 PROBE_FILE = "resources.jsonl"
 # each job: one short epoch and a test on digits, with the default callbacks and CSV logger
@@ -55,11 +55,11 @@ class ResourceProbe(Callback):
 
 def run_sweep(jobs: int, sweep_dir: Path, timeout: float) -> list[dict[str, Any]]:
     """Run the ``jobs``-job multirun in one process; its per-job resource records."""
-    cmd = [sys.executable, "train.py", "-m", f"seed=range(0,{jobs})", *JOB,
+    cmd = [sys.executable, "-m", "depthbench", "train", "-m", f"seed=range(0,{jobs})", *JOB,
            f"hydra.sweep.dir={sweep_dir}",
            f"+hydra.callbacks.resource_probe._target_={__name__}.ResourceProbe"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     lines = (sweep_dir / PROBE_FILE).read_text().splitlines()
@@ -85,7 +85,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str]) -> None:
     """Run the load benchmark and store its ``load`` section of bench.json."""
     parser = argparse.ArgumentParser(prog="python -m depthbench.bench load", description=__doc__)
     parser.add_argument("--jobs", type=int, default=40, help="jobs in the multirun")
@@ -95,10 +95,6 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="depthbench-load-") as tmp:
         summary = summarise(run_sweep(args.jobs, Path(tmp) / "sweep", args.timeout))
     summary["job_overrides"] = " ".join(JOB)
-    path = save_section("load", summary, args.results_dir)
+    path = save_section("load", summary, " ".join([parser.prog, *argv]), args.results_dir)
     print(f"load: {summary['jobs']} jobs, RSS {summary['rss_mib']} MiB, "
           f"open fds {summary['open_fds']}; written to {path}")  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()

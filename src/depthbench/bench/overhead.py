@@ -1,21 +1,20 @@
-"""Framework overhead: the real ``run.train`` path against a raw PyTorch loop, per training step.
+"""Framework overhead: the real ``run.train`` path against a hand-written loop, per training step.
 
 Both sides train the same network (same init seed), on the same in-memory Fashion-MNIST split,
 with the same batch size, optimizer and scheduler partials (instantiated from the same config),
-number of steps, threads and device. The raw loop is what a careful person writes by hand: the
+number of steps, threads and device. The hand-written loop is what a careful person writes: the
 training set normalised once into one float tensor, a random permutation per epoch, slicing.
-Both loops read the data from the same place: on a GPU the whole split lives in GPU memory for
-both (the framework's data module keeps it there, the raw loop moves it there once), so neither
-pays a per-batch host-to-device copy the other does not.
-The framework side is ``depthbench.run.train`` on a composed config with the default callbacks
-(checkpointing, NaN guard, LR monitor, progress bar) and CSV logger, timed from the inside by
+Both read the data from the same place: on a GPU the whole split lives in GPU memory for both
+(the framework's data module keeps it there, the loop moves it there once), so neither pays a
+per-batch host-to-device copy the other does not. The framework side is
+``depthbench.run.train`` with the default callbacks and CSV logger, timed from the inside by
 :class:`~depthbench.bench.timing.StepTimer`; validation and test are off (per-step cost only).
 
 Every step is timed (end of one step to end of the next). Per run we keep the mean over the
-timed window, the median step and the 10th-percentile step, and the process CPU time per step;
-on a machine shared with other work the median and low percentile are the least disturbed.
-Repeats alternate framework / raw so drift hits both alike; ratios are paired per repeat and
-the median over repeats is reported.
+timed window, the median step, the 10th-percentile step, and the process CPU time per step; the
+median and the low percentile are the least disturbed by other work on the machine. Repeats
+alternate framework / loop so drift hits both alike; ratios are paired per repeat and the median
+over repeats is reported.
 """
 
 from __future__ import annotations
@@ -31,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from depthbench.bench.common import compose, median, save_section, spread, timed_train
+from depthbench.bench.harness import compose, median, save_section, spread, timed_train
 
-# name -> config overrides; the two benchmark networks (20-layer MLP, small CNN)
+# name -> config overrides of the benchmark networks (20-layer MLPs, small CNN, ResNet-20)
 MODELS: dict[str, list[str]] = {
     "mlp20": ["model=mlp", "model.depth=20", "model.width=256"],
     "mlp20_w128": ["model=mlp", "model.depth=20", "model.width=128"],
@@ -43,17 +42,13 @@ MODELS: dict[str, list[str]] = {
 STATS = ("median_ms", "p10_ms", "mean_ms", "cpu_ms")
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def _stats(step_times: list[float], window_s: float, cpu_s: float, steps: int) -> dict:
-    t = np.asarray(step_times) * 1e3
+    """Per-step milliseconds; without step times (asynchronous on a GPU) the window's mean."""
+    t, mean_ms = np.asarray(step_times) * 1e3, window_s / steps * 1e3
     return {
-        "median_ms": float(np.median(t)) if len(t) else window_s / steps * 1e3,
-        "p10_ms": float(np.percentile(t, 10)) if len(t) else window_s / steps * 1e3,
-        "mean_ms": window_s / steps * 1e3,
+        "median_ms": float(np.median(t)) if len(t) else mean_ms,
+        "p10_ms": float(np.percentile(t, 10)) if len(t) else mean_ms,
+        "mean_ms": mean_ms,
         "cpu_ms": cpu_s / steps * 1e3,
     }
 
@@ -67,24 +62,25 @@ def framework_steps(
            "+trainer.limit_val_batches=0", "test=false",
            f"trainer.accelerator={'gpu' if cuda else 'cpu'}"]  # fmt: skip
     t = timed_train(run, workdir, warmup_steps=warmup, last_step=steps, sync_cuda=cuda)
-    timed = t["timed_steps"]
-    step_times = [] if cuda else t["step_times"]  # async on a GPU
-    return _stats(step_times, t["step_seconds"] * timed, t["step_cpu_seconds"] * timed, timed)
+    n = t["timed_steps"]
+    return _stats(
+        [] if cuda else t["step_times"], t["step_seconds"] * n, t["step_cpu_seconds"] * n, n
+    )
 
 
 def raw_steps(overrides: list[str], steps: int, warmup: int, device: str) -> dict[str, float]:
     """Per-step statistics of a hand-written loop over the same data, model and optimizer."""
     from depthbench.build import build_data, build_net
 
+    cuda = device.startswith("cuda")
     cfg = compose(overrides, Path(tempfile.gettempdir()))
     torch.manual_seed(cfg.seed)
     dm = build_data(cfg)
     x_raw, y = dm.splits["train"]
     # normalised once and kept where the framework keeps its split: on the GPU when there is one
-    x = dm.transform(x_raw, False).contiguous().to(device)
-    y = y.to(device)
+    x, y = dm.transform(x_raw, False).contiguous().to(device), y.to(device)
     net = build_net(cfg.model, dm).to(device).train()
-    optimizer = instantiate(cfg.optimizer)(params=[p for p in net.parameters()])
+    optimizer = instantiate(cfg.optimizer)(params=list(net.parameters()))
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     scheduler = scheduler(optimizer=optimizer, total_steps=steps) if scheduler else None
     batch_size, n = cfg.data.batch_size, len(y)
@@ -94,8 +90,7 @@ def raw_steps(overrides: list[str], steps: int, warmup: int, device: str) -> dic
         perm = torch.randperm(n, generator=gen).to(device)  # one copy per epoch, as the loader
         for b in range(0, n, batch_size):
             i = perm[b : b + batch_size]
-            xb, yb = x[i], y[i]
-            loss = F.cross_entropy(net(xb), yb)
+            loss = F.cross_entropy(net(x[i]), y[i])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -103,7 +98,8 @@ def raw_steps(overrides: list[str], steps: int, warmup: int, device: str) -> dic
                 scheduler.step()
             step += 1
             if step == warmup:
-                _sync(device)
+                if cuda:
+                    torch.cuda.synchronize()
                 start, cpu_start = time.perf_counter(), time.process_time()
             now = time.perf_counter()
             if step > warmup:
@@ -111,15 +107,16 @@ def raw_steps(overrides: list[str], steps: int, warmup: int, device: str) -> dic
             last = now
             if step == steps:
                 break
-    _sync(device)
+    if cuda:
+        torch.cuda.synchronize()
     window, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    return _stats([] if device.startswith("cuda") else step_times, window, cpu, steps - warmup)
+    return _stats([] if cuda else step_times, window, cpu, steps - warmup)
 
 
 def run(
     models: list[str], steps: int, warmup: int, repeats: int, threads: int, device: str
 ) -> dict[str, Any]:
-    """Alternate framework and raw runs ``repeats`` times per model; medians and ratios."""
+    """Alternate framework and hand-written runs ``repeats`` times per model; medians, ratios."""
     torch.set_num_threads(threads)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="depthbench-bench-") as tmp:
@@ -134,28 +131,17 @@ def run(
             entry: dict[str, Any] = {"overrides": overrides}
             for k in STATS:
                 paired = [f[k] / r[k] for f, r in zip(fw, raw)]
-                entry[k] = {
-                    "framework": median([f[k] for f in fw]),
-                    "raw": median([r[k] for r in raw]),
-                    "ratio": median(paired),
-                    "ratio_range": spread(paired),
-                }
-            entry["runs"] = {"framework": fw, "raw": raw}
-            results[name] = entry
-    return {
-        "device": device,
-        "threads": threads,
-        "steps": steps,
-        "warmup_steps": warmup,
-        "repeats": repeats,
-        "batch_size": 128,
-        "models": results,
-    }
+                entry[k] = {"framework": median([f[k] for f in fw]),
+                            "raw": median([r[k] for r in raw]),
+                            "ratio": median(paired), "ratio_range": spread(paired)}  # fmt: skip
+            results[name] = {**entry, "runs": {"framework": fw, "raw": raw}}
+    return {"device": device, "threads": threads, "steps": steps, "warmup_steps": warmup,
+            "repeats": repeats, "batch_size": 128, "models": results}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str]) -> dict[str, Any]:
     """``python -m depthbench.bench overhead [--device cuda] ...``"""
-    p = argparse.ArgumentParser(prog="depthbench.bench overhead", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m depthbench.bench overhead", description=__doc__)
     p.add_argument("--models", default="mlp20,mlp20_w128,cnn", help=f"of {', '.join(MODELS)}")
     p.add_argument("--steps", type=int, default=200, help="steps per run (incl. warm-up)")
     p.add_argument("--warmup", type=int, default=30, help="untimed first steps")
@@ -168,5 +154,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, r in result["models"].items():
         print(f"{name}: framework/raw " + ", ".join(f"{k} {r[k]['ratio']:.3f}" for k in STATS))
     if not a.no_save:
-        save_section(f"overhead_{a.device}", result)
+        save_section(f"overhead_{a.device}", result, " ".join([p.prog, *argv]))
     return result

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import torch
 
-from depthbench.bench.common import RESULTS_DIR, compose
+from depthbench.bench.harness import RESULTS_DIR, compose
 
 
-def main(argv: list[str] | None = None) -> str:
+def main(argv: list[str]) -> str:
     """Profile ``run.train``; write the text report to ``--out`` and return it."""
     from pyinstrument import Profiler
 
     from depthbench.run import train
 
-    p = argparse.ArgumentParser(prog="depthbench.bench profile", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m depthbench.bench profile", description=__doc__)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(RESULTS_DIR / "profile.txt"))
@@ -40,6 +40,6 @@ def main(argv: list[str] | None = None) -> str:
         train(cfg)
         profiler.stop()
     text = profiler.output_text(unicode=False, color=False)
-    Path(a.out).write_text(f"# python -m depthbench.bench profile {' '.join(argv or [])}\n{text}")
+    Path(a.out).write_text(f"# {' '.join([p.prog, *argv])}\n{text}")
     print(text)
     return text

@@ -11,7 +11,8 @@ one. Value reads inside ``torch.optim`` are not counted: the optimizers keep the
 on the CPU on purpose (reading it costs no device sync).
 
 :class:`StepSyncRecorder` (a Lightning callback) snapshots the counts at every training batch
-end; :func:`per_step` turns the snapshots into per-step numbers.
+start; :func:`per_step` turns the snapshots into per-step numbers; :func:`count_per_step` runs
+``run.train`` with both and returns those numbers (the GPU check and ``tests/test_host_sync.py``).
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ class StepSyncRecorder(L.Callback):
 
     # a step's window runs from one batch start to the next, so it holds what Lightning does
     # after ``on_train_batch_end`` (writing the logs of a logging step)
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step > 0:
             self.snapshots.append((trainer.global_step, self.counter.syncs, self.counter.copies))
 
@@ -132,3 +135,34 @@ def per_step(recorder: StepSyncRecorder) -> list[dict[str, Any]]:
         logging = step % recorder.log_every_n_steps == 0
         out.append({"step": step, "syncs": s1 - s0, "copies": c1 - c0, "logging_step": logging})
     return out
+
+
+def count_per_step(cfg: Any, cpu_is_device: bool = False) -> list[dict[str, Any]]:
+    """:func:`per_step` of ``run.train(cfg)`` with a :class:`HostSyncCounter` on and a
+    :class:`StepSyncRecorder` among the trainer's callbacks.
+
+    The divergence guard is set to read the loss at the logging interval, as the default job
+    does, so the steps between logging steps are the ones that must have no sync.
+    """
+    from omegaconf import open_dict
+
+    from depthbench import run
+
+    with open_dict(cfg):
+        guard = cfg.callbacks.get("divergence_guard")
+        if guard is not None and "check_every_n_steps" in guard:
+            guard.check_every_n_steps = cfg.trainer.log_every_n_steps
+    counter = HostSyncCounter(cpu_is_device=cpu_is_device)
+    recorder = StepSyncRecorder(counter)
+    build_trainer = run.build_trainer  # the recorder joins the callbacks run.train builds
+
+    def with_recorder(c: Any, extra_callbacks: list[Any] | None = None) -> L.Trainer:
+        return build_trainer(c, [*(extra_callbacks or []), recorder])
+
+    run.build_trainer = with_recorder
+    try:
+        with counter:
+            run.train(cfg)
+    finally:
+        run.build_trainer = build_trainer
+    return per_step(recorder)

@@ -1,14 +1,14 @@
-"""Time to accuracy on Fashion-MNIST on a CPU: ``train.py`` against scikit-learn.
+"""Time to accuracy on Fashion-MNIST on a CPU: ``depthbench train`` against scikit-learn.
 
 Each entry is a whole process, timed from spawn to exit (imports, data loading, training,
-testing, writing outputs): ``python train.py experiment=fmnist_mlp_recipe`` (target 88% test
-accuracy) and ``experiment=fmnist_cnn_recipe`` (91%), and scikit-learn's ``MLPClassifier`` on the
-same split (the same 55,000 training images after the seeded 5,000-image validation hold-out,
-the same 10,000 test images, the same normalisation), trained one epoch at a time with
-``partial_fit`` until its test accuracy reaches 88% (the process then exits). The train.py runs
-have a fixed schedule; the bench checks that they reach their target (and the CNN recipe its
-120 s whole-process budget). Run it on an idle machine: ``python -m depthbench.bench time_to_acc``
-(3 alternating runs of each by default).
+testing, writing outputs): ``depthbench train experiment=fmnist_mlp_recipe`` (target 88% test
+accuracy; the same program as ``python train.py``) and ``experiment=fmnist_cnn_recipe`` (91%),
+and scikit-learn's ``MLPClassifier`` on the same split (the same 55,000 training images after the
+seeded 5,000-image validation hold-out, the same 10,000 test images, the same normalisation),
+trained one epoch at a time with ``partial_fit`` until its test accuracy reaches 88% (the process
+then exits). The recipes have a fixed schedule; the bench checks that they reach their target
+(and the CNN recipe its 120 s whole-process budget). Run it on an idle machine (3 alternating
+runs of each by default).
 """
 
 from __future__ import annotations
@@ -23,49 +23,47 @@ import time
 from pathlib import Path
 from typing import Any
 
-from depthbench.bench.common import RESULTS_DIR, ROOT, median, save_section
+from depthbench.bench.harness import RESULTS_DIR, compose, median, save_section
 
 EXPERIMENTS = {"fmnist_mlp_recipe": 0.88, "fmnist_cnn_recipe": 0.91}
 # whole-process wall seconds each recipe must fit on an idle 2-core machine (None: no budget)
 WALL_BUDGET = {"fmnist_mlp_recipe": None, "fmnist_cnn_recipe": 120.0}
 SKLEARN_TARGET = 0.88
-BENCH_JSON = RESULTS_DIR / "bench.json"
+SKLEARN_WORKER = "python -m depthbench.bench.time_to_acc --sklearn-worker OUT"
 
 
-THREADS: int | None = None  # --threads: OMP_NUM_THREADS of every timed process (None: inherit)
-
-
-def time_process(cmd: list[str], timeout: float) -> tuple[float, subprocess.CompletedProcess]:
-    """Wall seconds of ``cmd`` from spawn to exit, and its result."""
+def time_process(cmd: list[str], timeout: float, threads: int | None) -> tuple[float, Any]:
+    """Wall seconds of ``cmd`` from spawn to exit (``threads``: its BLAS/OpenMP threads), and
+    its completed process; a failure stops the benchmark with the process's last lines."""
     env = dict(os.environ)
-    if THREADS:
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(THREADS)
-        env["OPENBLAS_NUM_THREADS"] = str(THREADS)
+    if threads:
+        env.update({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                              "OPENBLAS_NUM_THREADS")})  # fmt: skip
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     return time.perf_counter() - start, proc
 
 
-def run_experiment(name: str, target: float, workdir: Path, timeout: float) -> dict[str, Any]:
-    """One ``python train.py experiment=NAME`` run: wall seconds and its metrics."""
+def run_experiment(name: str, workdir: Path, timeout: float, threads: int | None) -> dict:
+    """One ``depthbench train experiment=NAME`` process: wall seconds and its metrics."""
     out = workdir / name
-    cmd = [sys.executable, "train.py", f"experiment={name}", f"hydra.run.dir={out}",
-           "callbacks.progress_bar.refresh_rate=0"]  # fmt: skip
-    wall, proc = time_process(cmd, timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    args = [f"experiment={name}", f"hydra.run.dir={out}", "callbacks.progress_bar.refresh_rate=0"]
+    wall, _ = time_process([sys.executable, "-m", "depthbench", "train", *args], timeout, threads)
     metrics = json.loads((out / "metrics.json").read_text())
+    budget = WALL_BUDGET.get(name)
     return {
-        "command": f"python train.py experiment={name}",
+        "command": f"depthbench train experiment={name}",
         "wall_seconds": wall,
         "fit_seconds": metrics["fit_seconds"],
         "epochs": metrics["epochs"],
         "params": metrics["params"],
         "test_acc": metrics["test/acc"],
-        "target": target,
-        "reached": metrics["test/acc"] >= target,
-        "wall_budget": WALL_BUDGET.get(name),
-        "within_budget": WALL_BUDGET.get(name) is None or wall <= WALL_BUDGET[name],
+        "target": EXPERIMENTS[name],
+        "reached": metrics["test/acc"] >= EXPERIMENTS[name],
+        "wall_budget": budget,
+        "within_budget": budget is None or wall <= budget,
     }
 
 
@@ -74,11 +72,10 @@ def sklearn_worker(out_file: str, seed: int = 42, max_epochs: int = 40) -> None:
     import numpy as np
     from sklearn.neural_network import MLPClassifier
 
-    from depthbench.bench.common import compose
     from depthbench.build import build_data
 
     cfg = compose(["data=fashion_mnist", f"seed={seed}"], Path(tempfile.gettempdir()))
-    dm = build_data(cfg)  # the same split and normalisation as train.py
+    dm = build_data(cfg)  # the same split and normalisation as depthbench train
 
     def arrays(split: str) -> tuple[Any, Any]:
         x, y = dm.splits[split]
@@ -100,44 +97,30 @@ def sklearn_worker(out_file: str, seed: int = 42, max_epochs: int = 40) -> None:
     }))  # fmt: skip
 
 
-def run_sklearn(workdir: Path, timeout: float) -> dict[str, Any]:
-    """The scikit-learn baseline in its own process, timed like train.py."""
+def run_sklearn(workdir: Path, timeout: float, threads: int | None) -> dict[str, Any]:
+    """The scikit-learn baseline in its own process, timed like ``depthbench train``."""
     out = workdir / "sklearn.json"
     cmd = [sys.executable, "-m", "depthbench.bench.time_to_acc", "--sklearn-worker", str(out)]
-    wall, proc = time_process(cmd, timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"sklearn worker failed:\n{proc.stderr[-3000:]}")
+    wall, _ = time_process(cmd, timeout, threads)
     result = json.loads(out.read_text())
-    return {
-        "command": "python -m depthbench.bench.time_to_acc --sklearn-worker OUT",
-        "wall_seconds": wall,
-        **result,
-        "target": SKLEARN_TARGET,
-        "reached": result["test_acc"] >= SKLEARN_TARGET,
-    }
+    return {"command": SKLEARN_WORKER, "wall_seconds": wall, **result, "target": SKLEARN_TARGET,
+            "reached": result["test_acc"] >= SKLEARN_TARGET}  # fmt: skip
 
 
-def run(names: list[str], repeats: int, sklearn: bool, timeout: float) -> dict[str, Any]:
+def run(names: list[str], repeats: int, sklearn: bool, timeout: float, threads: int | None) -> dict:
     """Every experiment (and sklearn) ``repeats`` times, alternating; medians of wall seconds."""
-    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
-    if sklearn:
-        runs["sklearn_mlp"] = []
+    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in [*names, *["sklearn_mlp"] * sklearn]}
     with tempfile.TemporaryDirectory(prefix="depthbench-time-to-acc-") as tmp:
         for r in range(repeats):
-            for name in names:
-                runs[name].append(
-                    run_experiment(name, EXPERIMENTS[name], Path(tmp) / str(r), timeout)
-                )
-                print(f"time_to_acc {name}: {runs[name][-1]['wall_seconds']:.1f} s, "
-                      f"test acc {runs[name][-1]['test_acc']:.4f}", flush=True)  # fmt: skip
-            if sklearn:
-                runs["sklearn_mlp"].append(run_sklearn(Path(tmp) / str(r), timeout))
-                s = runs["sklearn_mlp"][-1]
-                print(f"time_to_acc sklearn: {s['wall_seconds']:.1f} s, test acc "
-                      f"{s['test_acc']:.4f} after {s['epochs']} epochs", flush=True)  # fmt: skip
-    summary = {}
-    for name, rs in runs.items():
-        summary[name] = {
+            for name in runs:
+                workdir = Path(tmp) / str(r)
+                one = (run_sklearn(workdir, timeout, threads) if name == "sklearn_mlp"
+                       else run_experiment(name, workdir, timeout, threads))  # fmt: skip
+                runs[name].append(one)
+                print(f"time_to_acc {name}: {one['wall_seconds']:.1f} s, "
+                      f"test acc {one['test_acc']:.4f}", flush=True)  # fmt: skip
+    summary = {
+        name: {
             "wall_seconds_median": median([r["wall_seconds"] for r in rs]),
             "all_reached": all(r["reached"] for r in rs),
             "all_within_budget": all(r.get("within_budget", True) for r in rs),
@@ -145,12 +128,14 @@ def run(names: list[str], repeats: int, sklearn: bool, timeout: float) -> dict[s
             "command": rs[0]["command"],
             "runs": rs,
         }
-    return {"repeats": repeats, "threads": THREADS or "default", "results": summary}
+        for name, rs in runs.items()
+    }
+    return {"repeats": repeats, "threads": threads or "default", "results": summary}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any] | None:
-    """``python -m depthbench.bench time_to_acc``"""
-    p = argparse.ArgumentParser(prog="depthbench.bench time_to_acc", description=__doc__)
+def main(argv: list[str]) -> dict[str, Any] | None:
+    """``python -m depthbench.bench time_to_acc [--experiments ...] [--threads N] ...``"""
+    p = argparse.ArgumentParser(prog="python -m depthbench.bench time_to_acc", description=__doc__)
     p.add_argument("--experiments", default=",".join(EXPERIMENTS))
     p.add_argument("--repeats", type=int, default=3, help="alternating runs of each")
     p.add_argument("--no-sklearn", action="store_true")
@@ -162,20 +147,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     if a.sklearn_worker:
         sklearn_worker(a.sklearn_worker)
         return None
-    global THREADS
-    THREADS = a.threads
-    result = run(a.experiments.split(","), a.repeats, not a.no_sklearn, a.timeout)
+    result = run(a.experiments.split(","), a.repeats, not a.no_sklearn, a.timeout, a.threads)
     if not a.no_save:
-        previous = (
-            json.loads(BENCH_JSON.read_text()).get("time_to_acc", {})
-            if BENCH_JSON.is_file()
-            else {}
-        )
-        kept = {k: v for k, v in previous.get("results", {}).items() if k not in result["results"]}
+        bench_json = RESULTS_DIR / "bench.json"
+        previous = json.loads(bench_json.read_text()) if bench_json.is_file() else {}
+        kept = previous.get("time_to_acc", {}).get("results", {})
         result["results"] = {**kept, **result["results"]}  # entries not re-run are kept
-        save_section("time_to_acc", result)
+        save_section("time_to_acc", result, " ".join([p.prog, *argv]))
     return result
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the scikit-learn worker's own process
+    main(sys.argv[1:])

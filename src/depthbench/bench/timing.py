@@ -1,7 +1,9 @@
-"""``StepTimer``: a Lightning callback that times training steps and epochs from the inside.
+"""The benchmarks' measuring callbacks, each writing its record to ``out_file`` as JSON (read by
+``bench.harness.train_run`` after ``run.train`` returns).
 
-It adds two ``time.perf_counter()`` reads per step and nothing else, so the timed train path is
-the real one. Results go to a JSON file (the benchmark reads it after ``run.train`` returns).
+``StepTimer`` times training steps and epochs from the inside with two ``time.perf_counter()``
+reads per step and nothing else, so the timed train path is the real one.
+``TargetAccuracyStop`` scores the test split after every epoch and stops at a target accuracy.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class StepTimer(L.Callback):
         self.steps = 0
         self.window_start: float | None = None
         self.window_end: float | None = None
-        self.cpu_start = self.cpu_end = 0.0  # process CPU time: robust to a shared machine
+        self.cpu_start = self.cpu_end = 0.0  # process CPU time: robust to other work running
         self.step_times: list[float] = []  # wall seconds of each timed step
         self._last = 0.0
         self.epoch_seconds: list[float] = []
@@ -83,10 +85,10 @@ class TargetAccuracyStop(L.Callback):
     """Score the test split after every training epoch; stop the fit once it reaches ``target``.
 
     For time-to-accuracy measurements: the score is the module's validation/test prediction
-    (``Classifier.eval_logits``: EMA weights and flip TTA when on) under the trainer's precision,
-    summed on the device and read once per epoch. ``out_file`` gets the seconds since the fit
-    started, the accuracy per epoch, and when (if) the target was reached. ``max_batches``
-    scores only the first batches (tiny dry runs).
+    (``Classifier.eval_logits``: EMA weights and flip test-time augmentation when on) under the
+    trainer's precision, summed on the device and read once per epoch. ``out_file`` gets the
+    seconds since the fit started, the accuracy per epoch, and when (if) the target was reached.
+    ``max_batches`` scores only the first batches (tiny dry runs).
     """
 
     def __init__(self, target: float, out_file: str, max_batches: int | None = None) -> None:

@@ -1,6 +1,6 @@
 """Checkpoint writing through Lightning's public extension points.
 
-* :class:`AtomicCheckpointIO` is the Trainer's ``CheckpointIO`` plugin (``run.build_trainer``
+* :class:`AtomicCheckpointIO` is the Trainer's ``CheckpointIO`` plugin (``build.build_trainer``
   adds it to every run): each file is written through ``rundir.atomic.atomic_write`` (temp
   file, fsync, rename), so a kill at any moment leaves the previous file or the new one, never
   half of one. It refuses to write weights that are not

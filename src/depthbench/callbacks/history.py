@@ -1,6 +1,6 @@
 """``KeepHistory``: the loggers' history continues across a resume, and never lags a checkpoint.
 
-``run.build_trainer`` adds it to every run. With
+``build.build_trainer`` adds it to every run. With
 :class:`~depthbench.rundir.history.ResumableCSVLogger` (``logger=csv``) it makes a resumed
 run's ``csv/metrics.csv`` equal an uninterrupted run's:
 

@@ -4,7 +4,7 @@
   and the fine-tuner rebuild the network without the run folder (``checkpoint.load_net``).
 - ``LogResolvedConfig`` logs the resolved, redacted config to the loggers.
 
-``run.build_trainer`` adds both to every run.
+``build.build_trainer`` adds both to every run.
 """
 
 from __future__ import annotations
@@ -13,9 +13,14 @@ from typing import Any
 
 import lightning as L
 
-from depthbench.build import data_spec
-from depthbench.rundir.checkpoint import CONFIG_KEY, DATA_SPEC_KEY
+from depthbench.data.spec import data_spec
 from depthbench.rundir.redaction import redact
+
+# the checkpoint keys this callback writes and ``rundir.checkpoint`` reads: the resolved config,
+# and the data spec the net was built for (``data.spec.data_spec``), so the net is rebuilt
+# without its data
+CONFIG_KEY = "depthbench_config"
+DATA_SPEC_KEY = "depthbench_data_spec"
 
 
 class ConfigInCheckpoint(L.Callback):

@@ -57,7 +57,8 @@ class InMemoryDataModule(L.LightningDataModule):
     After ``setup`` it exposes ``num_classes``, ``input_shape`` (of one example, as the model
     sees it), ``mean``/``std`` (per channel, from the training split) and the split tensors.
     File-backed subclasses also fill ``source_files[split]`` (one file per row of the loaded
-    split) so the classic path can decode them one at a time.
+    split) so the classic path can decode them one at a time (``split_index`` maps each split
+    to its rows of the loaded one).
     """
 
     name = "in-memory"
@@ -122,8 +123,6 @@ class InMemoryDataModule(L.LightningDataModule):
         self.input_shape: tuple[int, ...] = ()
         self.mean = torch.zeros(1)
         self.std = torch.ones(1)
-        # the splits as loaded (before val/train_size), kept for the classic path only
-        self.raw_splits: dict[str, Batch] = {}
         self._on_device: dict[tuple[str, str], Batch] = {}
         self._stats_on: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -175,8 +174,6 @@ class InMemoryDataModule(L.LightningDataModule):
                 f"data.batch_size={self.batch_size} is larger than the {len(y)} training examples "
                 f"of {self.name}; allowed: 1..{len(y)}"
             )
-        if self.loader == "torchvision":
-            self.raw_splits = raw  # the classic path indexes the loaded splits one row at a time
         self.num_classes = int(max(int(s[1].max()) for s in self.splits.values()) + 1)
         self.input_shape = tuple(x.shape[1:])
         self.mean, self.std = channel_stats(x)

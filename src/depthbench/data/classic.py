@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from depthbench.data.augment import random_crop, random_flip
@@ -126,11 +126,11 @@ def sample_transform(
 
 
 def classic_dataset(dm: InMemoryDataModule, split: str, train: bool = False) -> Dataset:
-    """``split`` of ``dm`` as a per-sample torchvision-style dataset (augmented when ``train``)."""
-    if not dm.raw_splits:
-        raise RuntimeError("classic_dataset needs loader='torchvision' (and setup() first)")
-    source, rows = dm.split_index[split]
-    x, y = dm.raw_splits[source]
+    """``split`` of ``dm`` as a per-sample torchvision-style dataset (augmented when ``train``):
+    its rows of the split tensors, or, for a file-backed data set, its rows' image files."""
+    if not dm.splits:
+        raise RuntimeError("classic_dataset needs the data module set up (setup() first)")
+    x, y = dm.splits[split]
     aug = train and dm.augment
     transform = sample_transform(
         image=is_image_tensor(x),
@@ -140,12 +140,11 @@ def classic_dataset(dm: InMemoryDataModule, split: str, train: bool = False) -> 
         crop_padding=dm.crop_padding if aug else 0,
         flip=dm.flip and aug,
     )
+    source, rows = dm.split_index[split]
     if source in dm.source_files:
-        files = dm.source_files[source]
-        ds: Dataset = ImageFileSampleDataset(files, y, tuple(x.shape[-2:]), transform)
-    else:
-        ds = ArraySampleDataset(x, y, transform)
-    return Subset(ds, rows.tolist())
+        files = [dm.source_files[source][i] for i in rows.tolist()]
+        return ImageFileSampleDataset(files, y, tuple(x.shape[-2:]), transform)
+    return ArraySampleDataset(x, y, transform)
 
 
 def classic_loader(dm: InMemoryDataModule, split: str, shuffle: bool) -> DataLoader:

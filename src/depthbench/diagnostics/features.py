@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from depthbench.build import class_names
+from depthbench.data.spec import class_names
 from depthbench.diagnostics.common import (
     evenly_spaced,
     network,

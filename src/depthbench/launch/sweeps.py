@@ -36,9 +36,9 @@ from omegaconf import DictConfig
 from depthbench.errors import ConfigError
 from depthbench.launch.distributed import end_distributed_job
 from depthbench.launch.gpu_slots import claim_gpu_for_sweep_job
+from depthbench.rundir.folder_lock import RunFolderError
 from depthbench.rundir.metrics_file import error_line, is_rank_zero, write_metrics
 from depthbench.rundir.redaction import redact, redact_yaml_file
-from depthbench.rundir.run_folder import RunFolderError
 from depthbench.tracking import finish_wandb
 
 log = logging.getLogger("depthbench")

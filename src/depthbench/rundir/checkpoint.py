@@ -16,13 +16,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from depthbench.build import build_net, data_spec
+from depthbench.build import build_net
+from depthbench.callbacks.run_config import CONFIG_KEY, DATA_SPEC_KEY
+from depthbench.data.spec import data_spec
 from depthbench.errors import CheckpointError, ConfigError
-
-CONFIG_KEY = "depthbench_config"
-# the data spec the net was built for (``build.data_spec``): input_shape, num_classes, the
-# normalisation mean/std and extra model arguments, so the net is rebuilt without its data
-DATA_SPEC_KEY = "depthbench_data_spec"
 
 
 def resolve_ckpt_path(value: str | None, output_dir: Path, required: bool = False) -> str | None:
@@ -91,7 +88,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def stored_data_spec(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
-    """The data spec of a loaded checkpoint's net (``build.data_spec``), stored at save time."""
+    """The data spec of a loaded checkpoint's net (``data.spec.data_spec``), stored at save time."""
     spec = checkpoint.get(DATA_SPEC_KEY)
     if not isinstance(spec, Mapping) or "model_kwargs" not in spec:
         raise CheckpointError(

@@ -9,10 +9,11 @@ Two checks, both before anything is written to the folder:
   is not a result: the corrected command may use the folder. A continuation of a run that
   already finished (status ``ok``, and ``trainer.max_epochs``/``max_steps`` not raised) changes
   nothing and says so.
-* **lock**: ``.depthbench.lock`` in the folder, held with ``flock`` for the run's life, keeps a
-  second process out. The kernel releases the lock when its process ends, however it ends, so a
-  lock file left by a killed run (a dead pid) is stale and taken over; on a file system without
-  ``flock`` the pid written in the file decides.
+* **lock**: ``.depthbench.lock`` in the folder, held for the run's life, keeps a second
+  process out (``folder_lock``).
+
+A ``ckpt_path=auto`` in a fresh timestamped folder continues the newest interrupted run of the
+same config (``resume``).
 
 :class:`RunFolderClaim` (a Hydra callback, ``conf/hydra/default.yaml``) runs both checks before
 Hydra saves ``.hydra/*.yaml`` or opens the log; ``run.train`` runs them too (also when called
@@ -21,12 +22,6 @@ from Python, and for each job of a multirun).
 
 from __future__ import annotations
 
-import atexit
-import errno
-import fcntl
-import json
-import os
-import socket
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -36,24 +31,13 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from depthbench.errors import ConfigError
+from depthbench.rundir.folder_lock import RunFolderError, is_locked_here, lock, unlock
+from depthbench.rundir.resume import METRICS_FILE, find_run_to_continue, read_record
 
-LOCK_FILE = ".depthbench.lock"
-METRICS_FILE = "metrics.json"  # the name metrics_file.METRICS_FILE writes (no Lightning import)
 # files whose presence means a run wrote results into the folder (metrics.json: see below)
 RESULT_FILES = ("csv/metrics.csv", "predictions.csv", "confusion.csv")
 LIMIT_KEYS = ("max_epochs", "max_steps")
 CONTINUE_VALUES = ("auto", "last")
-
-# folders this process holds the lock of: resolved path -> (file descriptor, depth)
-_HELD: dict[str, tuple[int, int]] = {}
-
-
-class RunFolderError(ConfigError):
-    """The run folder holds another run's results, or another process is running in it.
-
-    Nothing is recorded in such a folder: it is not this run's.
-    """
 
 
 class AlreadyFinished(Exception):  # noqa: N818 (not an error: the run has nothing left to do)
@@ -62,18 +46,6 @@ class AlreadyFinished(Exception):  # noqa: N818 (not an error: the run has nothi
     def __init__(self, message: str, metrics: dict[str, Any]) -> None:
         super().__init__(message)
         self.metrics = metrics
-
-
-def read_record(folder: Path) -> dict[str, Any] | None:
-    """The folder's ``metrics.json`` (``{}`` when unreadable), or None when it has none."""
-    path = folder / METRICS_FILE
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}  # unreadable: treated as results, never overwritten
-    return record if isinstance(record, dict) else {}
 
 
 def results_in(folder: Path) -> list[str]:
@@ -148,104 +120,6 @@ def check_results(folder: Path, cfg: DictConfig | Mapping[str, Any]) -> None:
     )
 
 
-def _holder(path: Path) -> str:
-    try:
-        text = path.read_text().split()
-    except OSError:
-        return "another process"
-    return f"pid {text[0]} on {text[1]}" if len(text) >= 2 else "another process"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
-
-def _busy(folder: Path, path: Path) -> RunFolderError:
-    return RunFolderError(
-        f"{folder} is in use by another run ({_holder(path)}); wait for it to end, or start "
-        "this run in a new folder (leave hydra.run.dir unset, or hydra.run.dir=NEW_DIR)"
-    )
-
-
-def _lock_without_flock(folder: Path, path: Path, fd: int) -> None:
-    """A file system without ``flock``: the pid in the lock file decides (dead: stale)."""
-    try:
-        pid_text, host = path.read_text().split()[:2]
-        taken = host == socket.gethostname() and _pid_alive(int(pid_text))
-    except (OSError, ValueError):
-        taken = False
-    if taken and int(pid_text) != os.getpid():
-        os.close(fd)
-        raise _busy(folder, path)
-
-
-def lock(folder: Path) -> None:
-    """Take the folder's lock for this process (re-entrant); raise RunFolderError when another
-    process holds it. Released by :func:`unlock` or, at the latest, when the process ends."""
-    key = str(folder.resolve())
-    if key in _HELD:
-        fd, depth = _HELD[key]
-        _HELD[key] = (fd, depth + 1)
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK_FILE
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise _busy(folder, path) from None
-        except OSError as e:
-            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
-                os.close(fd)
-                raise
-            _lock_without_flock(folder, path, fd)
-            break
-        try:  # the holder may have removed the file between our open and our flock
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-    _HELD[key] = (fd, 1)
-
-
-def unlock(folder: Path) -> None:
-    """Release one :func:`lock` of this process; the last one removes the lock file."""
-    key = str(folder.resolve())
-    if key not in _HELD:
-        return
-    fd, depth = _HELD.pop(key)
-    if depth > 1:
-        _HELD[key] = (fd, depth - 1)
-        return
-    try:
-        (Path(key) / LOCK_FILE).unlink(missing_ok=True)  # removed while still locked
-    finally:
-        os.close(fd)
-
-
-@atexit.register
-def _unlock_all() -> None:
-    for key in list(_HELD):
-        _HELD[key] = (_HELD[key][0], 1)
-        unlock(Path(key))
-
-
-def is_locked_here(folder: Path) -> bool:
-    """Whether this process holds the folder's lock (its claim was checked already)."""
-    return str(folder.resolve()) in _HELD
-
-
 @contextmanager
 def claimed(folder: Path, cfg: DictConfig) -> Iterator[None]:
     """Hold ``folder`` for a run of ``cfg``: lock it, check its results, release at the end.
@@ -272,106 +146,6 @@ def _old_trainer(folder: Path) -> dict[str, Any] | None:
     except Exception:  # absent or unreadable: unknown
         return None
     return trainer if isinstance(trainer, dict) else None
-
-
-# keys that may differ between a run and its continuation (``ckpt_path=auto`` finds the run)
-NOT_THE_CONFIG = ("hydra", "paths", "ckpt_path")
-
-
-def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a.b": value}`` of a nested container (lists stay values)."""
-    if not isinstance(node, Mapping):
-        return {prefix.rstrip("."): node}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        out.update(_flat(value, f"{prefix}{key}."))
-    return out
-
-
-def comparable(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """A run's config as flat ``key: value`` without ``hydra.*``, ``paths.*``, ``ckpt_path``
-    (unresolved, so interpolations of the run folder compare equal)."""
-    container = (
-        OmegaConf.to_container(config, resolve=False)
-        if isinstance(config, DictConfig)
-        else dict(config)
-    )
-    assert isinstance(container, dict)
-    return {k: v for k, v in _flat(container).items() if k.split(".")[0] not in NOT_THE_CONFIG}
-
-
-def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """The keys of two ``comparable`` configs whose values differ, sorted."""
-    return sorted(k for k in set(a) | set(b) if a.get(k, "<unset>") != b.get(k, "<unset>"))
-
-
-def in_use(folder: Path) -> bool:
-    """Whether another process holds ``folder``'s lock (a run going on there)."""
-    path = folder / LOCK_FILE
-    if not path.is_file() or is_locked_here(folder):
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-def interrupted_runs(parent: Path) -> list[Path]:
-    """The folders under ``parent`` of runs that stopped before finishing (interrupted, or
-    killed: a last.ckpt and no metrics.json), not in use, newest checkpoint first."""
-    found = []
-    for folder in parent.iterdir() if parent.is_dir() else ():
-        last = folder / "checkpoints" / "last.ckpt"
-        record = read_record(folder)
-        stopped = record is None or record.get("status") == "interrupted"
-        if last.is_file() and stopped and not in_use(folder):
-            found.append((last.stat().st_mtime, folder))
-    return [folder for _, folder in sorted(found, reverse=True)]
-
-
-def find_run_to_continue(config: DictConfig, parent: Path) -> tuple[Path | None, str]:
-    """The newest interrupted run under ``parent`` whose config is this one's (but for
-    ``NOT_THE_CONFIG``), and the line that says what ``ckpt_path=auto`` does."""
-    wanted = comparable(config)
-    nearest: tuple[int, Path, list[str]] | None = None
-    for folder in interrupted_runs(parent):
-        try:
-            saved = comparable(OmegaConf.load(folder / ".hydra" / "config.yaml"))
-        except Exception:  # no (readable) config: not comparable
-            continue
-        differ = differing_keys(saved, wanted)
-        if not differ:
-            return folder, f"ckpt_path=auto: continuing the interrupted run in {folder}"
-        if nearest is None or len(differ) < nearest[0]:
-            nearest = (len(differ), folder, differ)
-    line = f"ckpt_path=auto: no interrupted run of this config under {parent}; starting fresh"
-    if nearest is not None:
-        _, folder, differ = nearest
-        shown = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
-        line += f" (the nearest, {folder}, differs in {shown})"
-    return None, line
-
-
-def resume_command(out_dir: Path) -> str:
-    """The command that continues this run in ``out_dir``: the command line as given, with
-    ``hydra.run.dir`` and ``ckpt_path=auto`` in place of any it had."""
-    import shlex
-
-    from hydra.core.hydra_config import HydraConfig
-
-    program = Path(sys.argv[0]).name if sys.argv else "train.py"
-    program = f"python {program}" if program.endswith(".py") else program
-    given = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    kept = [o for o in given if o.split("=")[0].lstrip("+~") not in ("hydra.run.dir", "ckpt_path")]
-    words = [*kept, f"hydra.run.dir={out_dir}", "ckpt_path=auto"]
-    return " ".join([program, *(shlex.quote(w) for w in words)])
 
 
 def _run_dir_given(config: DictConfig) -> bool:

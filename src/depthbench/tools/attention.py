@@ -20,10 +20,11 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from depthbench.callbacks.run_config import CONFIG_KEY
 from depthbench.data.text import Vocabulary, encode_batch, tokenize, unpack
 from depthbench.errors import CheckpointError, ConfigError
 from depthbench.plotting import pyplot
-from depthbench.rundir.checkpoint import CONFIG_KEY, load_checkpoint, load_net
+from depthbench.rundir.checkpoint import load_checkpoint, load_net
 
 LESSON_SENTENCE = "the cat sat on the mat because it was tired"
 

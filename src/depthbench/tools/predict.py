@@ -2,7 +2,7 @@
 new inputs.
 
 The network comes from ``checkpoint.load_net``; the preprocessing from the data spec stored in
-the checkpoint (``build.data_spec``): an image is opened in the checkpoint's channels (grey or
+the checkpoint (``data.spec.data_spec``): an image is opened in the checkpoint's channels (grey or
 RGB), its shorter side resized and centre-cropped to the input size (as ``data.images`` does),
 scaled to [0, 1] and normalised with the training statistics, as the data module's ``transform``
 does. Inputs:
