@@ -10,7 +10,6 @@ outcome is left to Hydra, which composes again and reports (or runs) as usual.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
-from depthbench.errors import ConfigError
+from depthbench.errors import ConfigError, close_matches
 
 # folders of conf/ that are no config group of train.py or eval.py: conf/lesson holds the claims
 # that `depthbench lesson` reads (depthbench.lesson.claims)
@@ -90,11 +89,6 @@ def _compose(
             return cfg
     finally:
         GlobalHydra.instance().clear()
-
-
-def close_matches(word: str, choices: Sequence[str], n: int = 3) -> list[str]:
-    """The ``n`` entries of ``choices`` closest to ``word`` (difflib's ratio >= 0.6)."""
-    return difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
 
 
 def unknown_key_message(cfg: DictConfig, key: str) -> str:
@@ -198,12 +192,10 @@ def config_groups_help() -> str:
     )
 
 
-def _lesson_command(arg: str, value: str) -> str:
+def _lesson_command(arg: str, value: str, config_dir: str) -> str:
     """``depthbench lesson --only NAMES`` for ``lesson=NAMES``: the claims as given when each is
-    one, else the closest claim, else ``NAME``."""
-    from depthbench.lesson.claims import load_claims  # imports this package's cli: not at the top
-
-    names = [c.name for c in load_claims()]
+    one, else the closest claim, else ``NAME`` (a claim is named after its file in lesson/)."""
+    names = sorted(p.stem for p in (Path(config_dir) / "lesson").glob("*.yaml"))
     given = [v for v in value.split(",") if v] if "." not in arg.partition("=")[0] else []
     if given and all(v in names for v in given):
         return f"depthbench lesson --only {','.join(given)}"
@@ -211,7 +203,7 @@ def _lesson_command(arg: str, value: str) -> str:
     return f"depthbench lesson --only {close[0] if close else 'NAME'}"
 
 
-def _refuse_foreign_groups(config_name: str, overrides: Sequence[str]) -> None:
+def _refuse_foreign_groups(config_dir: str, config_name: str, overrides: Sequence[str]) -> None:
     """Groups that this entry point would silently ignore are refused, naming the right one."""
     from depthbench.validation import FROM_CHECKPOINT, from_checkpoint_message
 
@@ -221,7 +213,7 @@ def _refuse_foreign_groups(config_name: str, overrides: Sequence[str]) -> None:
         if root in NOT_GROUPS:
             raise ConfigError(
                 f"{arg}: conf/lesson/ holds the lesson's claims, which {config_name}.py does not "
-                f"read; run a claim with {_lesson_command(arg, value)} "
+                f"read; run a claim with {_lesson_command(arg, value, config_dir)} "
                 "(depthbench lesson --help lists the claims)"
             )
         if config_name == "eval" and root in FROM_CHECKPOINT:
@@ -240,7 +232,7 @@ def check_overrides(config_dir: str, config_name: str, args: Sequence[str]) -> l
     split = _split_args(args)
     if not args or split is None:  # the defaults alone, or no task (--help): nothing to check
         return args
-    _refuse_foreign_groups(config_name, split[0])
+    _refuse_foreign_groups(config_dir, config_name, split[0])
     for _ in range(len(args) + 1):  # each round adds one `+`
         try:
             compose_command(config_dir, config_name, args)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
+
 
 class DepthbenchError(Exception):
     """Base class: the run stops before (or instead of) training with this one-line message."""
@@ -21,3 +24,9 @@ class CheckpointError(DepthbenchError):
 
 class DivergenceError(DepthbenchError):
     """The loss became NaN or infinite."""
+
+
+def close_matches(word: str, choices: Sequence[str], n: int = 3) -> list[str]:
+    """The ``n`` entries of ``choices`` closest to ``word`` (difflib's ratio >= 0.6): the
+    "did you mean" of a one-line error."""
+    return difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)

@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from depthbench.errors import ConfigError
+from depthbench.errors import ConfigError, close_matches
 from depthbench.models.layers import ACTIVATIONS, INITS, check_positive_int
 from depthbench.rundir.checkpoint import resolve_ckpt_path
 
@@ -105,8 +105,6 @@ FROM_CHECKPOINT = ("model", "optimizer", "scheduler", "module", "callbacks", "di
 
 def check_data_keys(given: Any, data: DictConfig) -> None:
     """eval's ``data.KEY=VALUE`` must name keys of the checkpoint's data config."""
-    from depthbench.config_check import close_matches
-
     unknown = [k for k in given if k not in data]
     if unknown:
         key = unknown[0]
