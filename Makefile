@@ -58,7 +58,7 @@ test: install lint  ## install, lint, run the whole test suite
 
 # The inner loop (<= 2 min on 2 cores): no test that starts a Python process or runs long.
 check: $(STAMP)  ## the fast tier: tests not marked process or slow
-	$(BIN)/python -m pytest -q -m "not process and not slow" $(ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --maxprocesses 4 -m "not process and not slow" $(ARGS)
 
 bench: install  ## benchmarks -> docs/results/bench.md and bench.json
 	$(BIN)/python -m depthbench.bench $(ARGS)

@@ -13,10 +13,15 @@ from helpers import CONF_DIR, compose_config
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-# every config group of train.yaml; conf/lesson is no group but the claims `depthbench lesson`
-# reads (checked in test_lesson.py), conf/hydra Hydra's own settings
-NOT_GROUPS = ("hydra", "lesson")
-GROUPS = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir() and p.name not in NOT_GROUPS)
+from depthbench.config_check import NOT_GROUPS
+
+# every config group of train.yaml: not conf/hydra (Hydra's own settings) nor NOT_GROUPS
+# (conf/lesson: the claims `depthbench lesson` reads, checked in test_lesson.py)
+GROUPS = sorted(
+    p.name
+    for p in Path(CONF_DIR).iterdir()
+    if p.is_dir() and p.name != "hydra" and p.name not in NOT_GROUPS
+)
 
 
 def _options(group: str) -> list[str]:
