@@ -14,8 +14,6 @@ from torch import nn
 from depthbench.models import create_model, list_models
 from depthbench.models.contract import ClassifierNet
 
-torch.set_num_threads(1)
-
 NUM_CLASSES = 5
 # tiny input shape and extra kwargs per model (anything not listed: a 3x16x16 image)
 TINY: dict[str, tuple[list[int], dict]] = {

@@ -17,8 +17,6 @@ from depthbench.models.resnet_cifar import CifarResNet
 from depthbench.models.transformer import TransformerClassifier
 from depthbench.run import train
 
-torch.set_num_threads(1)
-
 
 def _params(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
