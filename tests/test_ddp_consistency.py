@@ -115,6 +115,24 @@ def test_divergence_check_interval_follows_the_device(device, configured, every)
     sync per logging interval); a configured value wins on both."""
     guard = DivergenceGuard(configured)
     strategy = SimpleNamespace(root_device=torch.device(device))
-    trainer = SimpleNamespace(global_step=0, log_every_n_steps=50, strategy=strategy)
+    trainer = SimpleNamespace(global_step=0, log_every_n_steps=50, strategy=strategy, world_size=1)
     guard.on_train_start(trainer, None)  # type: ignore[arg-type]
     assert guard._every == every
+
+
+@pytest.mark.parametrize("world_size", [1, 2])  # 1: read on the host; 2: kept as tensors
+def test_divergence_guard_records_the_first_bad_step_and_the_last_finite_loss(world_size) -> None:
+    """A single CPU process reads each loss as a float, a multi-process run keeps them on the
+    device: both record the first non-finite step and the last finite loss."""
+    guard = DivergenceGuard(check_every_n_steps=100)  # no check inside the five steps
+    strategy = SimpleNamespace(root_device=torch.device("cpu"))
+    trainer = SimpleNamespace(global_step=0, log_every_n_steps=50, strategy=strategy,
+                              world_size=world_size)  # fmt: skip
+    guard.on_train_start(trainer, None)  # type: ignore[arg-type]
+    assert guard._on_host == (world_size == 1)
+    for step, loss in enumerate([2.0, 1.5, float("nan"), float("inf"), 1.0]):
+        trainer.global_step = step
+        guard.on_train_batch_start(trainer, None, None, step)  # type: ignore[arg-type]
+        guard.on_train_batch_end(trainer, None, torch.tensor(loss), None, step)  # type: ignore[arg-type]
+    assert guard.diverged_at_step == 2
+    assert guard.last_finite_loss == 1.0
