@@ -143,3 +143,21 @@ class SeedPerRank(L.Callback):
         import torch
 
         torch.manual_seed(self.seed + trainer.global_rank)
+
+
+class ResourceProbe:
+    """Test-only Hydra callback: after each job of a multirun, append this process's resident
+    memory (MiB, ``VmRSS``) and open file descriptors to ``<sweep dir>/resources.jsonl``."""
+
+    def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
+        import json
+
+        from hydra.core.hydra_config import HydraConfig
+
+        status = Path("/proc/self/status").read_text().splitlines()
+        rss_kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        hydra_cfg = HydraConfig.get()
+        record = {"job": hydra_cfg.job.num, "pid": os.getpid(), "rss_mib": rss_kib / 1024,
+                  "open_fds": len(os.listdir("/proc/self/fd"))}  # fmt: skip
+        with open(Path(hydra_cfg.sweep.dir) / "resources.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")

@@ -10,9 +10,9 @@ import importlib
 import sys
 
 # benchmark -> the module whose main(argv) runs it
-NAMES = ("overhead", "time_to_acc", "flops", "scaling", "data", "gpu", "profile", "load")
+NAMES = ("overhead", "time_to_acc", "flops", "data", "gpu", "profile")
 BENCHMARKS = {name: f"depthbench.bench.{name}" for name in NAMES}
-CPU_ALL = ("flops", "overhead", "scaling", "data", "time_to_acc", "load")
+CPU_ALL = ("flops", "overhead", "data", "time_to_acc")
 
 
 def main(argv: list[str]) -> None:

@@ -34,9 +34,11 @@ BENCH_FOOTER = (
     GPU_POINTER
     + """## Where a training step's time goes
 
-`python -m depthbench.bench profile` writes pyinstrument's profile of `run.train` (a 20-layer MLP,
-width 128, Fashion-MNIST, 300 steps, one thread) to [profile.txt](profile.txt). What the training
-step keeps off its hot path, and why:
+`python -m depthbench.bench profile` profiles `run.train` (a 20-layer MLP, width 128,
+Fashion-MNIST, 300 steps, one thread) into [profile.txt](profile.txt): Lightning's
+`SimpleProfiler` times every hook of every callback and of the module (its first line sums what
+the callbacks cost per step), and pyinstrument samples the call tree. What the training step
+keeps off its hot path, and why:
 
 - **No `self.log` per step.** Each call moves Lightning's result store to the value's device
   (`_ResultMetric.to` -> `apply_to_collection`, with deep copies). The loss and the count of
@@ -47,7 +49,8 @@ step keeps off its hot path, and why:
   test call `metric.update` only.
 - The rest is the net's forward, backward and optimizer step, and Lightning's own loop (its
   automatic-optimization closure, hook dispatch over every callback, `nn.Module.__setattr__`
-  bookkeeping). The NaN guard reads one scalar per step; the atomic checkpoint callback does
+  bookkeeping). The divergence guard reads the loss as one float per step on a CPU (on a GPU it
+  keeps it on the device and reads it every logging interval); the checkpoint callbacks do
   nothing between saves.
 
 Data-path benchmark: see [bench_data.md](bench_data.md).
@@ -161,52 +164,12 @@ def _flops(s: dict[str, Any]) -> tuple[str, str, list[str]]:
     )
 
 
-def _scaling(s: dict[str, Any]) -> tuple[str, str, list[str]]:
-    lines: list[str] = []
-    for key, col in (("depth_sweep", "depth"), ("size_sweep", "train_size")):
-        sw, f = s[key], s[key]["fit"]
-        extra = f", {sw['train_size']} training images" if "train_size" in sw else ""
-        lines += [
-            "",
-            f"**{col}** ({sw['model']}{extra}; median of {s['repeats']} runs, epochs "
-            f"2..{s['epochs_per_run']} of each; validation off): least-squares line seconds = "
-            f"{f['intercept_s']:.3f} + {f['slope_s']:.3g} x {col}, R^2 = **{f['r2']:.4f}**, "
-            f"log-log slope {f['loglog_slope']:.2f}.",
-            "",
-            *table([col, "s/epoch", "ms per unit"],
-                   [[p[col], f"{p['epoch_seconds']:.3f}",
-                     f"{p['epoch_seconds'] / p[col] * 1e3:.3f}"] for p in sw["points"]]),
-        ]  # fmt: skip
-    return "Scaling: seconds per epoch against depth and training-set size", "", lines[1:]
-
-
-def _load(s: dict[str, Any]) -> tuple[str, str, list[str]]:
-    rss, fds, early, jobs = s["rss_mib"], s["open_fds"], s["early_job"], s["jobs"]
-    text = (
-        f"`python train.py -m seed=range(0,{jobs}) {s['job_overrides']}`: every job in the "
-        "same process, with the default callbacks (checkpoints), the CSV logger, Hydra's job "
-        "log file and the sweep records. Measured once per job, after it returned (one sweep)."
-    )
-    rows = [["resident memory (MiB)", f"{rss['early']:.1f}", f"{rss['last']:.1f}",
-             f"{s['rss_mib_per_job']:+.2f}"],
-            ["open file descriptors", fds["early"], fds["last"],
-             f"{(fds['last'] - fds['early']) / max(1, jobs - early):+.2f}"]]  # fmt: skip
-    columns = ["", f"after job {early}", f"after job {jobs}", "change per job"]
-    return (
-        f"Load: a {jobs}-job multirun in one process (basic launcher)",
-        text,
-        table(columns, rows),
-    )
-
-
 # bench.json section -> its renderer, in page order
 BENCH_SECTIONS: dict[str, Callable[[dict[str, Any]], tuple[str, str, list[str]]]] = {
     "overhead_cpu": lambda s: _overhead(s, "CPU"),
     "overhead_cuda": lambda s: _overhead(s, "GPU"),
     "time_to_acc": _time_to_acc,
     "flops": _flops,
-    "scaling": _scaling,
-    "load": _load,
 }
 
 
