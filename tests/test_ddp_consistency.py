@@ -15,6 +15,7 @@ import torch
 from helpers import run_train
 
 from depthbench.callbacks.reliability import DivergenceGuard
+from depthbench.errors import DivergenceError
 from depthbench.launch.sweeps import JOBS_FILE
 
 # two ranks on digits, quiet; MLP: a tiny MLP
@@ -120,19 +121,27 @@ def test_divergence_check_interval_follows_the_device(device, configured, every)
     assert guard._every == every
 
 
-@pytest.mark.parametrize("world_size", [1, 2])  # 1: read on the host; 2: kept as tensors
-def test_divergence_guard_records_the_first_bad_step_and_the_last_finite_loss(world_size) -> None:
-    """A single CPU process reads each loss as a float, a multi-process run keeps them on the
-    device: both record the first non-finite step and the last finite loss."""
-    guard = DivergenceGuard(check_every_n_steps=100)  # no check inside the five steps
-    strategy = SimpleNamespace(root_device=torch.device("cpu"))
+@pytest.mark.parametrize(
+    ("configured", "world_size", "on_host"), [(None, 1, True), (5, 1, False), (None, 2, False)]
+)
+def test_divergence_guard_stops_at_the_first_bad_step_read_on_the_host_or_the_device(
+    configured, world_size, on_host
+) -> None:
+    """A single CPU process checking every step reads each loss as a float; with a longer
+    interval or several processes the losses stay on the device until a check. Both stop with
+    the step of the first non-finite loss and keep the last finite loss they saw."""
+    guard = DivergenceGuard(check_every_n_steps=configured)
+    strategy = SimpleNamespace(root_device=torch.device("cpu"), reduce=lambda t, reduce_op: t)
     trainer = SimpleNamespace(global_step=0, log_every_n_steps=50, strategy=strategy,
-                              world_size=world_size)  # fmt: skip
-    guard.on_train_start(trainer, None)  # type: ignore[arg-type]
-    assert guard._on_host == (world_size == 1)
-    for step, loss in enumerate([2.0, 1.5, float("nan"), float("inf"), 1.0]):
-        trainer.global_step = step
-        guard.on_train_batch_start(trainer, None, None, step)  # type: ignore[arg-type]
-        guard.on_train_batch_end(trainer, None, torch.tensor(loss), None, step)  # type: ignore[arg-type]
+                              world_size=world_size, global_rank=0, optimizers=[],
+                              checkpoint_callbacks=[], current_epoch=0)  # fmt: skip
+    net = torch.nn.Linear(2, 2)
+    guard.on_train_start(trainer, net)  # type: ignore[arg-type]
+    assert guard._on_host == on_host
+    with pytest.raises(DivergenceError, match="became nan at step 2"):
+        for step, loss in enumerate([2.0, 1.5, float("nan"), float("inf"), 1.0, 0.5]):
+            trainer.global_step = step
+            guard.on_train_batch_start(trainer, net, None, step)  # type: ignore[arg-type]
+            guard.on_train_batch_end(trainer, net, torch.tensor(loss), None, step)  # type: ignore[arg-type]
     assert guard.diverged_at_step == 2
-    assert guard.last_finite_loss == 1.0
+    assert guard.last_finite_loss == (1.5 if configured is None else 1.0)

@@ -181,8 +181,6 @@ NOT_HINTS: dict[tuple[str, str], str] = {
     ("bench/pages.py", "make bench"): PAGE,
     ("bench/pages.py", "make gpu-check"): PAGE,
     ("bench/pages.py", "python -m depthbench.bench"): PAGE,
-    ("bench/pages.py", "python train.py"): PAGE,
-    ("bench/pages.py", "seed=range(0"): PAGE,
     ("bench/time_to_acc.py", "--sklearn-worker"): INTERNAL,
     ("bench/time_to_acc.py", "batch_size=256"): "scikit-learn's settings, on a page",
     ("bench/time_to_acc.py", "python -m depthbench.bench.time_to_acc"): INTERNAL,

@@ -83,8 +83,8 @@ class DivergenceGuard(L.Callback):
     Every step, the first non-finite step and the last finite loss are kept on the device (no
     host sync). Every ``check_every_n_steps`` steps they are read with one host sync, after a
     minimum over all processes: a NaN on any rank stops every rank at the same step, so no rank
-    is left waiting in a collective. A single process on a CPU, where reading a value costs no
-    sync, reads the loss as a Python float instead (a dozen small tensor ops less per step).
+    is left waiting in a collective. A single process on a CPU that checks every step reads the
+    loss as a Python float instead (no sync to save there; a dozen small tensor ops less a step).
     ``check_every_n_steps=None`` (default): every step on a CPU, every
     ``trainer.log_every_n_steps`` steps on an accelerator. The recorded step is always that
     of the first non-finite loss (on any rank); with n > 1 training stops at the next check. At
@@ -137,7 +137,8 @@ class DivergenceGuard(L.Callback):
         self._host_bad = self._host_last_finite = None
         self._step = trainer.global_step
         on_cpu = trainer.strategy.root_device.type == "cpu"
-        self._on_host = on_cpu and trainer.world_size == 1
+        # reading every step costs nothing more where the guard checks every step anyway
+        self._on_host = on_cpu and trainer.world_size == 1 and self._every == 1
         self._every = self.check_every_n_steps or (1 if on_cpu else trainer.log_every_n_steps)
 
     def on_train_batch_start(
