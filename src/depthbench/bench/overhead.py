@@ -114,14 +114,21 @@ def raw_steps(overrides: list[str], steps: int, warmup: int, device: str) -> dic
 
 
 def run(
-    models: list[str], steps: int, warmup: int, repeats: int, threads: int, device: str
+    models: list[str],
+    steps: int,
+    warmup: int,
+    repeats: int,
+    threads: int,
+    device: str,
+    extra: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Alternate framework and hand-written runs ``repeats`` times per model; medians, ratios."""
+    """Alternate framework and hand-written runs ``repeats`` times per model; medians, ratios.
+    ``extra``: config overrides for both sides (e.g. ``callbacks=none logger=none``)."""
     torch.set_num_threads(threads)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="depthbench-bench-") as tmp:
         for name in models:
-            overrides = ["data=fashion_mnist", *MODELS[name]]
+            overrides = ["data=fashion_mnist", *MODELS[name], *(extra or [])]
             fw, raw = [], []
             for _ in range(repeats):
                 fw.append(framework_steps(overrides, steps, warmup, device, Path(tmp)))
@@ -149,8 +156,10 @@ def main(argv: list[str]) -> dict[str, Any]:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--no-save", action="store_true", help="print only")
+    p.add_argument("overrides", nargs="*", help="config overrides for both sides")
     a = p.parse_args(argv)
-    result = run(a.models.split(","), a.steps, a.warmup, a.repeats, a.threads, a.device)
+    result = run(a.models.split(","), a.steps, a.warmup, a.repeats, a.threads, a.device,
+                 a.overrides)  # fmt: skip
     for name, r in result["models"].items():
         print(f"{name}: framework/raw " + ", ".join(f"{k} {r[k]['ratio']:.3f}" for k in STATS))
     if not a.no_save:
