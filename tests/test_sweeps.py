@@ -111,6 +111,7 @@ def test_a_multirun_in_one_process_holds_its_open_files_and_memory_flat(tmp_path
     assert (last["rss_mib"] - early["rss_mib"]) / 4 < 5, records
 
 
+@pytest.mark.process
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_parallel_launchers_record_a_failed_job(launcher: str, tmp_path: Path) -> None:

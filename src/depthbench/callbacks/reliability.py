@@ -137,9 +137,9 @@ class DivergenceGuard(L.Callback):
         self._host_bad = self._host_last_finite = None
         self._step = trainer.global_step
         on_cpu = trainer.strategy.root_device.type == "cpu"
+        self._every = self.check_every_n_steps or (1 if on_cpu else trainer.log_every_n_steps)
         # reading every step costs nothing more where the guard checks every step anyway
         self._on_host = on_cpu and trainer.world_size == 1 and self._every == 1
-        self._every = self.check_every_n_steps or (1 if on_cpu else trainer.log_every_n_steps)
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, i: int
