@@ -35,8 +35,9 @@ data:  ## install the offline datasets this machine can have
 train: install  ## install, then run the default training job (digits, CPU, < 1 min)
 	$(BIN)/python train.py $(ARGS)
 
+# jupyter refuses root ("Running as root is not recommended") unless told: containers run as root
 notebook: install  ## open notebooks/ in JupyterLab, in the project's environment
-	$(BIN)/jupyter lab notebooks/ $(ARGS)
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
 
 # tests/test_notebook.py fails when the committed outputs are no longer what the code prints
 notebook-outputs: $(STAMP)  ## re-run notebooks/lesson.ipynb at its tiny size, outputs in place

@@ -103,6 +103,15 @@ HINTS: dict[tuple[str, str], list[str]] = {
     ("lesson/run.py", "--resume"): [
         "test_lesson.py::test_lesson_decides_claim_and_control_resumes_and_decides_again"
     ],
+    ("lesson/run.py", "--profile"): [
+        "test_second_day.py::test_resume_without_runs_continues_the_newest_unfinished_lesson_or_refuses"
+    ],
+    ("lesson/run.py", "--runs"): [
+        "test_second_day.py::test_resume_without_runs_continues_the_newest_unfinished_lesson_or_refuses"
+    ],
+    ("lesson/run.py", "resume with"): [
+        "test_second_day.py::test_ctrl_c_in_the_lesson_is_one_line_with_the_command_that_resumes_it"
+    ],
     ("models/backbones.py", "model.backbone=depthbench"): [
         HERE + "test_backbone_hints_name_config_keys",
         "test_finetune.py::test_depthbench_checkpoint_as_backbone",

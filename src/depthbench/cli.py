@@ -19,7 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 from depthbench.config_check import check_overrides, config_groups_help
 from depthbench.errors import DepthbenchError
 from depthbench.rundir.folder_lock import RunFolderError
-from depthbench.rundir.metrics_file import METRICS_FILE, depthbench_error, error_line, write_metrics
+from depthbench.rundir.metrics_file import (
+    METRICS_FILE,
+    depthbench_error,
+    error_chain,
+    error_line,
+    write_metrics,
+)
 
 log = logging.getLogger("depthbench")
 # conf/hydra/launcher/submitit_*.yaml are checked against the plugin's schema of the same name on
@@ -76,12 +82,23 @@ def _guarded(fn, cfg: DictConfig):
     try:
         return fn(cfg)
     except Exception as e:
-        inner = depthbench_error(e)
+        inner = depthbench_error(e) or lightning_config_error(e)
         if inner is None:
             raise
-        log.error("%s: %s", type(inner).__name__, inner)
+        log.error("%s", error_line(inner))
         _record_refusal(cfg, inner)
         sys.exit(2)
+
+
+def lightning_config_error(error: BaseException) -> BaseException | None:
+    """Lightning's own ``MisconfigurationException`` in ``error``'s chain (a Trainer argument
+    Lightning refuses, e.g. ``limit_val_batches=0.1`` of one batch), or None: a user's mistake
+    that Lightning already words, so one line, not a bug's traceback."""
+    exceptions = sys.modules.get("lightning.fabric.utilities.exceptions")
+    refused = getattr(exceptions, "MisconfigurationException", None)
+    if refused is None:  # Lightning not imported: not its error
+        return None
+    return next((e for e in error_chain(error) if isinstance(e, refused)), None)
 
 
 def _checked(config_name: str) -> None:

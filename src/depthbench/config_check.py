@@ -148,7 +148,25 @@ def compose_command(config_dir: str, config_name: str, args: Sequence[str]) -> D
 
 
 def trainer_arguments() -> set[str]:
-    """The names of Lightning ``Trainer``'s arguments (what the ``trainer`` group passes on)."""
+    """The names of Lightning ``Trainer``'s arguments (what the ``trainer`` group passes on).
+
+    Read from the signature in Lightning's source file without importing Lightning (seconds
+    of start-up for a typo); imported only when that file cannot be read so."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("lightning")  # a submodule's spec would import Lightning
+    found = spec is not None and spec.origin is not None
+    source = Path(spec.origin).parent / "pytorch/trainer/trainer.py" if found else None
+    if source is not None and source.is_file():
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == "Trainer":
+                init = next((f for f in node.body if getattr(f, "name", "") == "__init__"), None)
+                if isinstance(init, ast.FunctionDef):
+                    args = init.args
+                    names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+                    return set(names) - {"self"}
     import inspect
 
     from lightning.pytorch import Trainer
@@ -220,6 +238,22 @@ def _refuse_foreign_groups(config_dir: str, config_name: str, overrides: Sequenc
             raise ConfigError(from_checkpoint_message(root, arg.lstrip("+~")))
 
 
+def hydra_config_resolvable(args: Sequence[str]) -> list[str]:
+    """``--cfg hydra --resolve`` as ``--cfg all --package hydra --resolve``: Hydra resolves its
+    ``--cfg hydra`` node without the job's keys it names (``paths.log_dir``) and fails with a
+    traceback; selected from the whole config, the same node resolves."""
+    args = list(args)
+    flags = {a.partition("=")[0] for a in args if a.startswith("-")}
+    if not flags & {"--resolve", "-r"} or flags & {"--package", "-p"}:
+        return args
+    for i, arg in enumerate(args):
+        if arg in ("--cfg", "-c") and args[i + 1 : i + 2] == ["hydra"]:
+            return [*args[:i], arg, "all", "--package", "hydra", *args[i + 2 :]]
+        if arg in ("--cfg=hydra", "-c=hydra"):
+            return [*args[:i], "--cfg=all", "--package", "hydra", *args[i + 1 :]]
+    return args
+
+
 def check_overrides(config_dir: str, config_name: str, args: Sequence[str]) -> list[str]:
     """Compose ``config_name`` with the command line ``args`` (Hydra's syntax); raise a one-line
     ConfigError for an unknown key or group option. Everything else is Hydra's to report.
@@ -228,7 +262,7 @@ def check_overrides(config_dir: str, config_name: str, args: Sequence[str]) -> l
     argument that the config does not set gets Hydra's ``+`` (the ``trainer`` group passes
     Trainer arguments), as does eval's ``data.KEY=VALUE`` (a key of the checkpoint's data).
     """
-    args = list(args)
+    args = hydra_config_resolvable(args)
     split = _split_args(args)
     if not args or split is None:  # the defaults alone, or no task (--help): nothing to check
         return args

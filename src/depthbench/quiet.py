@@ -37,12 +37,18 @@ _LOGGERS = (
 )
 
 
+# Lightning prefixes a rank's lines with "[rank: N] " (rank_prefixed_message) once a rank is set
+RANK_PREFIX = r"(?:\[rank: \d+\] )?"
+
+
 class DropLines(logging.Filter):
-    """A logging filter that drops records whose message matches one of ``patterns``."""
+    """A logging filter that drops records whose message matches one of ``patterns`` from its
+    start, after any ``[rank: N]`` prefix."""
 
     def __init__(self, patterns: tuple[str, ...]) -> None:
         super().__init__()
-        self.pattern = re.compile("|".join(f"(?:{p})" for p in patterns))
+        either = "|".join(f"(?:{p})" for p in patterns)
+        self.pattern = re.compile(f"{RANK_PREFIX}(?:{either})")
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not self.pattern.match(record.getMessage())

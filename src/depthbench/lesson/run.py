@@ -36,9 +36,14 @@ from depthbench.lesson.outcome import (
 from depthbench.lesson.page import ClaimResult, write_page
 from depthbench.report.collect import collect_runs
 from depthbench.report.writer import write_report
+from depthbench.rundir.atomic import write_text_atomic
 
 log = logging.getLogger("depthbench")
 WALL_FILE = "wall_seconds.txt"  # per runs folder: the wall time of the lesson that ran it
+# per runs folder: written when every planned process of an invocation has ended (a folder
+# without it was interrupted; `--resume` without `--runs` continues the newest such folder)
+DONE_FILE = "finished.txt"
+LESSON_DIR = Path("outputs/lesson")  # <profile>/<time>/: the default runs folders
 DEFAULT_FIRST_SEED = 100  # the pilot seeds of every claim are below it
 
 
@@ -148,6 +153,7 @@ def lesson(args: argparse.Namespace) -> Path:
         # written once: a later --resume adds runs but never changes what is already there
         if not args.resume and not (root / WALL_FILE).exists():
             (root / WALL_FILE).write_text(f"{time.perf_counter() - start:.1f}\n")
+        write_text_atomic(root / DONE_FILE, datetime.now(timezone.utc).isoformat() + "\n")
     wall = time.perf_counter() - start
     results = []
     for c in claims:
@@ -187,13 +193,62 @@ def lesson(args: argparse.Namespace) -> Path:
     return page
 
 
+def unfinished(root: Path) -> bool:
+    """Whether the lesson that ran in ``root`` stopped before every process ended: no
+    ``finished.txt`` (nor the ``wall_seconds.txt`` of a lesson from before it was written)."""
+    return not (root / DONE_FILE).is_file() and not (root / WALL_FILE).is_file()
+
+
+def newest_unfinished(profile: str, lessons: Path = LESSON_DIR) -> Path:
+    """The most recent runs folder of ``profile`` under ``lessons`` that is unfinished; a
+    ConfigError in one line when there is none (``--resume`` never starts a new lesson)."""
+    folders = sorted((p for p in (lessons / profile).glob("*") if p.is_dir()), reverse=True)
+    found = next((p for p in folders if unfinished(p)), None)  # names are start times
+    if found is None:
+        raise ConfigError(
+            f"--resume without --runs continues the newest unfinished lesson of --profile "
+            f"{profile} in {lessons / profile}, and there is none; start one without --resume, "
+            "or give its folder with --runs DIR --resume"
+        )
+    return found
+
+
+def resume_command(argv: list[str], root: Path) -> str:
+    """The ``depthbench lesson`` command that continues this one in ``root``: the same
+    arguments with ``--runs ROOT --resume``."""
+    import shlex
+
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--runs":
+            skip = True
+        elif arg != "--resume" and not arg.startswith("--runs="):
+            kept.append(arg)
+    return shlex.join(["depthbench", "lesson", *kept, "--runs", str(root), "--resume"])
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``depthbench lesson``."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     try:
+        if args.from_dir is None and args.runs is None:  # named now: Ctrl+C's hint names it
+            if args.resume:
+                args.runs = newest_unfinished(args.profile)
+                log.info("lesson: resuming %s (the newest unfinished lesson)", args.runs)
+            else:
+                stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d_%H-%M-%S")
+                args.runs = LESSON_DIR / args.profile / stamp
         page = lesson(args)
     except DepthbenchError as e:
         print(f"depthbench lesson: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # every finished seed batch is kept; the rest runs on --resume
+        hint = (f"; finished runs are kept in {args.runs}; resume with: "
+                f"{resume_command(argv, args.runs)}" if args.runs else "")  # fmt: skip
+        print(f"depthbench lesson: interrupted{hint}", file=sys.stderr)
+        sys.exit(130)
     print(f"wrote {page}")

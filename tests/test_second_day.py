@@ -1,0 +1,146 @@
+"""The second day of a user (issue 30): one line and exit 2 where a traceback was, small
+commands that answer before torch loads, quick trials that are small, a continued run that
+trains, sweeps that resume as sweeps."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ROOT
+
+
+def run_py(*args: str, cwd: Path = ROOT, timeout: float = 300) -> tuple[int, str]:
+    """``python ARGS`` as a process in ``cwd``; (exit code, stdout + stderr)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+# ---- one line, exit 2, everywhere ------------------------------------------------------------
+def test_trainer_arguments_are_read_from_lightnings_source_without_importing_it() -> None:
+    code = (
+        "import sys; from depthbench.config_check import trainer_arguments; "
+        "names = trainer_arguments(); print(sorted(names)); print('lightning' in sys.modules)"
+    )
+    status, out = run_py("-c", code)
+    assert status == 0, out
+    names, imported = out.strip().splitlines()
+    assert imported == "False"
+    from lightning.pytorch import Trainer
+
+    assert eval(names) == sorted(set(inspect.signature(Trainer.__init__).parameters) - {"self"})
+
+
+@pytest.mark.process
+def test_a_trainer_argument_lightning_refuses_is_one_line(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    status, out = run_py("train.py", "trainer.limit_val_batches=0.1", "trainer.max_epochs=1",
+                         "logger=none", f"hydra.run.dir={run}")  # fmt: skip
+    assert status == 2, out
+    assert "Traceback" not in out and "HYDRA_FULL_ERROR" not in out, out
+    lines = [line for line in out.splitlines() if "MisconfigurationException: " in line]
+    assert len(lines) == 1 and "limit_val_batches" in lines[0], out
+
+
+@pytest.mark.process
+def test_cfg_hydra_resolve_prints_the_resolved_hydra_config() -> None:
+    status, out = run_py("train.py", "--cfg", "hydra", "--resolve", "task_name=t30")
+    assert status == 0, out
+    assert "Traceback" not in out, out
+    assert "dir: ./outputs/runs/t30/" in out and "${paths.log_dir}" not in out, out
+
+
+def test_cfg_hydra_resolve_is_selected_from_the_whole_config() -> None:
+    from depthbench.config_check import hydra_config_resolvable
+
+    assert hydra_config_resolvable(["--cfg", "hydra", "-r", "a=1"]) == [
+        "--cfg", "all", "--package", "hydra", "-r", "a=1"]  # fmt: skip
+    assert hydra_config_resolvable(["--cfg", "hydra"]) == ["--cfg", "hydra"]  # unresolved: Hydra's
+    assert hydra_config_resolvable(["--cfg", "job", "--resolve"]) == ["--cfg", "job", "--resolve"]
+
+
+def test_sigterm_line_is_dropped_whatever_its_rank_prefix() -> None:
+    from depthbench.quiet import DROPPED_INFO, DropLines
+
+    drop = DropLines(DROPPED_INFO)
+
+    def kept(message: str) -> bool:
+        return drop.filter(logging.LogRecord("x", logging.INFO, "", 0, message, None, None))
+
+    assert not kept("Received SIGTERM: 15")
+    assert not kept("[rank: 0] Received SIGTERM: 15")
+    assert not kept("[rank: 3] GPU available: False, used: False")
+    assert kept("[rank: 0] Something the user must read")
+
+
+def test_make_notebook_allows_root_only_as_root() -> None:
+    out = subprocess.run(["make", "-n", "notebook"], cwd=ROOT, capture_output=True, text=True)
+    line = next(x for x in out.stdout.splitlines() if "jupyter lab" in x)
+    assert ("--allow-root" in line) == (os.getuid() == 0), line
+
+
+def _lesson_main(monkeypatch, argv: list[str], raises: BaseException | None = None) -> list:
+    """``depthbench lesson ARGV`` with the lesson itself replaced: the args it was given."""
+    from depthbench.lesson import run
+
+    given = []
+
+    def fake_lesson(args):
+        given.append(args)
+        if raises is not None:
+            raise raises
+        return Path("page.md")
+
+    monkeypatch.setattr(run, "lesson", fake_lesson)
+    run.main(argv)
+    return given
+
+
+def test_ctrl_c_in_the_lesson_is_one_line_with_the_command_that_resumes_it(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from depthbench.lesson import run
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        _lesson_main(monkeypatch, ["--only", "fixes", "--seeds", "2"], KeyboardInterrupt())
+    assert stop.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    command = err.split("resume with: ")[1]
+    start = "depthbench lesson --only fixes --seeds 2 --runs outputs/lesson/quick/"
+    assert command.startswith(start)
+    assert command.endswith(" --resume")
+    # the command as printed continues that folder
+    resumed = run.parse_args(command.split()[2:])
+    assert resumed.resume and resumed.only == "fixes" and resumed.seeds == 2
+
+
+def test_resume_without_runs_continues_the_newest_unfinished_lesson_or_refuses(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from depthbench.lesson import run
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:  # none yet: refused, nothing started
+        _lesson_main(monkeypatch, ["--resume"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "there is none" in err and "--runs DIR --resume" in err
+
+    quick = tmp_path / "outputs/lesson/quick"
+    old, done = quick / "2026-01-01_10-00-00", quick / "2026-01-02_10-00-00"
+    old.mkdir(parents=True)  # interrupted: no finished.txt
+    done.mkdir()
+    (done / run.DONE_FILE).write_text("x\n")  # finished: not resumed
+    newest_full = tmp_path / "outputs/lesson/full/2026-01-03_10-00-00"
+    newest_full.mkdir(parents=True)  # another profile: not resumed
+    given = _lesson_main(monkeypatch, ["--resume"])
+    assert given[0].runs == Path("outputs/lesson/quick/2026-01-01_10-00-00") and given[0].resume
