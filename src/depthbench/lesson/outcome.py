@@ -40,11 +40,15 @@ class Series:
     std: list[float]
     diverged_x: list[float] = field(default_factory=list)
     panel: str = ""  # series with the same panel share one subplot
+    # its colour: a family of depthbench.plotting.FAMILIES ("plain", "residual", "batchnorm",
+    # "relu", "sigmoid", "pretrained", "scratch", "raw pixels", ...); None: read from the label
+    family: str | None = None
+    control: bool = False  # an arm of the negative control: dashed line, hatched bar
 
 
 @dataclass
 class Figure:
-    """What to draw for a claim (``depthbench.lesson.page`` draws it)."""
+    """What to draw for a claim (``depthbench.lesson.figures`` draws it)."""
 
     xlabel: str
     ylabel: str
@@ -54,6 +58,14 @@ class Figure:
     categorical: bool = False  # x values are labels (bar chart)
     xticks: list[str] = field(default_factory=list)
     hlines: list[tuple[float, str]] = field(default_factory=list)  # criterion thresholds
+    title: str = ""  # the figure's title; "" : the claim's title, which the page passes
+    # one y scale for every panel; None: shared unless the panels plot different quantities
+    # (their own labels in panel_labels differ)
+    sharey: bool | None = None
+    # ticks on whole numbers only (layers, depths, blocks); None: when every x is whole
+    integer_x: bool | None = None
+    # panel -> (xlabel, ylabel) where a panel plots another quantity than xlabel / ylabel
+    panel_labels: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -11,16 +11,14 @@ from typing import Any
 import pandas as pd
 
 from depthbench.lesson.claims import Claim
+from depthbench.lesson.figures import draw
 from depthbench.lesson.outcome import (
     CONFIRMED,
     INCONCLUSIVE,
     NOT_CONFIRMED,
     UNDECIDED,
-    Figure,
     Verdict,
 )
-from depthbench.plotting import pyplot
-from depthbench.report.figures import mark_diverged
 from depthbench.report.tables import markdown_table
 
 BADGE = {
@@ -47,60 +45,6 @@ class ClaimResult:
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # the deciding rows
     control_frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     commits: list[str] = field(default_factory=list)  # the commits the runs ran on
-
-
-def draw(figure: Figure, path: Path, title: str) -> Path:
-    """Errorbar (or bar) charts, one subplot per panel: mean ± std over seeds per series;
-    diverged runs as red crosses; the criterion's thresholds as dashed lines."""
-    plt = pyplot()
-    panels: dict[str, list] = {}
-    for s in figure.series:
-        panels.setdefault(s.panel, []).append(s)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels) + 0.6, 3.6),
-                             squeeze=False)  # fmt: skip
-    for ax, (panel, series) in zip(axes.flat, panels.items(), strict=True):
-        _draw_panel(ax, figure, series)
-        ax.set_title(panel or title, fontsize=9)
-    if len(panels) > 1:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
-def _draw_panel(ax: Any, figure: Figure, series: list) -> None:
-    width = 0.8 / max(len(series), 1)
-    grouped = figure.categorical and any(len(s.x) > 1 for s in series)
-    for i, s in enumerate(series):
-        if figure.categorical:
-            offset = (i - (len(series) - 1) / 2) * width if grouped else 0.0
-            xs = [x + offset for x in s.x]
-            mean = [0.0 if math.isnan(m) else m for m in s.mean]
-            bars = ax.bar(xs, mean, width=width if grouped else 0.6, yerr=s.std, capsize=3,
-                          label=s.label)  # fmt: skip
-            color = bars.patches[0].get_facecolor() if bars.patches else None
-            mark_diverged(ax, [x + offset for x in s.diverged_x], color=color, row=i)
-        else:
-            line = ax.errorbar(s.x, s.mean, yerr=s.std, marker="o", ms=4, capsize=3,
-                               label=s.label)  # fmt: skip
-            mark_diverged(ax, sorted(set(s.diverged_x)), color=line[0].get_color(), row=i)
-    for y, text in figure.hlines:
-        ax.axhline(y, color="grey", ls="--", lw=0.8)
-        ax.annotate(text, (1.0, y), xycoords=("axes fraction", "data"), fontsize=6,
-                    ha="right", va="bottom", color="grey")  # fmt: skip
-    if figure.categorical:
-        ax.set_xticks(range(len(figure.xticks)), figure.xticks, fontsize=7, rotation=10)
-    if figure.logx:
-        ax.set_xscale("log", base=2)
-        xs = sorted({x for s in series for x in s.x})
-        ax.set_xticks(xs, [f"{x:g}" for x in xs])
-    if figure.logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(figure.xlabel)
-    ax.set_ylabel(figure.ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
 
 
 def _verdict_line(v: Verdict) -> str:
@@ -194,7 +138,8 @@ def write_page(
             lines += [markdown_table(v.table), ""]
         if v.figure is not None and v.figure.series:
             name = f"lesson_{c.name}.png"
-            draw(v.figure, out_dir / name, c.title)
+            ctrl = r.control.figure if r.control is not None else None
+            draw(v.figure, out_dir / name, c.title, ctrl, c.control.change if c.control else "")
             lines += [f"![{c.title}]({name})", ""]
         if r.outcomes:
             counts = ", ".join(f"{n} {s}" for s, n in sorted(r.outcomes.items()))
