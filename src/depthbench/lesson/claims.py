@@ -11,6 +11,7 @@ on: the lesson never confirms a claim on them.
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,119 @@ def load_claims(only: list[str] | None = None, lesson_dir: Path = LESSON_DIR) ->
         wanted = set(only) | {c.uses for c in claims if c.name in only and c.uses}
         claims = [c for c in claims if c.name in wanted]
     return claims
+
+
+# ---- what a --set may not touch ----------------------------------------------------------------
+def is_sweep(value: str) -> bool:
+    """Whether an override's value is several values (``2,4,8``, ``range(..)``, ``choice(..)``,
+    ``glob(..)``): a comma outside brackets and quotes, or one of Hydra's sweep functions."""
+    if value.strip().startswith(("range(", "choice(", "glob(", "interval(", "tag(")):
+        return True
+    depth, quote = 0, ""
+    for ch in value:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[({":
+            depth += 1
+        elif ch in "])}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return True
+    return False
+
+
+def _value(override: str) -> str | None:
+    """The value of ``key=value`` (None: ``~key``, a deletion)."""
+    return None if override.startswith("~") else override.split("=", 1)[-1]
+
+
+def compared_keys(claim: Claim, source: Claim | None = None) -> dict[str, str]:
+    """Every override key whose values the claim's verdict compares -> why, in words: a key set
+    differently by two of its sweeps, changed by its control, swapped by a ``replace`` control, or
+    given several values in one sweep (a multirun). Read from each profile of ``conf/lesson``
+    (the reasons of every profile); ``source``: the claim whose runs this one reads (``uses``)."""
+    why: dict[str, dict[str, str]] = {}  # key -> kind of reason -> the first one found
+
+    def add(key: str, reason: str) -> None:
+        why.setdefault(key, {}).setdefault(" ".join(reason.split()[:2]), reason)
+
+    for profile in (source or claim).profiles.values():
+        sweeps = {
+            name: {override_key(o): _value(o) for o in overrides}
+            for name, overrides in (profile.get("sweeps") or {}).items()
+        }
+        for name, values in sweeps.items():
+            for key, value in values.items():
+                if value is not None and is_sweep(value):
+                    add(key, f"takes several values in sweep {name} ({value})")
+        for key in dict.fromkeys(k for values in sweeps.values() for k in values):
+            seen = {n: values.get(key, "(default)") for n, values in sweeps.items()}
+            if len(set(map(str, seen.values()))) > 1:
+                cells = ", ".join(f"{n} {v}" for n, v in seen.items())
+                add(key, f"differs between the claim's sweeps ({cells})")
+    control = claim.control
+    if control is not None:
+        for name, change in control.sweeps.items():
+            for o in change if isinstance(change, list) else []:
+                add(override_key(o), f"is the control's change ({name}: {o})")
+        if control.replace:
+            key, value, stand_in = (str(control.replace[k]) for k in ("key", "value", "with"))
+            add(key, f"the control swaps ({stand_in.lower()} in place of {value.lower()})")
+    return {key: " and ".join(reasons.values()) for key, reasons in why.items()}
+
+
+def collapsed_by(claim: Claim, extra: list[str], source: Claim | None = None) -> str:
+    """Why ``--set extra`` leaves the claim's verdict comparing nothing ("" when it does not): an
+    override of a key the verdict compares between sweeps or against the control (one value for
+    every run, claim and control alike), or a single value for a key swept in a multirun."""
+    why = compared_keys(claim, source)
+    for o in extra:
+        key = override_key(o)
+        if key not in why:
+            continue
+        value = _value(o)
+        swept_only = all(r.startswith("takes several") for r in why[key].split(" and "))
+        if swept_only and value is not None and is_sweep(value):
+            continue  # still a sweep: other values, but the comparison stands
+        return f"--set {o} gives every run one {key}, which {why[key]}"
+    return ""
+
+
+def criteria_state(lesson_dir: Path = LESSON_DIR) -> dict[str, object]:
+    """The commit that last touched the criteria (``git log -1 -- conf/lesson``), its date, and
+    whether ``conf/lesson/`` differs from it now (uncommitted or untracked criteria): recorded
+    beside the runs' commits so that anyone can check that the criteria came first. ``None``
+    fields outside a git checkout."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(lesson_dir), *args],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+
+    try:
+        commit, _, date = git("log", "-1", "--format=%H %cI", "--", ".").partition(" ")
+        dirty = bool(git("status", "--porcelain", "--", "."))
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "date": None, "dirty": None}
+    return {"commit": commit or None, "date": date or None, "dirty": dirty}
+
+
+def criteria_came_first(criteria_commit: str | None, run_commits: list[str]) -> bool | None:
+    """Whether the criteria's commit is an ancestor of (or is) every run's commit: the runs ran
+    on code that already held these criteria. None when it cannot be told (no git, no commits)."""
+    if not criteria_commit or not run_commits:
+        return None
+    for run_commit in run_commits:
+        done = subprocess.run(
+            ["git", "-C", str(LESSON_DIR), "merge-base", "--is-ancestor", criteria_commit,
+             run_commit.split()[0]],
+            capture_output=True, timeout=10,
+        )  # fmt: skip
+        if done.returncode not in (0, 1):
+            return None
+        if done.returncode == 1:
+            return False
+    return True

@@ -2,8 +2,10 @@
 
     python -m depthbench.lesson.compute_job --name NAME --args JSON --seeds 100,101 --out DIR
 
-Writes ``DIR/seed-<k>.json`` (the row, plus ``seed`` and ``status``) for each seed; ``depthbench
-lesson`` starts it as it starts a ``train.py -m`` sweep and reads the rows as a sweep's runs.
+Writes ``DIR/seed-<k>.json`` (the row, plus ``seed``, ``status`` and ``code``: the commit it ran
+on and whether the checkout was dirty, as a run's ``metrics.json`` has it) for each seed, through
+the atomic writer; ``depthbench lesson`` starts it as it starts a ``train.py -m`` sweep and reads
+the rows as a sweep's runs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     from depthbench.lesson.computed import COMPUTED
+    from depthbench.machine import code_state
+    from depthbench.rundir.atomic import write_text_atomic
 
     fn = COMPUTED[a.name]
     args = json.loads(a.args)
@@ -37,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
             row = {"seed": seed, "status": "failed", "error": f"{type(e).__name__}: {e}"}
         row["seconds"] = round(time.perf_counter() - start, 2)
-        (a.out / f"seed-{seed}.json").write_text(json.dumps(row, default=float) + "\n")
+        row["code"] = code_state()
+        write_text_atomic(a.out / f"seed-{seed}.json", json.dumps(row, default=float) + "\n")
         print(f"{a.name} seed {seed}: {row['status']} in {row['seconds']} s", flush=True)
 
 

@@ -2,8 +2,11 @@
 lanes side by side (``--jobs``), each lane with its share of the cores (and its own GPU).
 
 A sweep is one ``train.py -m`` process writing ``<runs>/<claim>[/control]/<sweep>/s<seeds>/``; a
-computed sweep is one ``depthbench.lesson.compute_job`` process. A seed batch whose runs all
-finished is never planned again, so ``--resume`` runs only the missing seeds.
+computed sweep is one ``depthbench.lesson.compute_job`` process. A seed batch whose process
+exited 0 gets its time file and is never planned again, so ``--resume`` runs only the missing
+seeds; one whose process failed (or was interrupted) gets ``failed.txt`` instead, and the next
+plan sets it aside under ``<runs>/failed/`` and runs its seeds again. Every file written here
+goes through the atomic writer.
 """
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from depthbench.errors import ConfigError
 from depthbench.lesson.claims import Claim, merge_overrides
+from depthbench.rundir.atomic import write_text_atomic
 
 log = logging.getLogger("depthbench")
-TIMES_FILE = "seconds.txt"  # per seed-batch folder: the wall time of its process
+TIMES_FILE = "seconds.txt"  # per seed-batch folder: the wall time of its process (exit 0 only)
+FAILED_FILE = "failed.txt"  # per seed-batch folder whose process failed: its exit code
+SET_FILE = "lesson_set.json"  # per seed-batch folder: the --set overrides its process ran with
+FAILED_DIR = "failed"  # <runs>/failed/<claim>/...: failed batches set aside by a later plan
 CONTROL = "control"  # <runs>/<claim>/control/<sweep>/: the control's runs
 
 
@@ -34,6 +41,7 @@ class Job:
     cmd: list[str]
     folder: Path  # <runs>/<claim>[/control]/<sweep>/s<seeds>
     claim: str
+    extra: list[str] = field(default_factory=list)  # the --set overrides it runs with
 
 
 def seed_folder(seeds: list[int]) -> str:
@@ -41,19 +49,50 @@ def seed_folder(seeds: list[int]) -> str:
     return "s" + "-".join(str(s) for s in seeds)
 
 
-def finished_seeds(sweep_dir: Path) -> list[int]:
-    """Seeds whose batch folder under ``sweep_dir`` finished (has its time file).
+def batch_folders(sweep_dir: Path) -> list[Path]:
+    """The seed-batch folders (``s100-101``) of one sweep folder."""
+    if not sweep_dir.is_dir():
+        return []
+    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.startswith("s"))
 
-    A batch folder without it is a process that never finished: refused, never overwritten.
+
+def finished_seeds(sweep_dir: Path) -> list[int]:
+    """Seeds whose batch folder under ``sweep_dir`` finished (its process exited 0: time file).
+
+    A batch folder whose process failed (``failed.txt``) is not counted: ``set_aside_failed``
+    moves it away before its seeds run again. One with neither file is a process that never
+    ended (killed, or still running): refused, never overwritten.
     """
     done: list[int] = []
-    if not sweep_dir.is_dir():
-        return done
-    for batch in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.startswith("s")):
-        if not (batch / TIMES_FILE).is_file():
+    for batch in batch_folders(sweep_dir):
+        if (batch / TIMES_FILE).is_file():
+            done += [int(s) for s in batch.name[1:].split("-")]
+        elif not (batch / FAILED_FILE).is_file():
             raise ConfigError(f"{batch} holds an unfinished sweep; move it away to run it again")
-        done += [int(s) for s in batch.name[1:].split("-")]
     return done
+
+
+def set_aside_failed(sweep_dir: Path, root: Path) -> list[Path]:
+    """Move every failed batch folder of ``sweep_dir`` to ``<root>/failed/`` (same relative
+    path; ``-2``, ``-3`` when taken), so that its seeds run again and nothing is overwritten.
+    Returns the new places."""
+    moved = []
+    for batch in batch_folders(sweep_dir):
+        if (batch / TIMES_FILE).is_file() or not (batch / FAILED_FILE).is_file():
+            continue
+        to = root / FAILED_DIR / batch.relative_to(root)
+        n = 1
+        while to.exists() or to.with_suffix(".log").exists():
+            n += 1
+            to = root / FAILED_DIR / batch.relative_to(root).with_name(f"{batch.name}-{n}")
+        to.parent.mkdir(parents=True, exist_ok=True)
+        batch.rename(to)
+        log_file = batch.with_suffix(".log")
+        if log_file.is_file():
+            log_file.rename(to.with_suffix(".log"))
+        log.info("lesson: %s failed before; set aside as %s, its seeds run again", batch, to)
+        moved.append(to)
+    return moved
 
 
 def sweep_command(
@@ -115,6 +154,7 @@ def plan_jobs(
             else:
                 raise ConfigError(f"claim {claim.name}: control names no sweep {name!r}")
         for where, overrides, spec in units:
+            set_aside_failed(where, root)
             missing = [s for s in seeds if s not in finished_seeds(where)]
             if not missing:
                 continue
@@ -124,7 +164,7 @@ def plan_jobs(
                 if overrides is not None
                 else compute_command(spec, folder, missing)
             )
-            jobs.append(Job(cmd, folder, claim.name))
+            jobs.append(Job(cmd, folder, claim.name, list(extra) if overrides is not None else []))
     return jobs
 
 
@@ -138,11 +178,46 @@ def gpu_count() -> int:
 def run_jobs(jobs: list[Job], lanes: int, gpus: int = 0) -> dict[str, float]:
     """Run the jobs, ``lanes`` at a time; each logs to ``<folder>.log``. With several GPUs each
     lane gets its own (``CUDA_VISIBLE_DEVICES``) instead of every process stacking on the
-    first. Returns the seconds each claim's processes took (summed over its jobs)."""
+    first. A job is marked finished (its time file) only when its process exits 0; otherwise
+    (a failure, or Ctrl+C while it runs) it gets ``failed.txt`` with its exit code. Returns the
+    seconds each claim's processes took (summed over its jobs)."""
     threads = max(1, (os.cpu_count() or 1) // lanes)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
     pending, running, seconds = list(jobs), [], {}
     free_lanes = list(range(lanes))
+    try:
+        _run_lanes(pending, running, free_lanes, env, gpus, seconds)
+    except BaseException:  # Ctrl+C: every process still running is waited for and marked failed
+        for proc, logfile, job, start, _ in running:
+            try:
+                code = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+            logfile.close()
+            mark_job(job, code, time.perf_counter() - start)
+        raise
+    return seconds
+
+
+def mark_job(job: Job, code: int, took: float) -> None:
+    """Record how the job's process ended in its folder: the time file (exit 0: finished) or
+    ``failed.txt`` (anything else), and the ``--set`` it ran with."""
+    write_text_atomic(job.folder / SET_FILE, json.dumps({"set": job.extra}) + "\n")
+    if code == 0:
+        write_text_atomic(job.folder / TIMES_FILE, f"{took:.1f}\n")
+        log.info("lesson: %s done in %.0f s", job.folder, took)
+    else:
+        write_text_atomic(job.folder / FAILED_FILE, f"exit {code} after {took:.1f} s\n")
+        log.error(
+            "lesson: %s failed (exit %d, log %s); --resume runs it again",
+            job.folder, code, job.folder.with_suffix(".log"),
+        )  # fmt: skip
+
+
+def _run_lanes(
+    pending: list[Job], running: list, free_lanes: list[int], env: dict, gpus: int, seconds: dict
+) -> None:
     while pending or running:
         while pending and free_lanes:
             job, lane = pending.pop(0), free_lanes.pop(0)
@@ -164,10 +239,7 @@ def run_jobs(jobs: list[Job], lanes: int, gpus: int = 0) -> dict[str, float]:
             free_lanes.append(lane)
             took = time.perf_counter() - start
             seconds[job.claim] = seconds.get(job.claim, 0.0) + took
-            job.folder.mkdir(parents=True, exist_ok=True)
-            (job.folder / TIMES_FILE).write_text(f"{took:.1f}\n")
-            log.info("lesson: %s done in %.0f s (exit %d)", job.folder, took, proc.returncode)
-    return seconds
+            mark_job(job, proc.returncode, took)
 
 
 # ---- from run folders to rows ------------------------------------------------------------------
