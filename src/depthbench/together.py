@@ -1,0 +1,630 @@
+"""Seeds trained together: the runs of one config that differ only in ``seed``, as one model.
+
+``train_together(cfgs)`` trains S configs that differ only in ``seed`` as one stacked model in
+one process (``torch.func.stack_module_state`` + ``vmap(functional_call)``: a Linear becomes a
+batched matrix multiply, a conv a grouped conv), so the per-step cost of the framework and of
+hundreds of tiny kernels is paid once for all seeds. It is the same experiment as S separate
+``run.train`` calls, not an approximation:
+
+* each seed's data module, net and LightningModule are built exactly as ``run._train`` builds
+  them, right after ``L.seed_everything(seed)``: bitwise the separate run's initial weights;
+* each seed draws its batches from its own loader (its own split, shuffle and normalisation),
+  and its augmentations from its own copy of the torch generator, swapped in around each of its
+  batches: the separate run's batches;
+* the loss is the sum of the per-seed mean losses, so each seed's gradient is its own; the
+  optimizer and schedule are elementwise (SGD, AdamW), gradient-norm clipping is per seed;
+  batch-norm statistics are stacked buffers, one set per seed;
+* a seed whose loss becomes NaN/inf is recorded ``diverged`` at that step (as the separate run's
+  DivergenceGuard records it) and left out from then on; the others go on unchanged.
+
+Each seed gets its own run folder written by the same code as a separate run: the folder claim
+(``rundir.run_folder.claimed``), ``metrics.json`` (``rundir.metrics_file.write_metrics``),
+``checkpoints/last.ckpt`` (and the best-by-metric one) through ``AtomicCheckpointIO``, in the
+format ``rundir.checkpoint.load_net`` reads, and its loggers' history (``csv/metrics.csv`` with
+the separate run's rows). ``why_apart`` names what cannot be stacked; those configs run apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from depthbench.build import build_data, build_module, build_net, count_parameters
+from depthbench.callbacks.checkpointing import AtomicCheckpointIO
+from depthbench.callbacks.run_config import ConfigInCheckpoint
+from depthbench.errors import DivergenceError
+from depthbench.module import EPOCH_SUMS_KEY
+from depthbench.rundir.metrics_file import write_metrics
+from depthbench.rundir.output_dir import check_output_dir
+from depthbench.rundir.redaction import redact
+from depthbench.rundir.run_folder import claimed
+from depthbench.validation import validate_train_config
+
+log = logging.getLogger("depthbench")
+
+# callbacks a stacked fit does itself (checkpoints, divergence, learning-rate rows) or that only
+# show progress; any other callback runs the seeds apart
+HANDLED_CALLBACKS = {
+    "depthbench.callbacks.checkpointing.LastCheckpoint",
+    "lightning.pytorch.callbacks.ModelCheckpoint",
+    "depthbench.callbacks.reliability.DivergenceGuard",
+    "depthbench.callbacks.reliability.ExactResume",
+    "lightning.pytorch.callbacks.LearningRateMonitor",
+    "lightning.pytorch.callbacks.TQDMProgressBar",
+    "depthbench.callbacks.heartbeat.Heartbeat",
+}
+HANDLED_LOGGERS = {
+    "depthbench.rundir.history.ResumableCSVLogger",
+    "lightning.pytorch.loggers.CSVLogger",
+    "lightning.pytorch.loggers.TensorBoardLogger",
+}
+# models whose seeds do not stack: pretrained backbones with frozen parts and their own schedule
+APART_MODELS = ("depthbench.models.finetune.",)
+
+
+def _targets(group: Any) -> list[str]:
+    if not group:
+        return []
+    return [str(c["_target_"]) for c in group.values() if isinstance(c, DictConfig | dict)
+            and "_target_" in c]  # fmt: skip
+
+
+def _limit_ok(value: Any) -> bool:
+    return value is None or isinstance(value, int) or float(value) == 1.0
+
+
+def why_apart(cfg: DictConfig) -> str | None:
+    """Why the seeds of ``cfg`` cannot train together (one short reason), or None."""
+    trainer = cfg.trainer
+    accelerator = str(trainer.get("accelerator", "cpu"))
+    if accelerator != "cpu":
+        return f"trainer.accelerator={accelerator} (seeds together runs on the CPU only)"
+    if str(trainer.get("strategy", "auto")) not in ("auto", "None") or trainer.get(
+        "devices", 1
+    ) not in (1, "1", "auto"):
+        return "several devices or a distributed strategy"
+    if int(trainer.get("num_nodes", 1) or 1) != 1:
+        return "several nodes"
+    if str(trainer.get("precision", "32-true")) not in ("32-true", "32", "None"):
+        return f"trainer.precision={trainer.precision}"
+    if cfg.get("ckpt_path") not in (None, ""):
+        return "ckpt_path is set (a resumed run continues apart)"
+    for key in ("accumulate_grad_batches",):
+        if trainer.get(key) not in (None, 1):
+            return f"trainer.{key}={trainer.get(key)}"
+    for key in ("fast_dev_run", "overfit_batches", "max_time", "val_check_interval"):
+        value = trainer.get(key)
+        if value not in (None, False, 0, 0.0, 1.0) or (
+            key == "val_check_interval" and value not in (None, 1.0)
+        ):
+            return f"trainer.{key}={value}"
+    if trainer.get("min_steps") not in (None, -1):
+        return f"trainer.min_steps={trainer.get('min_steps')}"
+    if trainer.get("min_epochs") not in (None, 0, 1):
+        return f"trainer.min_epochs={trainer.get('min_epochs')}"
+    for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+        if not _limit_ok(trainer.get(key)):
+            return f"trainer.{key}={trainer.get(key)} (a fraction)"
+    if trainer.get("gradient_clip_val") and str(
+        trainer.get("gradient_clip_algorithm") or "norm"
+    ) not in ("norm", "value"):
+        return f"trainer.gradient_clip_algorithm={trainer.gradient_clip_algorithm}"
+    if trainer.get("max_epochs") in (None, -1) and trainer.get("max_steps") in (None, -1):
+        return "no trainer.max_epochs or max_steps"
+    module = cfg.module
+    for key in ("compile", "channels_last", "tta_flip"):
+        if module.get(key):
+            return f"module.{key}=true"
+    if module.get("ema_decay") is not None:
+        return "module.ema_decay is set"
+    if str(module.get("_target_")) != "depthbench.module.Classifier":
+        return f"module {module.get('_target_')}"
+    if _targets(cfg.get("diagnostics")):
+        return "diagnostics callbacks measure one net at a time"
+    other = [t for t in _targets(cfg.get("callbacks")) if t not in HANDLED_CALLBACKS]
+    if other:
+        return f"callback {other[0].rsplit('.', 1)[-1]}"
+    other = [t for t in _targets(cfg.get("logger")) if t not in HANDLED_LOGGERS]
+    if other:
+        return f"logger {other[0].rsplit('.', 1)[-1]} (one run per process)"
+    for c in (cfg.get("callbacks") or {}).values():
+        if isinstance(c, DictConfig) and str(c.get("_target_")).endswith("ModelCheckpoint"):
+            if (
+                c.get("save_top_k", 1) != 1
+                or c.get("monitor") not in ("val/acc", "val/loss")
+                or c.get("save_last")
+            ):
+                return "a ModelCheckpoint other than the best by val/acc or val/loss"
+            if (
+                c.get("every_n_train_steps")
+                or c.get("train_time_interval")
+                or c.get("every_n_epochs", 1) != 1
+            ):
+                return "a ModelCheckpoint saving at steps or times"
+    if str(cfg.data.get("loader", "memory")) != "memory":
+        return f"data.loader={cfg.data.loader}"
+    if not str(cfg.data.get("_target_", "")) or not issubclass(
+        get_class(cfg.data._target_), _memory_base()
+    ):
+        return "a data module that is not in-memory"
+    target = str(cfg.model.get("_target_", ""))
+    if target.startswith(APART_MODELS):
+        return f"model {target.rsplit('.', 1)[-1]} (a pretrained, partly frozen backbone)"
+    return None
+
+
+def _memory_base() -> type:
+    from depthbench.data.base import InMemoryDataModule
+
+    return InMemoryDataModule
+
+
+class CannotStack(Exception):  # noqa: N818 (not an error: the seeds run apart instead)
+    """The built nets cannot be stacked (``why_apart_built``): nothing was written yet."""
+
+
+def why_apart_built(net: nn.Module) -> str | None:
+    """Why a built net cannot be stacked, or None."""
+    for name, m in net.named_modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
+            return (
+                f"dropout {m.p} in {name or 'the net'} (its masks would not be the separate run's)"
+            )
+    if any(not p.requires_grad for p in net.parameters()):
+        return "frozen parameters"
+    return None
+
+
+# ---- one seed -------------------------------------------------------------------------------
+@dataclass
+class Seed:
+    """Everything one seed of a stacked fit owns: its config, data, net and outputs."""
+
+    cfg: DictConfig
+    out_dir: Path
+    datamodule: Any
+    net: nn.Module
+    module: Any
+    rng: torch.Tensor  # this seed's torch generator state (its augmentations)
+    loggers: list[Any] = field(default_factory=list)
+    last_ckpt: Any = None  # LastCheckpoint-like config (dirpath, every_n_train_steps) or None
+    best_ckpt: Any = None  # an instantiated ModelCheckpoint (file names) or None
+    best: tuple[float, Path] | None = None
+    alive: bool = True
+    diverged_at: int | None = None
+    last_finite: float | None = None
+    fit_metrics: dict[str, float] = field(default_factory=dict)
+    loss_sum: Any = None  # this epoch's sums (tensors), for the checkpoint
+    correct: Any = None
+    count: int = 0
+    samples: int = 0  # examples trained on in this fit
+    saved_last: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"seed {self.cfg.seed}"
+
+
+def build_seed(cfg: DictConfig) -> Seed:
+    """One seed as ``run._train`` builds it: seeded, then data, net and LightningModule."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_data(cfg)
+    net = build_net(cfg.model, datamodule)
+    module = build_module(cfg, net)
+    seed = Seed(cfg=cfg, out_dir=Path(cfg.paths.output_dir), datamodule=datamodule, net=net,
+                module=module, rng=torch.get_rng_state())  # fmt: skip
+    seed.loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()
+                    if isinstance(c, DictConfig) and "_target_" in c]  # fmt: skip
+    for c in (cfg.get("callbacks") or {}).values():
+        if not isinstance(c, DictConfig) or "_target_" not in c:
+            continue
+        if c._target_.endswith("LastCheckpoint"):
+            seed.last_ckpt = c
+        elif c._target_.endswith("ModelCheckpoint"):
+            seed.best_ckpt = instantiate(c)
+    return seed
+
+
+@contextlib.contextmanager
+def own_generator(seed: Seed) -> Iterator[None]:
+    """Run the block with ``seed``'s torch generator, as if the other seeds did not exist."""
+    outside = torch.get_rng_state()
+    torch.set_rng_state(seed.rng)
+    try:
+        yield
+    finally:
+        seed.rng = torch.get_rng_state()
+        torch.set_rng_state(outside)
+
+
+# ---- the stacked model ------------------------------------------------------------------------
+class Stack:
+    """S nets of one architecture as stacked parameters and buffers, run under ``vmap``."""
+
+    def __init__(self, nets: list[nn.Module], label_smoothing: float) -> None:
+        self.params, self.buffers = torch.func.stack_module_state(nets)
+        self.base = copy.deepcopy(nets[0]).to("meta")  # the architecture; weights come stacked
+        self.label_smoothing = label_smoothing
+
+        def loss_and_logits(params, buffers, x, y):
+            logits = self._call(params, buffers, x)
+            return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing), logits
+
+        # randomness="error": a random op in the forward (an active dropout) cannot match the
+        # separate run's draws; why_apart_built sends such nets apart, this is the backstop
+        self.step = torch.func.vmap(loss_and_logits, randomness="error")
+
+    def _call(self, params: dict, buffers: dict, x: Any) -> torch.Tensor:
+        if isinstance(x, dict):
+            return torch.func.functional_call(self.base, (params, buffers), (), x)
+        return torch.func.functional_call(self.base, (params, buffers), (x,))
+
+    def train(self, mode: bool) -> None:
+        self.base.train(mode)
+
+    def unstack_into(self, k: int, net: nn.Module) -> None:
+        """Copy seed ``k``'s slice of the stacked weights and buffers into its own ``net``."""
+        with torch.no_grad():
+            for name, t in [*net.named_parameters(), *net.named_buffers()]:
+                source = self.params.get(name, self.buffers.get(name))
+                t.copy_(source[k])
+
+
+def stack_batches(batches: list[Any]) -> Any:
+    """Per-seed batches ``(x, y)`` (x a tensor or a dict of tensors) -> one (S, B, ...) batch."""
+    x0 = batches[0][0]
+    if isinstance(x0, dict):
+        x = {k: torch.stack([b[0][k] for b in batches]) for k in x0}
+    else:
+        x = torch.stack([b[0] for b in batches])
+    return x, torch.stack([b[1] for b in batches])
+
+
+def _limit(value: Any, n: int) -> int:
+    if value is None or (isinstance(value, float) and value == 1.0):
+        return n
+    return min(int(value), n)
+
+
+def clip_per_seed(params: list[torch.Tensor], max_norm: float, algorithm: str) -> None:
+    """Lightning's gradient clipping, for each seed (leading dim) on its own."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if algorithm == "value":
+        for g in grads:
+            g.clamp_(-max_norm, max_norm)
+        return
+    # torch.nn.utils.clip_grad_norm_: total 2-norm over all parameters, coef clamped to 1
+    norms = torch.stack([g.flatten(1).norm(2, dim=1) for g in grads], dim=1)  # (S, P)
+    total = norms.norm(2, dim=1)  # (S,)
+    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.view(-1, *([1] * (g.ndim - 1))))
+
+
+def estimated_steps(trainer_cfg: DictConfig, batches_per_epoch: int) -> int:
+    """``Trainer.estimated_stepping_batches`` for one process and no accumulation."""
+    max_epochs, max_steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps", -1)
+    max_steps = -1 if max_steps is None else int(max_steps)
+    if max_epochs in (None, -1):
+        return max_steps
+    total = batches_per_epoch * max(int(max_epochs), 1)
+    return min(total, max_steps) if max_steps != -1 else total
+
+
+# ---- the run folders ---------------------------------------------------------------------------
+def _log_rows(seed: Seed, metrics: dict[str, float], step: int) -> None:
+    for logger in seed.loggers:
+        logger.log_metrics(metrics, step)
+
+
+def save_checkpoint(seed: Seed, k: int, stack: Stack, path: Path, state: dict[str, Any]) -> None:
+    """Write seed ``k``'s checkpoint in the separate run's format (``rundir.checkpoint``)."""
+    stack.unstack_into(k, seed.net)
+    checkpoint: dict[str, Any] = {
+        "epoch": state["epoch"],
+        "global_step": state["step"],
+        "pytorch-lightning_version": L.__version__,
+        "state_dict": seed.module.state_dict(),
+        "optimizer_states": [seed_optimizer_state(state["optimizer"], stack, k)],
+        "lr_schedulers": [state["scheduler"].state_dict()] if state["scheduler"] else [],
+        "hparams_name": "kwargs",
+        "hyper_parameters": dict(seed.module.hparams),
+        EPOCH_SUMS_KEY: {
+            "count": seed.count,
+            "loss_sum": seed.loss_sum,
+            "correct": seed.correct,
+        },
+    }
+    resolved = redact(OmegaConf.to_container(seed.cfg, resolve=True))
+    ConfigInCheckpoint(resolved).on_save_checkpoint(
+        SimpleNamespace(datamodule=seed.datamodule), seed.module, checkpoint
+    )  # the config, the data spec and plain hyper-parameters, as in a separate run's file
+    for logger in seed.loggers:  # the rows a checkpoint covers are on disk before it is
+        logger.save()
+    AtomicCheckpointIO().save_checkpoint(checkpoint, path)
+
+
+def seed_optimizer_state(optimizer: torch.optim.Optimizer, stack: Stack, k: int) -> dict:
+    """Seed ``k``'s slice of the stacked optimizer's state, as its own optimizer would hold it."""
+    state = optimizer.state_dict()
+    sliced = {}
+    for index, values in state["state"].items():
+        sliced[index] = {
+            name: v[k].clone() if isinstance(v, torch.Tensor) and v.ndim > 0 else v
+            for name, v in values.items()
+        }
+    return {"state": sliced, "param_groups": state["param_groups"]}
+
+
+# ---- the fit -----------------------------------------------------------------------------------
+def _evaluate(stack: Stack, seeds: list[Seed], split: str, limit: Any) -> list[dict[str, float]]:
+    """Each seed's mean loss and accuracy on its own ``split`` (eval mode, no gradients)."""
+    loaders = [s.datamodule._loader(split, shuffle=False) for s in seeds]
+    n = _limit(limit, len(loaders[0]))
+    loss_sum = torch.zeros(len(seeds))
+    correct = torch.zeros(len(seeds))
+    count = 0
+    stack.train(False)
+    with torch.no_grad():
+        for _, *batches in zip(range(n), *loaders, strict=False):
+            x, y = stack_batches(batches)
+            losses, logits = stack.step(stack.params, stack.buffers, x, y)
+            loss_sum += losses * y.shape[1]
+            correct += (logits.argmax(-1) == y).sum(1)
+            count += y.shape[1]
+    stack.train(True)
+    return [{f"{split}/loss": float(loss_sum[k] / count), f"{split}/acc": float(correct[k] / count)}
+            for k in range(len(seeds))]  # fmt: skip
+
+
+def _diverged_record(seed: Seed, state: dict[str, Any], value: float) -> dict[str, Any]:
+    kept = seed.out_dir / "checkpoints" / "last.ckpt"
+    return {
+        "status": "diverged",
+        "diverged_at_step": int(seed.diverged_at),
+        "last_finite_loss": seed.last_finite,
+        "error": (
+            f"DivergenceError: training loss became {value} at step {seed.diverged_at} (epoch "
+            f"{state['epoch']}; trained with seeds together); last good checkpoint: "
+            f"{kept if kept.is_file() else 'none saved yet'}"
+        ),
+    }
+
+
+def train_together(cfgs: list[DictConfig]) -> list[dict[str, Any] | BaseException]:
+    """Train the configs (equal but for ``seed``) as one stacked model; write each seed's run
+    folder; return each seed's metrics (as ``run.train`` returns them) or its error (a diverged
+    seed's DivergenceError carries its record as ``depthbench_metrics``, as ``run.train``'s)."""
+    for cfg in cfgs:
+        validate_train_config(cfg)
+        check_output_dir(Path(cfg.paths.output_dir))
+    with contextlib.ExitStack() as held:
+        for cfg in cfgs:  # each folder is its seed's alone, as for a separate run
+            held.enter_context(claimed(Path(cfg.paths.output_dir), cfg))
+        seeds = [build_seed(cfg) for cfg in cfgs]
+        reason = why_apart_built(seeds[0].net)
+        if reason is not None:
+            raise CannotStack(reason)
+        return _fit_and_test(seeds)
+
+
+def _fit_and_test(seeds: list[Seed]) -> list[dict[str, Any] | BaseException]:
+    cfg = seeds[0].cfg
+    tcfg = cfg.trainer
+    nets = [s.net for s in seeds]
+    stack = Stack(nets, float(cfg.module.get("label_smoothing", 0.0)))
+    params = list(stack.params.values())
+    loaders = [s.datamodule.train_dataloader() for s in seeds]
+    lengths = {len(loader) for loader in loaders}
+    if len(lengths) != 1:
+        raise ValueError(f"the seeds' training splits give different batch counts: {lengths}")
+    batches_per_epoch = _limit(tcfg.get("limit_train_batches"), lengths.pop())
+    total = estimated_steps(tcfg, batches_per_epoch)
+    module = seeds[0].module
+    optimizer = module.hparams.optimizer(params=[{"params": params}])
+    scheduler = (module.hparams.scheduler(optimizer=optimizer, total_steps=total)
+                 if module.hparams.scheduler is not None else None)  # fmt: skip
+    max_steps = math.inf if tcfg.get("max_steps") in (None, -1) else int(tcfg.max_steps)
+    max_epochs = math.inf if tcfg.get("max_epochs") in (None, -1) else int(tcfg.max_epochs)
+    log_every = int(tcfg.get("log_every_n_steps") or 50)
+    val_every = tcfg.get("check_val_every_n_epoch", 1)
+    clip = tcfg.get("gradient_clip_val")
+    clip_algorithm = str(tcfg.get("gradient_clip_algorithm") or "norm")
+    lr_name = f"lr-{type(optimizer).__name__}"
+    lr_monitor = "lightning.pytorch.callbacks.LearningRateMonitor" in _targets(cfg.get("callbacks"))
+    for s in seeds:
+        for logger in s.loggers:
+            logger.log_hyperparams(redact(OmegaConf.to_container(s.cfg, resolve=True)))
+    n_params = count_parameters(nets[0])
+    log.info("train %d seeds together (%s) of %s: %s parameters each; up to %s steps",
+             len(seeds), ", ".join(str(s.cfg.seed) for s in seeds), type(nets[0]).__name__,
+             f"{n_params:,}", total)  # fmt: skip
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "optimizer": optimizer, "scheduler": scheduler}
+    alive = torch.ones(len(seeds), dtype=torch.bool)
+    stack.train(True)
+    start = time.perf_counter()
+    train_seconds = 0.0
+    epoch = 0
+    step = 0
+    while epoch < max_epochs and step < max_steps and alive.any():
+        state["epoch"] = epoch
+        if lr_monitor:
+            for s in seeds:
+                if s.alive:
+                    _log_rows(s, {lr_name: optimizer.param_groups[0]["lr"]}, step)
+        loss_sums, corrects, count = (
+            torch.zeros(len(seeds)),
+            torch.zeros(len(seeds), dtype=torch.long),
+            0,
+        )
+        for s in seeds:
+            s.loss_sum, s.correct, s.count = loss_sums[0], corrects[0], 0
+        iterators = [iter(loader) for loader in loaders]
+        epoch_start = time.perf_counter()
+        b = -1
+        for b in range(batches_per_epoch):  # noqa: B007 (b: the epoch's last batch, below)
+            batches = []
+            for s, it in zip(seeds, iterators, strict=True):
+                with own_generator(s):  # its augmentations: the separate run's draws
+                    batches.append(next(it))
+            x, y = stack_batches(batches)
+            optimizer.zero_grad(set_to_none=True)
+            losses, logits = stack.step(stack.params, stack.buffers, x, y)
+            torch.where(alive, losses, 0.0).sum().backward()
+            if clip:
+                clip_per_seed(params, float(clip), clip_algorithm)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            detached = losses.detach()
+            n = int(y.shape[1])
+            # the epoch's sums as Classifier.training_step keeps them (float32 on the device)
+            loss_sums = loss_sums + detached * n
+            corrects = corrects + (logits.detach().argmax(-1) == y).sum(1)
+            values = detached.tolist()  # the one host read of the step
+            for k, s in enumerate(seeds):
+                if not s.alive:
+                    continue
+                if not math.isfinite(values[k]):
+                    s.alive, s.diverged_at = False, step
+                    alive[k] = False
+                    s.fit_metrics = _diverged_record(s, {**state, "epoch": epoch}, values[k])
+                    s.fit_metrics.update(steps=step + 1, epochs=epoch)
+                    log.warning("%s diverged at step %d; the other seeds go on", s.name, step)
+                    continue
+                s.last_finite = values[k]
+                s.samples += n
+                if (step + 1) % log_every == 0:
+                    _log_rows(s, {"train/loss_step": values[k], "epoch": epoch}, step)
+            count += n
+            step += 1
+            state["step"] = step
+            for k, s in enumerate(seeds):
+                every = s.last_ckpt.get("every_n_train_steps") if s.last_ckpt is not None else None
+                if s.alive and every and step % every == 0:
+                    save_checkpoint(s, k, stack, _last_path(s), state)
+            if step >= max_steps or not alive.any():
+                break
+        train_seconds += time.perf_counter() - epoch_start
+        last_batch = b == batches_per_epoch - 1
+        if last_batch and (epoch + 1) % int(val_every or 1) == 0 and alive.any():
+            results = _evaluate(stack, seeds, "val", tcfg.get("limit_val_batches"))
+            for s, r in zip(seeds, results, strict=True):
+                if s.alive:
+                    s.fit_metrics.update(r)
+                    _log_rows(s, {**r, "epoch": epoch}, step - 1)
+        for k, s in enumerate(seeds):
+            if not s.alive:
+                continue
+            s.loss_sum, s.correct, s.count = loss_sums[k], corrects[k], count
+            if count:
+                epoch_row = {"train/acc": float(corrects[k].float() / count),
+                             "train/loss_epoch": float(loss_sums[k] / count)}  # fmt: skip
+                s.fit_metrics.update(epoch_row)
+                _log_rows(s, {**epoch_row, "epoch": epoch}, step - 1)
+            if s.best_ckpt is not None:
+                _save_best(s, k, stack, state)
+            if s.last_ckpt is not None and step > 0:
+                save_checkpoint(s, k, stack, _last_path(s), state)
+        log.info("epoch %d  %s", epoch + 1, "  ".join(
+            f"{s.cfg.seed}: " + (f"loss {s.fit_metrics.get('train/loss_epoch', math.nan):.4f}"
+                                 if s.alive else "diverged") for s in seeds))  # fmt: skip
+        epoch += 1
+    fit_seconds = time.perf_counter() - start
+    # ---- test, metrics.json ------------------------------------------------------------------
+    tests = (_evaluate(stack, seeds, "test", tcfg.get("limit_test_batches"))
+             if cfg.get("test", True) and alive.any() else [{} for _ in seeds])  # fmt: skip
+    outcomes: list[dict[str, Any] | BaseException] = []
+    for k, s in enumerate(seeds):
+        stack.unstack_into(k, s.net)
+        fields = {
+            "model": type(s.net).__name__,
+            "data": getattr(s.datamodule, "name", type(s.datamodule).__name__),
+            "params": n_params,
+        }
+        if not s.alive:
+            record = {
+                **s.fit_metrics,
+                **fields,
+                "output_dir": str(s.out_dir),
+                "seeds_together": len(seeds),
+            }
+            record = {"status": "diverged", **{k2: v for k2, v in record.items() if k2 != "status"}}
+            write_metrics(s.out_dir, **record)
+            _finish_loggers(s, "failed")
+            error = DivergenceError(record["error"].removeprefix("DivergenceError: "))
+            error.depthbench_metrics = record  # type: ignore[attr-defined]
+            outcomes.append(error)
+            continue
+        test = tests[k]
+        if test:
+            _log_rows(s, {**test, "epoch": epoch}, step)
+        m = s.fit_metrics
+        metrics = {
+            "status": "ok",
+            "train/loss": m.get("train/loss_epoch"),
+            "train/acc": m.get("train/acc"),
+            "val/loss": m.get("val/loss"),
+            "val/acc": m.get("val/acc"),
+            "test/loss": test.get("test/loss"),
+            "test/acc": test.get("test/acc"),
+            **fields,
+            "epochs": epoch,
+            "steps": step,
+            "fit_seconds": round(fit_seconds, 3),
+            "train_seconds": round(train_seconds, 3),
+            "train_samples_per_second": (
+                round(s.samples / train_seconds, 1) if train_seconds > 0 else None
+            ),
+            "seeds_together": len(seeds),
+            "output_dir": str(s.out_dir),
+        }
+        write_metrics(s.out_dir, **metrics)
+        _finish_loggers(s, "success")
+        outcomes.append(metrics)
+    return outcomes
+
+
+def _last_path(seed: Seed) -> Path:
+    return Path(str(seed.last_ckpt.dirpath)) / "last.ckpt"
+
+
+def _save_best(seed: Seed, k: int, stack: Stack, state: dict[str, Any]) -> None:
+    """ModelCheckpoint(save_top_k=1) by its monitor: a new file when the metric improved."""
+    cb = seed.best_ckpt
+    value = seed.fit_metrics.get(cb.monitor)
+    if value is None:
+        return
+    better = seed.best is None or (
+        value > seed.best[0] if cb.mode == "max" else value < seed.best[0]
+    )
+    if not better:
+        return
+    metrics = {k: torch.tensor(v) for k, v in seed.fit_metrics.items() if isinstance(v, float)}
+    metrics.update(epoch=state["epoch"], step=state["step"])
+    path = Path(cb.format_checkpoint_name(metrics))
+    save_checkpoint(seed, k, stack, path, state)
+    if seed.best is not None and seed.best[1] != path:
+        seed.best[1].unlink(missing_ok=True)
+    seed.best = (value, path)
+
+
+def _finish_loggers(seed: Seed, status: str) -> None:
+    for logger in seed.loggers:
+        logger.save()
+        logger.finalize(status)

@@ -1,0 +1,1 @@
+"""depthbench's Hydra launchers (Hydra finds plugins in the ``hydra_plugins`` namespace only)."""
