@@ -20,6 +20,7 @@ from depthbench.lesson.outcome import (
     Verdict,
 )
 from depthbench.report.tables import markdown_table
+from depthbench.rundir.atomic import write_text_atomic
 
 BADGE = {
     CONFIRMED: "**confirmed**",
@@ -44,7 +45,9 @@ class ClaimResult:
     seeds: list[int] = field(default_factory=list)
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # the deciding rows
     control_frames: dict[str, pd.DataFrame] = field(default_factory=dict)
-    commits: list[str] = field(default_factory=list)  # the commits the runs ran on
+    commits: list[str] = field(default_factory=list)  # the commits the runs ran on (dirty flag)
+    sets: list[list[str]] = field(default_factory=list)  # the --set lists its processes ran with
+    failed: list[str] = field(default_factory=list)  # one line per process of it that failed
 
 
 def _verdict_line(v: Verdict) -> str:
@@ -75,13 +78,15 @@ def write_page(
         "claim is *inconclusive*; when the runs its verdict needs are missing it is *undecided*.",
         "",
         f"Made by `{command}` on {header['date']}; profile `{header['profile']}`, seeds "
-        f"{_seeds(header['seeds'])}; {header['machine']}; "
+        f"{_seeds(header['seeds'])}{_seeds_by_claim(results)}; {header['machine']}; "
         + ", ".join(f"{k} {v}" for k, v in header["versions"].items())
-        + f"; wall time {header['wall']}. Code: "
+        + f"; wall time {header['wall']}. Code the runs ran on: "
         + (", ".join(f"`{c}`" for c in header.get("commits") or []) or "not recorded")
         + ".",
         "",
     ]
+    if "criteria" in header:
+        lines += [criteria_line(header["criteria"], header.get("criteria_first")), ""]
     timed = [(r.claim.order, r.claim.name, r.seconds) for r in results if r.seconds]
     if timed:
         lines += [
@@ -115,6 +120,13 @@ def write_page(
             conv = " ".join(str(c.criterion["convergence"]).split())
             lines += [f"**Convergence** (pilot seeds {_seeds(c.pilot_seeds)}): {conv}", ""]
         lines += [f"**Verdict:** {_verdict_line(v)} — {v.summary}.", ""]
+        extra = sorted({o for s in r.sets for o in s})
+        if extra:
+            whose = "the claim's and its control's" if c.control is not None else "the claim's"
+            if c.uses:
+                whose = f"the runs of claim `{c.uses}` that it reads, claim and control alike"
+            lines += [f"**`--set`:** {', '.join(f'`{o}`' for o in extra)}, applied to every run "
+                      f"of {whose}.", ""]  # fmt: skip
         if v.checks:
             lines += ["| requirement | measured | holds |", "|---|---|---|"]
             for ch in v.checks:
@@ -153,9 +165,9 @@ def write_page(
                 else "their numbers read from a lesson.json"
             )
             lines += [f"Runs: {sum(r.outcomes.values())} ({counts}){when};{every} {where}.", ""]
-        for bad in r.bad_runs:
+        for bad in [*r.failed, *r.bad_runs]:
             lines.append(f"- {bad}")
-        if r.bad_runs:
+        if r.bad_runs or r.failed:
             lines.append("")
         records.append(
             {
@@ -177,6 +189,8 @@ def write_page(
                 "bad_runs": r.bad_runs,
                 "seconds": r.seconds,
                 "commits": r.commits,
+                "sets": r.sets,  # the --set lists its processes ran with
+                "failed_processes": r.failed,
                 # every run's deciding numbers: `depthbench lesson --from lesson.json` decides
                 # and draws again from these, without the run folders
                 "frames": {k: _records(f) for k, f in r.frames.items()},
@@ -184,11 +198,44 @@ def write_page(
             }
         )
     page = out_dir / "lesson.md"
-    page.write_text("\n".join(lines).rstrip() + "\n")
-    (out_dir / "lesson.json").write_text(
-        json.dumps({**header, "command": command, "claims": records}, indent=2, default=str) + "\n"
+    write_text_atomic(page, "\n".join(lines).rstrip() + "\n")
+    write_text_atomic(
+        out_dir / "lesson.json",
+        json.dumps({**header, "command": command, "claims": records}, indent=2, default=str) + "\n",
     )
     return page
+
+
+def criteria_line(criteria: dict[str, Any], first: bool | None) -> str:
+    """The header's line on the criteria: the commit that last changed ``conf/lesson/``, whether
+    it was dirty, and whether it is an ancestor of every commit the runs ran on."""
+    if not criteria.get("commit"):
+        return "Criteria (`conf/lesson/`): commit not recorded (no git checkout)."
+    state = "with uncommitted changes" if criteria.get("dirty") else "clean"
+    when = f" of {criteria['date'][:16].replace('T', ' ')}" if criteria.get("date") else ""
+    order = {
+        True: "it is an ancestor of every commit the runs ran on: the criteria came first",
+        False: "it is **not** an ancestor of every commit the runs ran on: the criteria changed "
+        "after the runs",
+        None: "whether it precedes the runs' commits could not be told",
+    }[first]
+    if criteria.get("dirty"):
+        order = "criteria not committed cannot be shown to have come before the runs"
+    return (
+        f"Criteria (`conf/lesson/`) as of commit `{criteria['commit'][:10]}`{when}, {state}; "
+        f"{order}."
+    )
+
+
+def _seeds_by_claim(results: list[ClaimResult]) -> str:
+    """`` (claim 6: 200, 201)`` for each claim whose verdict used other seeds than the rest."""
+    used = [r for r in results if r.seeds]
+    if len({tuple(r.seeds) for r in used}) <= 1:
+        return ""
+    common = max({tuple(r.seeds) for r in used}, key=lambda s: sum(tuple(r.seeds) == s
+                                                                 for r in used))  # fmt: skip
+    odd = [f"claim {r.claim.order}: {_seeds(r.seeds)}" for r in used if tuple(r.seeds) != common]
+    return f" ({'; '.join(odd)})"
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from depthbench.errors import ConfigError, DepthbenchError
-from depthbench.lesson.claims import PROFILES, load_claims
+from depthbench.lesson.claims import PROFILES, criteria_came_first, criteria_state, load_claims
 from depthbench.lesson.decide import decide, measure_all
 from depthbench.lesson.jobs import gpu_count, plan_jobs, run_jobs
 from depthbench.lesson.outcome import (
@@ -106,7 +106,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="an override for every sweep (replaces the sweep's own value of KEY)",
+        help="an override for every sweep, the control's included (replaces the sweep's own "
+        "value of KEY); a claim whose compared key it collapses is undecided; refused for "
+        "computed claims",
     )
     return p.parse_args(argv)
 
@@ -116,6 +118,7 @@ def lesson(args: argparse.Namespace) -> Path:
     if args.seeds < 1 or args.jobs < 1 or args.first_seed < 0:
         raise ConfigError("--seeds and --jobs must be >= 1, --first-seed >= 0")
     claims = load_claims([c for c in args.only.split(",") if c] or None)
+    check_set(args.extra, claims, args.from_dir)
     from depthbench.machine import machine_record
 
     gpus = gpu_count()
@@ -152,7 +155,7 @@ def lesson(args: argparse.Namespace) -> Path:
         # the wall time of the lesson that made this folder, for a page decided again --from it;
         # written once: a later --resume adds runs but never changes what is already there
         if not args.resume and not (root / WALL_FILE).exists():
-            (root / WALL_FILE).write_text(f"{time.perf_counter() - start:.1f}\n")
+            write_text_atomic(root / WALL_FILE, f"{time.perf_counter() - start:.1f}\n")
         write_text_atomic(root / DONE_FILE, datetime.now(timezone.utc).isoformat() + "\n")
     wall = time.perf_counter() - start
     results = []
@@ -164,8 +167,11 @@ def lesson(args: argparse.Namespace) -> Path:
             results.append(decide(c, None, record=records[c.name], gpu=gpu))
         else:
             results.append(decide(c, root, gpu=gpu))
-    if args.from_dir is not None:  # the seeds the earlier runs used, not --seeds' default
-        seeds = sorted({s for r in results for s in r.seeds})
+    # exactly the seeds the verdicts read (--resume may add seeds to earlier ones; --from reads
+    # whatever the runs used), not the seeds this invocation asked for
+    seeds = sorted({s for r in results for s in r.seeds})
+    commits = sorted({c for r in results for c in r.commits})
+    criteria = criteria_state()
     machine = machine_record()
     header = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -176,7 +182,13 @@ def lesson(args: argparse.Namespace) -> Path:
         "wall": _wall(wall, args.from_dir, root),
         "wall_seconds": round(wall, 1) if args.from_dir is None else None,
         "runs": str(root) if root else str(args.from_dir),
-        "commits": sorted({c for r in results for c in getattr(r, "commits", [])}),
+        "commits": commits,
+        # the last commit of conf/lesson/ and whether it was dirty: the criteria came first
+        # when it is an ancestor of every commit the runs ran on
+        "criteria": criteria,
+        "criteria_first": criteria_came_first(criteria["commit"], commits)
+        if not criteria["dirty"]
+        else False,
     }
     argv = sys.argv[2:] if sys.argv[1:2] == ["lesson"] else sys.argv[1:]
     shown = [("TEXT" if prev == "--note" else a) for prev, a in zip(["", *argv], argv)]
@@ -191,6 +203,22 @@ def lesson(args: argparse.Namespace) -> Path:
     for r in results:
         log.info("lesson: %d. %s: %s", r.claim.order, r.claim.title, r.verdict.outcome)
     return page
+
+
+def check_set(extra: list[str], claims: list, from_dir: Path | None) -> None:
+    """Refuse a ``--set`` that could not mean what it says, before anything runs: with
+    ``--from`` (nothing is trained), or for a computed claim (its rows come from the args in
+    ``conf/lesson/<claim>.yaml``, not from train.py)."""
+    if not extra:
+        return
+    if from_dir is not None:
+        raise ConfigError("--set changes runs, and --from trains nothing; leave one out")
+    computed = [c.name for c in claims if any(c.compute(p) for p in c.profiles)]
+    if computed:
+        raise ConfigError(
+            f"--set applies to train.py sweeps, and {', '.join(computed)} compute their rows "
+            "with the args in conf/lesson/<claim>.yaml; leave them out with --only"
+        )
 
 
 def unfinished(root: Path) -> bool:
