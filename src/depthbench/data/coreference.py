@@ -102,9 +102,15 @@ def generate(
     animate_adjectives: Sequence[str] = ANIMATE_ADJECTIVES,
     inanimate_adjectives: Sequence[str] = INANIMATE_ADJECTIVES,
     frames: Sequence[str] = FRAMES,
+    random_referent: bool = False,
 ) -> list[Sentence]:
     """``n`` seeded sentences, each with a held-out (noun, frame) pair if ``want_heldout``,
-    else with none. The referent is an animal or a thing with equal probability."""
+    else with none. The referent is an animal or a thing with equal probability.
+
+    ``random_referent``: the adjective is drawn from both lists, independently of which noun is
+    labelled the referent, so nothing in the sentence says what "it" refers to (the lesson's
+    placebo: the same sentences and nouns, with the cause of resolving "it" removed).
+    """
     rng = random.Random(seed)
     out: list[Sentence] = []
     while len(out) < n:
@@ -114,7 +120,8 @@ def generate(
         if is_heldout != want_heldout:
             continue
         to_animal = rng.random() < 0.5
-        adjective = rng.choice(animate_adjectives if to_animal else inanimate_adjectives)
+        fits_animal = rng.random() < 0.5 if random_referent else to_animal
+        adjective = rng.choice(animate_adjectives if fits_animal else inanimate_adjectives)
         out.append(make_sentence(frames[f], f, animal, thing, to_animal, adjective))
     return out
 
@@ -140,9 +147,11 @@ class CoreferenceDataModule(TokenDataModule):
         inanimate_adjectives: Sequence[str] = INANIMATE_ADJECTIVES,
         frames: Sequence[str] = FRAMES,
         max_len: int = 16,
+        random_referent: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(max_len=max_len, **kwargs)
+        self.random_referent = bool(random_referent)
         for name, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"data.{name} must be a positive integer, got {value!r}")
@@ -180,7 +189,12 @@ class CoreferenceDataModule(TokenDataModule):
         self.heldout = heldout_pairs(
             self.classes, len(self.frames), self.heldout_fraction, self.seed
         )
-        kinds = dict(heldout=self.heldout, frames=self.frames, **self.vocab_words)
+        kinds = dict(
+            heldout=self.heldout,
+            frames=self.frames,
+            random_referent=self.random_referent,
+            **self.vocab_words,
+        )
         # distinct seeds per split; val is in-distribution (no held-out pair), like train
         return {
             split: generate(n, want_heldout=split == "test", seed=self.seed * 3 + k, **kinds)

@@ -32,12 +32,19 @@ class Control:
     ``sweeps``: sweep name -> overrides (a sweep) or args (a computed row) that replace the
     claim's own for the control's runs. ``replace``: no runs of its own; the claim's rows where
     ``key == value`` are dropped and the rows where ``key == with`` stand in for them (a plain
-    twin judged by the residual net's criterion, for example).
+    twin judged by the residual net's criterion, for example). ``stand_in``: the control's own
+    runs stand in for the claim's rows where ``key == value`` (independently seeded copies of
+    the other arm, for an A/A comparison). ``seed_offset``: the control's runs use seeds shifted
+    by it (never the claim's own runs), and are paired with the claim's seeds after shifting
+    back. ``could_pass``: one line on why the control could have passed the claim's verdict.
     """
 
     change: str
     sweeps: dict[str, Any] = field(default_factory=dict)
     replace: dict[str, str] = field(default_factory=dict)
+    stand_in: dict[str, str] = field(default_factory=dict)
+    seed_offset: int = 0
+    could_pass: str = ""
 
 
 @dataclass
@@ -141,6 +148,9 @@ def load_claim(path: Path) -> Claim:
                 for k, v in (control.get("sweeps") or {}).items()
             },
             replace=dict(control.get("replace") or {}),
+            stand_in=dict(control.get("stand_in") or {}),
+            seed_offset=int(control.get("seed_offset") or 0),
+            could_pass=" ".join(str(control.get("could_pass") or "").split()),
         )
         if control
         else None,

@@ -239,10 +239,89 @@ def transfer_by_layer(
     }
 
 
+def lite0_pooled_features(net: nn.Module, images: torch.Tensor, batch_size: int = 100):
+    """EfficientNet-Lite0's pooled features (N, 1,280), as its classifier head reads them
+    (``forward_features``); net in eval mode, no gradients."""
+    net.eval()
+    with torch.no_grad():
+        out = [
+            net.forward_features(images[i : i + batch_size])
+            for i in range(0, len(images), batch_size)
+        ]
+    return torch.cat(out).numpy()
+
+
+def head_accuracies(
+    a: np.ndarray, y_a: np.ndarray, b: np.ndarray, y_b: np.ndarray
+) -> tuple[float, float]:
+    """(train, test) accuracy of a linear head on standardised features, trained to convergence:
+    multinomial logistic regression with an L2 penalty (C = 1), lbfgs to 5,000 iterations."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    head = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=1.0))
+    head.fit(a, y_a)
+    return float(head.score(a, y_a)), float(head.score(b, y_b))
+
+
+def transfer_head(
+    seed: int,
+    pretrained: bool = True,
+    train: int = 300,
+    test: int = 1000,
+    image_size: int = 128,
+    root: str | None = None,
+) -> Row:
+    """A frozen EfficientNet-Lite0 as a feature extractor, and a linear head on its features.
+
+    ``seed`` draws a class-balanced set of ``train`` Fashion-MNIST training images, ``test`` test
+    images and (``pretrained=False``) the backbone's initial weights. The backbone computes each
+    image's pooled features once, at ``image_size`` pixels; a linear head
+    (:func:`head_accuracies`) is trained on the training features to convergence. The same head
+    on the raw 28x28 pixels of the same images is the baseline every arm shares.
+    """
+    from depthbench.data.fashion_mnist import FashionMNISTDataModule
+    from depthbench.data.stats import balanced_subset
+    from depthbench.models.backbones import load_state_dict_file
+    from depthbench.models.efficientnet_lite import EfficientNetLite0, lite0_weights_path
+
+    dm = FashionMNISTDataModule(root=root or os.environ.get("DEPTHBENCH_DATA", "data"), seed=0)
+    dm.setup("test")
+    (x_tr, y_tr), (x_te, y_te) = dm.splits["train"], dm.splits["test"]
+    gen = torch.Generator().manual_seed(seed)
+    i_tr = balanced_subset(y_tr, train, gen)
+    i_te = torch.randperm(len(y_te), generator=gen)[:test]
+    x_tr, y_tr, x_te, y_te = x_tr[i_tr], y_tr[i_tr].numpy(), x_te[i_te], y_te[i_te].numpy()
+
+    torch.manual_seed(seed)
+    net = EfficientNetLite0(input_shape=[3, image_size, image_size], num_classes=1000)
+    if pretrained:
+        net.load_state_dict(load_state_dict_file(lite0_weights_path()))
+    f_tr = lite0_pooled_features(net, lite0_input(x_tr, image_size))
+    f_te = lite0_pooled_features(net, lite0_input(x_te, image_size))
+    train_acc, test_acc = head_accuracies(f_tr, y_tr, f_te, y_te)
+    raw_train, raw_test = head_accuracies(
+        x_tr.flatten(1).float().numpy() / 255, y_tr, x_te.flatten(1).float().numpy() / 255, y_te
+    )
+    return {
+        "train acc": train_acc,
+        "test acc": test_acc,
+        "raw train acc": raw_train,
+        "raw test acc": raw_test,
+        "pretrained": float(bool(pretrained)),
+        "image size": float(image_size),
+    }
+
+
 def _with_labels(
     pair: tuple[np.ndarray, ...], y_a: np.ndarray, y_b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return pair[0], y_a, pair[1], y_b
 
 
-COMPUTED = {"shattered_gradients": shattered_gradients, "transfer_by_layer": transfer_by_layer}
+COMPUTED = {
+    "shattered_gradients": shattered_gradients,
+    "transfer_by_layer": transfer_by_layer,
+    "transfer_head": transfer_head,
+}

@@ -165,10 +165,20 @@ def control_frames(claim: Claim, frames: dict, control: dict) -> dict[str, pd.Da
     control's sweeps in place of theirs, or the ``replace`` rows standing in for the others."""
     assert claim.control is not None
     out = dict(frames)
+    shift, stand = claim.control.seed_offset, claim.control.stand_in
     for name in claim.control.sweeps:
         if name not in control:
             raise KeyError(f"the control's {name} runs are missing")
-        out[name] = control[name]
+        ctrl = control[name].copy()
+        if shift and "seed" in ctrl:  # paired with the claim's seed they were shifted from
+            ctrl["seed"] = ctrl["seed"].astype(int) - shift
+        if stand:  # independently seeded copies stand in for the claim's rows key == value
+            key, value = stand["key"], str(stand["value"]).lower()
+            mine = frames[name]
+            col = mine[key].astype(str).str.lower()
+            ctrl[key] = mine[col == value][key].iloc[0] if (col == value).any() else value
+            ctrl = pd.concat([mine[col != value], ctrl], ignore_index=True)
+        out[name] = ctrl
     rep = claim.control.replace
     if rep:
         key, value, stand_in = rep["key"], str(rep["value"]).lower(), str(rep["with"]).lower()

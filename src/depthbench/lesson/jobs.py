@@ -138,24 +138,26 @@ def plan_jobs(
             continue
         sweeps, compute = claim.sweeps(profile), claim.compute(profile)
         control = claim.control.sweeps if claim.control else {}
-        units: list[tuple[Path, list[str] | None, dict | None]] = []
+        offset = claim.control.seed_offset if claim.control else 0
+        units: list[tuple[Path, list[str] | None, dict | None, int]] = []
         for name, overrides in sweeps.items():
-            units.append((root / claim.name / name, overrides, None))
+            units.append((root / claim.name / name, overrides, None, 0))
         for name, spec in compute.items():
-            units.append((root / claim.name / name, None, spec))
+            units.append((root / claim.name / name, None, spec, 0))
         for name, change in control.items():
             where = root / claim.name / CONTROL / name
             if name in sweeps:
-                units.append((where, merge_overrides(sweeps[name], list(change)), None))
+                units.append((where, merge_overrides(sweeps[name], list(change)), None, offset))
             elif name in compute:
                 spec = compute[name]
                 args = {**(spec.get("args") or {}), **(change.get("args") or {})}
-                units.append((where, None, {**spec, "args": args}))
+                units.append((where, None, {**spec, "args": args}, offset))
             else:
                 raise ConfigError(f"claim {claim.name}: control names no sweep {name!r}")
-        for where, overrides, spec in units:
+        for where, overrides, spec, shift in units:
             set_aside_failed(where, root)
-            missing = [s for s in seeds if s not in finished_seeds(where)]
+            done = finished_seeds(where)
+            missing = [s + shift for s in seeds if s + shift not in done]
             if not missing:
                 continue
             folder = where / seed_folder(missing)

@@ -155,19 +155,22 @@ def probes(
     return out
 
 
-def attention(run: Run, sentence: str, referent: str, other: str) -> dict[str, float]:
-    """Last-layer attention from "it" to ``referent`` / ``other``: test-set mean and on
-    ``sentence`` (from ``attention_summary.json``)."""
+def attention(run: Run, sentence: str, referent: str, other: str) -> dict[str, Any]:
+    """Attention from "it" to ``referent`` / ``other`` in every layer (layer 1 first): the
+    test-set mean and on ``sentence`` (from ``attention_summary.json``)."""
     path = run.file("attention_summary.json")
     if path is None:
         return {}
     summary = json.loads(Path(path).read_text())
-    last = summary["last_layer"]
-    row = {"referent (test)": last["referent"], "other noun (test)": last["other_noun"]}
+    per_layer = summary["mean_attention_per_layer"]
+    row: dict[str, Any] = {
+        "referent (test)": [float(v) for v in per_layer["referent"]],
+        "other noun (test)": [float(v) for v in per_layer["other_noun"]],
+    }
     layers = summary.get("sentences", {}).get(sentence, {}).get("layers")
     if layers:
-        row["referent (sentence)"] = float(layers[-1].get(referent, np.nan))
-        row["other noun (sentence)"] = float(layers[-1].get(other, np.nan))
+        row["referent (sentence)"] = [float(x.get(referent, np.nan)) for x in layers]
+        row["other noun (sentence)"] = [float(x.get(other, np.nan)) for x in layers]
     return row
 
 

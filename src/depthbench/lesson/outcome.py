@@ -4,6 +4,7 @@ helpers every verdict function uses (mean ± std over seeds, one row per setting
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,3 +143,36 @@ def per_seed(frame: pd.DataFrame, key: str, value: Any, metric: str) -> dict[Any
 
 def table_of(agg: pd.DataFrame, keys: list[str], title: str) -> pd.DataFrame:
     return agg[[*keys, "cell"]].rename(columns={"cell": title})
+
+
+def seed_check(
+    requirement: str,
+    values: Mapping[Any, float],
+    threshold: float,
+    *,
+    at_most: bool = False,
+    n_runs: int | None = None,
+    nan_passes: bool = False,
+) -> Check:
+    """A threshold that holds in every seed, never only on the mean: ``values`` maps each seed to
+    its deciding number (NaN: the run diverged). Passes when every seed is ``>= threshold`` (or
+    ``<=`` with ``at_most``) and no seed is missing (``n_runs``: the runs there should be). The
+    measured cell lists each seed's number, the worst seed's margin and the mean's distance from
+    the threshold in seed standard deviations."""
+    seeds = sorted(values)
+    v = np.array([float(values[s]) for s in seeds], dtype=float)
+    finite = v[np.isfinite(v)]
+    sign = -1.0 if at_most else 1.0
+    ok_each = [(nan_passes if not math.isfinite(x) else sign * (x - threshold) >= 0) for x in v]
+    passed = bool(len(v)) and all(ok_each) and (n_runs is None or len(v) >= n_runs)
+    cells = ", ".join("diverged" if not math.isfinite(x) else f"{x:.3g}" for x in v)
+    if len(finite):
+        worst = finite.min() if not at_most else finite.max()
+        margin = sign * (worst - threshold)
+        sd = finite.std(ddof=1) if len(finite) > 1 else math.nan
+        dist = sign * (finite.mean() - threshold) / sd if sd and math.isfinite(sd) else math.nan
+        tail = f"; worst {worst:.3g} (margin {margin:+.3g}), mean {dist:+.1f} seed-sd from it"
+    else:
+        tail = ""
+    missing = "" if n_runs is None or len(v) >= n_runs else f"; {n_runs - len(v)} run(s) missing"
+    return Check(requirement, f"per seed {cells}{tail}{missing}", passed)

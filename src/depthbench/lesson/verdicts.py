@@ -29,8 +29,8 @@ from depthbench.lesson.outcome import (
     Series,
     Verdict,
     fmt_num,
-    per_seed,
     row_of,
+    seed_check,
     series_of,
     stats,
     table_of,
@@ -70,12 +70,20 @@ def vanishing_gradients(frames: Mapping[str, pd.DataFrame], criterion: Mapping) 
         ("relu", criterion["relu_factor"]),
     ):
         frame = frames[name]
+        ok = frame[frame.status == "ok"]
+        per_seed_g = {
+            int(seed): per_layer_factor(g[depth].tolist(), g[metric].tolist())
+            for seed, g in ok.groupby("seed")
+        }
         agg = stats(frame, [depth], metric).sort_values(depth)
         g = per_layer_factor(agg[depth].tolist(), agg["mean"].tolist())
         factors[name] = g
         lo, hi = bounds
+        checks.append(seed_check(f"{name}: per-layer factor g >= {lo}, every seed", per_seed_g, lo))
         checks.append(
-            Check(f"{name}: per-layer factor g in [{lo}, {hi}]", fmt_num(g), bool(lo <= g <= hi))
+            seed_check(
+                f"{name}: per-layer factor g <= {hi}, every seed", per_seed_g, hi, at_most=True
+            )
         )
         series.append(series_of(agg, depth, f"{name} (g = {fmt_num(g)})", frame))
         tables.append(table_of(agg, [depth], f"{name}: first/last gradient at init"))
@@ -101,44 +109,58 @@ def vanishing_gradients(frames: Mapping[str, pd.DataFrame], criterion: Mapping) 
 TRAIN_ACC = "train acc (eval)"
 
 
-def _trains(frame: pd.DataFrame, threshold: float) -> tuple[bool, str, pd.Series]:
-    agg = stats(frame, [], TRAIN_ACC).iloc[0]
-    ok = agg.n > 0 and agg.n_diverged == 0 and agg.n_failed == 0 and agg["mean"] >= threshold
-    return bool(ok), agg.cell, agg
-
-
-def _does_not_train(frame: pd.DataFrame, threshold: float) -> tuple[bool, str, pd.Series]:
-    agg = stats(frame, [], TRAIN_ACC).iloc[0]
-    if agg.n == 0 and agg.n_diverged == 0:
-        raise KeyError("no finished run of the net that should not train")
-    # a diverged run did not train either; a mean at or below the threshold is chance level
-    fails = agg.n == 0 or not agg["mean"] > threshold
-    return bool(fails and agg.n_failed == 0), agg.cell, agg
-
-
 def _bar(label: str, i: int, agg: pd.Series) -> Series:
     std = 0.0 if math.isnan(agg["std"]) else agg["std"]
     return Series(label, [i], [agg["mean"]], [std], [i] if agg.n_diverged else [])
 
 
+def _by_seed(frame: pd.DataFrame, metric: str = TRAIN_ACC) -> dict[int, float]:
+    """seed -> ``metric`` of each run (NaN for a diverged run; failed runs left out)."""
+    rows = frame[frame.status.isin(["ok", "diverged"])]
+    return {
+        int(s): (float(m) if st == "ok" else math.nan)
+        for s, m, st in zip(rows.seed, rows[metric], rows.status, strict=True)
+    }
+
+
+def _paired(a: Mapping[int, float], b: Mapping[int, float]) -> dict[int, float]:
+    """seed -> a - b over the seeds both have."""
+    return {s: a[s] - b[s] for s in a if s in b}
+
+
 def fixes(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict:
-    """A deep plain sigmoid net does not train; ReLU + He, skip connections, batch norm do."""
+    """A deep plain sigmoid net does not train; ReLU + He, skip connections, batch norm do, in
+    every seed."""
     no_train, trains = criterion["no_train_max_acc"], criterion["train_min_acc"]
     checks, rows, series = [], [], []
     for i, (name, label) in enumerate(criterion["variants"].items()):
         baseline = name == criterion["baseline"]
-        passed, cell, agg = (_does_not_train if baseline else _trains)(
-            frames[name], no_train if baseline else trains
-        )
-        depth = int(frames[name]["model.depth"].iloc[0]) if "model.depth" in frames[name] else ""
-        need = f"train acc <= {no_train}" if baseline else f"train acc >= {trains}, none diverged"
-        checks.append(Check(f"{label} (depth {depth}): {need}", cell, passed))
+        frame = frames[name]
+        agg = stats(frame, [], TRAIN_ACC).iloc[0]
+        depth = int(frame["model.depth"].iloc[0]) if "model.depth" in frame else ""
+        if baseline:
+            check = seed_check(
+                f"{label} (depth {depth}): train acc <= {no_train} (or diverged), every seed",
+                _by_seed(frame),
+                no_train,
+                at_most=True,
+                n_runs=len(frame),
+                nan_passes=True,
+            )
+        else:
+            check = seed_check(
+                f"{label} (depth {depth}): train acc >= {trains}, none diverged, every seed",
+                _by_seed(frame),
+                trains,
+                n_runs=len(frame),
+            )
+        checks.append(check)
         rows.append(
             {
                 "net": label,
                 "depth": depth,
-                "train acc (eval pass)": cell,
-                "test acc": stats(frames[name], [], "test acc").iloc[0].cell,
+                "train acc (eval pass)": agg.cell,
+                "test acc": stats(frame, [], "test acc").iloc[0].cell,
             }
         )
         series.append(_bar(label, i, agg))
@@ -152,57 +174,59 @@ def fixes(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict:
     )
     trained = [c for c in checks[1:] if c.passed]
     summary = (
-        f"the plain sigmoid net reaches train accuracy {checks[0].measured}; "
-        f"{len(trained)} of {len(checks) - 1} fixes train"
+        f"the plain sigmoid net reaches train accuracy {rows[0]['train acc (eval pass)']}; "
+        f"{len(trained)} of {len(checks) - 1} fixes train in every seed"
     )
     return Verdict.from_checks(checks, summary, pd.DataFrame(rows), fig)
 
 
 def thousand_layers(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict:
-    """A residual net of 1,000+ layers trains *and uses its depth*: it beats its depth-1 twin,
-    deleting all its blocks costs it much of what it learned, and its plain twin does not train."""
-    frame, twin = frames["main"], frames["twin"]
-    residual = frame["model.residual"].astype(str).str.lower()
-    res, plain = frame[residual == "true"], frame[residual == "false"]
+    """A residual net of 1,000+ layers trains *and uses its depth*, in every seed: it beats its
+    depth-1 twin of the same seed, deleting all its blocks costs it much of what it learned, and
+    its plain twin does not train."""
+    res, plain, twin = frames["residual"], frames["plain"], frames["twin"]
     depth = int(res["model.depth"].iloc[0]) if "model.depth" in res else 0
-    ok_res, cell_res, a_res = _trains(res, criterion["train_min_acc"])
-    ok_plain, cell_plain, a_plain = _does_not_train(plain, criterion["no_train_max_acc"])
-    a_twin = stats(twin, [], TRAIN_ACC).iloc[0]
-    if a_twin.n == 0 or a_res.n == 0:
+    r, p, t = _by_seed(res), _by_seed(plain), _by_seed(twin)
+    if not r or not t:
         raise KeyError("no finished residual run or depth-1 twin")
-    gain = a_res["mean"] - a_twin["mean"]
     ok_runs = res[res.status == "ok"]
-    cost = (ok_runs["acc intact"] - ok_runs["acc without blocks"]).to_numpy(dtype=float)
+    cost = dict(
+        zip(
+            ok_runs.seed.astype(int),
+            ok_runs["acc intact"] - ok_runs["acc without blocks"],
+            strict=True,
+        )
+    )
     need_gain, need_cost = criterion["twin_margin"], criterion["lesion_min"]
     checks = [
-        Check(
+        seed_check(
             f"residual {depth}-layer: train acc >= {criterion['train_min_acc']}, none diverged",
-            cell_res,
-            ok_res,
+            r,
+            criterion["train_min_acc"],
+            n_runs=len(res),
         ),
-        Check(
-            f"residual {depth}-layer beats its depth-1 twin by >= {need_gain}",
-            f"{fmt_num(a_res['mean'])} vs {a_twin.cell}: {gain:+.3f}",
-            bool(gain >= need_gain),
+        seed_check(
+            f"residual {depth}-layer minus its depth-1 twin (same seed) >= {need_gain}",
+            _paired(r, t),
+            need_gain,
         ),
-        Check(
-            f"deleting all its blocks costs it >= {need_cost} train acc",
-            f"{np.mean(cost):+.3f} ± {np.std(cost, ddof=1) if len(cost) > 1 else 0:.2g} "
-            f"(n={len(cost)})",
-            bool(len(cost) and np.mean(cost) >= need_cost),
-        ),
-        Check(
+        seed_check(f"deleting all its blocks costs it >= {need_cost} train acc", cost, need_cost),
+        seed_check(
             f"plain twin: train acc <= {criterion['no_train_max_acc']} (or diverged)",
-            cell_plain,
-            ok_plain,
+            p,
+            criterion["no_train_max_acc"],
+            at_most=True,
+            n_runs=len(plain),
+            nan_passes=True,
         ),
     ]
+    a_res, a_twin, a_plain = (stats(f, [], TRAIN_ACC).iloc[0] for f in (res, twin, plain))
     without = stats(res.assign(**{TRAIN_ACC: res["acc without blocks"]}), [], TRAIN_ACC).iloc[0]
     rows = [
-        {"net": f"residual, {depth} layers", "train acc (eval pass)": cell_res},
+        {"net": f"residual, {depth} layers", "train acc (eval pass)": a_res.cell},
         {"net": "the same net, all blocks deleted", "train acc (eval pass)": without.cell},
         {"net": "residual, depth-1 twin", "train acc (eval pass)": a_twin.cell},
-        {"net": f"plain, {depth} layers", "train acc (eval pass)": cell_plain},
+        {"net": f"plain, {depth} layers", "train acc (eval pass)": a_plain.cell},
     ]
     names = ["residual", "blocks deleted", "depth-1 twin", "plain"]
     series = [
@@ -229,11 +253,21 @@ def thousand_layers(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> V
 
 
 # ---- claim 4 ---------------------------------------------------------------------------------
+def _shortfalls(frame: pd.DataFrame, residual: str, deepest: int) -> dict[int, float]:
+    """seed -> best train accuracy over the depths minus the deepest net's, for one family."""
+    depth, res = "model.depth", "model.residual"
+    fam = frame[frame[res] == residual]
+    per = {d: _by_seed(fam[fam[depth] == d]) for d in sorted(fam[depth].unique())}
+    seeds = set.intersection(*(set(v) for v in per.values()))
+    return {s: max(v[s] for v in per.values()) - per[deepest][s] for s in sorted(seeds)}
+
+
 def degradation(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict:
-    """Past some depth the plain net's training accuracy falls with depth (by at least
-    ``degradation_margin`` below its best depth); the residual net's shortfall from its best
-    depth is at most ``shortfall_ratio`` of the plain net's; at the deepest depth the residual
-    net is above its plain twin in every seed (He et al. 2016, Fig. 6)."""
+    """Past some depth the plain net's training accuracy falls with depth, in every seed: the
+    deepest plain net is at least ``degradation_margin`` below the best plain depth of its seed;
+    the residual net's shortfall from its best depth is at most ``shortfall_ratio`` of the
+    plain net's of the same seed; at the deepest depth the residual net is above its plain twin
+    (He et al. 2016, Fig. 6)."""
     depth, res = "model.depth", "model.residual"
     margin, ratio = criterion["degradation_margin"], criterion["shortfall_ratio"]
     checks, series, tables = [], [], []
@@ -245,32 +279,35 @@ def degradation(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdi
         if plain.empty or resid.empty or plain[depth].nunique() < 2:
             raise KeyError(f"{family}: the sweep needs plain and residual nets at >= 2 depths")
         deepest = plain[depth].max()
-        p_best, p_deep = plain["mean"].max(), row_of(plain, **{depth: deepest})["mean"]
-        r_best, r_deep = resid["mean"].max(), row_of(resid, **{depth: deepest})["mean"]
-        p_short, r_short = p_best - p_deep, r_best - r_deep
+
+        p_short = _shortfalls(frame, "false", deepest)
+        r_short = _shortfalls(frame, "true", deepest)
         checks.append(
-            Check(
-                f"{family}: plain at depth {deepest} below the best plain depth by >= {margin}",
-                f"best {fmt_num(p_best)}, depth {deepest}: {fmt_num(p_deep)} "
-                f"(shortfall {p_short:.3f})",
-                bool(p_short >= margin),
+            seed_check(
+                f"{family}: plain at depth {deepest} below the best plain depth of its seed by "
+                f">= {margin}, every seed",
+                p_short,
+                margin,
             )
         )
         checks.append(
-            Check(
-                f"{family}: residual shortfall at depth {deepest} <= {ratio} x the plain shortfall",
-                f"{r_short:.3f} vs {ratio} x {p_short:.3f} = {ratio * p_short:.3f}",
-                bool(r_short <= ratio * p_short),
+            seed_check(
+                f"{family}: residual shortfall minus {ratio} x the plain shortfall (same seed) "
+                "<= 0, every seed",
+                {s: r_short[s] - ratio * p_short[s] for s in r_short if s in p_short},
+                0.0,
+                at_most=True,
             )
         )
-        pr = per_seed(frame[frame[depth] == deepest], res, "true", TRAIN_ACC)
-        pp = per_seed(frame[frame[depth] == deepest], res, "false", TRAIN_ACC)
-        wins = [s for s in pr if s in pp and (pr[s] > pp[s] or math.isnan(pp[s]))]
+        pr = _by_seed(frame[(frame[depth] == deepest) & (frame[res] == "true")])
+        pp = _by_seed(frame[(frame[depth] == deepest) & (frame[res] == "false")])
+        above = {s: pr[s] - (0.0 if math.isnan(pp[s]) else pp[s]) for s in pr if s in pp}
         checks.append(
             Check(
                 f"{family}: residual above plain at depth {deepest} in every seed",
-                f"{len(wins)}/{len(pr)} seeds",
-                bool(pr) and len(wins) == len(pr),
+                f"{sum(v > 0 for v in above.values())}/{len(pr)} seeds; residual minus plain "
+                + ", ".join(f"{v:+.3f}" for _, v in sorted(above.items())),
+                bool(above) and len(above) == len(pr) and all(v > 0 for v in above.values()),
             )
         )
         for kind, a in (("plain", plain), ("residual", resid)):
@@ -285,7 +322,7 @@ def degradation(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdi
         tables.append(table.rename(columns={depth: f"{family} depth"}))
     table = pd.concat(tables, axis=1) if len(tables) > 1 else tables[0]
     failed = [c.requirement for c in checks if not c.passed]
-    summary = "every check holds" if not failed else "fails: " + "; ".join(failed)
+    summary = "every check holds in every seed" if not failed else "fails: " + "; ".join(failed)
     fig = Figure("depth", "final train accuracy (eval pass)", series, logx=True)
     return Verdict.from_checks(checks, summary, table.fillna(""), fig)
 
@@ -305,22 +342,34 @@ def hierarchy(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict
     gain, drop = criterion["min_gain"], criterion["max_drop"]
     raw, own = frame["probe raw"].mean(), frame["test acc"].mean()
     above = criterion["net_above_raw"]
-    steps = np.diff(means.to_numpy())
+    seeds = frame["seed"].astype(int).tolist()
+    probes = frame[probe_cols].to_numpy(dtype=float)  # (seeds, layers)
+    worst_drop = (
+        np.maximum(0.0, -np.diff(probes, axis=1).min(axis=1))
+        if probes.shape[1] > 1
+        else np.zeros(len(seeds))
+    )
+    total = len(frames["main"])
     checks = [
-        Check(
-            f"the net's own test acc >= the raw-input probe + {above}",
-            f"{own:.3f} vs {raw:.3f}",
-            bool(own - raw >= above),
+        seed_check(
+            f"the net's own test acc minus the raw-input probe >= {above}, every seed",
+            dict(zip(seeds, frame["test acc"] - frame["probe raw"], strict=True)),
+            above,
+            n_runs=total,
         ),
-        Check(
-            f"probe accuracy: last layer - first layer >= {gain}",
-            f"{means.iloc[-1]:.3f} - {means.iloc[0]:.3f} = {means.iloc[-1] - means.iloc[0]:.3f}",
-            bool(means.iloc[-1] - means.iloc[0] >= gain),
+        seed_check(
+            f"probe accuracy: last layer minus first layer >= {gain}, every seed",
+            dict(zip(seeds, probes[:, -1] - probes[:, 0], strict=True)),
+            gain,
+            n_runs=total,
         ),
-        Check(
-            f"probe accuracy never drops by more than {drop} from one layer to the next",
-            f"largest drop {fmt_num(max(0.0, -steps.min()) if len(steps) else 0.0)}",
-            bool(len(steps) == 0 or -steps.min() <= drop),
+        seed_check(
+            f"probe accuracy never drops by more than {drop} from one layer to the next, "
+            "every seed",
+            dict(zip(seeds, worst_drop, strict=True)),
+            drop,
+            at_most=True,
+            n_runs=total,
         ),
     ]
     n = len(frame)
@@ -412,105 +461,145 @@ def depth_vs_width(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Ve
 
 
 # ---- claim 7 ---------------------------------------------------------------------------------
+def _gaps(row: pd.Series, where: str) -> np.ndarray:
+    """Per layer: attention from "it" to the referent minus that to the other noun."""
+    ref, other = row[f"referent ({where})"], row[f"other noun ({where})"]
+    return np.asarray(ref, dtype=float) - np.asarray(other, dtype=float)
+
+
 def attention(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict:
-    """ "it" attends more to its referent than to the other noun: on the lesson's sentence and
-    over the held-out test set, in every seed."""
+    """ "it" attends more to its referent than to the other noun, read in every layer: per
+    seed, the layer with the largest test-set gap (referent minus other noun) is where the net
+    resolves "it"; in that layer the gap is at least ``min_gap`` over the held-out test set and
+    on the lesson's sentence, in every seed."""
     frame = frames["main"]
     ok = frame[frame.status == "ok"].dropna(subset=["referent (test)"])
+    gap = criterion["min_gap"]
     if ok.empty:
         return Verdict.from_checks([Check("attention measured", "no ok run", None)], "no run")
-    n, total = len(ok), len(frame)
-    gap = criterion.get("min_gap", 0.0)
-    checks = []
-    for where in ("test", "sentence"):
-        ref, other = ok[f"referent ({where})"], ok[f"other noun ({where})"]
-        wins = int((ref - other >= gap).sum()) if gap else int((ref > other).sum())
-        checks.append(
-            Check(
-                f"{where}: attention to the referent exceeds that to the other noun by >= {gap},"
-                " in every seed",
-                f"referent {ref.mean():.3f} ± {ref.std(ddof=1):.2g}, other noun "
-                f"{other.mean():.3f} ± {other.std(ddof=1):.2g}; {wins}/{total} seeds",
-                wins == total,
-            )
-        )
-    rows = []
-    for where, label in (("test", "held-out test set (mean)"), ("sentence", criterion["sentence"])):
-        ref, other = ok[f"referent ({where})"], ok[f"other noun ({where})"]
+    rows, per_seed_gap = [], {"test": {}, "sentence": {}}
+    for _, r in ok.sort_values("seed").iterrows():
+        test, sent = _gaps(r, "test"), _gaps(r, "sentence")
+        best = int(np.nanargmax(test))
+        per_seed_gap["test"][r.seed], per_seed_gap["sentence"][r.seed] = test[best], sent[best]
         rows.append(
             {
-                "where": label,
-                "referent": f"{ref.mean():.3f} ± {ref.std(ddof=1):.2g} (n={n})",
-                "other noun": f"{other.mean():.3f} ± {other.std(ddof=1):.2g} (n={n})",
+                "seed": int(r.seed),
+                "layer that resolves it": best + 1,
+                "test: referent / other": f"{r['referent (test)'][best]:.3f} / "
+                f"{r['other noun (test)'][best]:.3f}",
+                "sentence: referent / other": f"{r['referent (sentence)'][best]:.3f} / "
+                f"{r['other noun (sentence)'][best]:.3f}",
+                "gap per layer (test)": ", ".join(f"{g:+.3f}" for g in test),
+                "gap per layer (sentence)": ", ".join(f"{g:+.3f}" for g in sent),
             }
         )
-    series = [
-        Series(
-            role,
-            [0, 1],
-            [ok[f"{role} (test)"].mean(), ok[f"{role} (sentence)"].mean()],
-            [ok[f"{role} (test)"].std(ddof=1), ok[f"{role} (sentence)"].std(ddof=1)],
+    checks = [
+        seed_check(
+            f"{where}: in that layer, referent minus other noun >= {gap}, every seed",
+            per_seed_gap[where],
+            gap,
+            n_runs=len(frame),
         )
-        for role in ("referent", "other noun")
+        for where in ("test", "sentence")
     ]
+    n_layers = len(ok.iloc[0]["referent (test)"])
+    x = list(range(1, n_layers + 1))
+    series = []
+    for where in ("test", "sentence"):
+        for role in ("referent", "other noun"):
+            values = np.array([list(v) for v in ok[f"{role} ({where})"]], dtype=float)
+            std = values.std(axis=0, ddof=1) if len(values) > 1 else values[0] * 0
+            s = Series(role, x, values.mean(axis=0).tolist(), np.nan_to_num(std).tolist())
+            s.panel = "held-out test set" if where == "test" else criterion["sentence"]
+            series.append(s)
     fig = Figure(
-        "",
-        'attention from "it" (last layer)',
+        "layer",
+        'attention from "it"',
         series,
-        categorical=True,
-        xticks=["test set", "lesson sentence"],
+        hlines=[],
     )
-    summary = checks[0].measured.split(";")[0] + " on the test set"
+    layers = sorted({row["layer that resolves it"] for row in rows})
+    summary = (
+        f'the layer that resolves "it" (layer {", ".join(map(str, layers))} by seed): '
+        f"test-set gap {checks[0].measured}"
+    )
     return Verdict.from_checks(checks, summary, pd.DataFrame(rows), fig)
 
 
 # ---- claim 8 ---------------------------------------------------------------------------------
 def transfer(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict:
-    """The frozen backbone + new head (sweep ``frozen``) beats the same net trained from
-    scratch (``scratch``) and a logistic regression on the raw pixels of the same images, each
-    by its margin, and beats scratch in every seed."""
+    """A frozen backbone used as a feature extractor with a linear head trained to convergence
+    (sweep ``frozen``, computed) beats the same network trained from scratch (``scratch``) and
+    the same head on the raw pixels of the same images, each by its margin, in every seed; its
+    head must train (test accuracy above chance by ``head_min`` in every seed), so a control
+    with a random backbone is judged on what its features give, never on a head stuck at
+    chance."""
     frozen, scratch = frames["frozen"], frames["scratch"]
-    a_pre = stats(frozen, [], "test acc").iloc[0]
-    a_scr = stats(scratch, [], "test acc").iloc[0]
-    if a_pre.n == 0 or a_scr.n == 0:
+    ok = frozen[frozen.status == "ok"] if "status" in frozen else frozen
+    if ok.empty or scratch.empty:
         raise KeyError("no finished frozen or scratch run")
-    ok = frozen[frozen.status == "ok"]
-    a_raw = stats(ok.assign(**{"test acc": ok["raw linear test acc"]}), [], "test acc").iloc[0]
-    pre = dict(zip(ok.seed, ok["test acc"], strict=True))
-    scr = per_seed(scratch.assign(k="x"), "k", "x", "test acc")
-    wins = [s for s in pre if s in scr and pre[s] > scr[s]]
-    margin, raw_margin = criterion["margin"], criterion["raw_margin"]
-    checks = [
-        Check(
-            f"frozen backbone mean test acc >= scratch + {margin}",
-            f"{a_pre.cell} vs {a_scr.cell}",
-            bool(a_pre["mean"] - a_scr["mean"] >= margin),
-        ),
-        Check(
-            "frozen backbone above scratch in every seed",
-            f"{len(wins)}/{len(pre)} seeds",
-            bool(pre) and len(wins) == len(pre),
-        ),
-        Check(
-            f"frozen backbone mean test acc >= raw-pixel logistic regression + {raw_margin}",
-            f"{a_pre.cell} vs {a_raw.cell}",
-            bool(a_pre["mean"] - a_raw["mean"] >= raw_margin),
-        ),
-    ]
-    table = pd.DataFrame(
-        [
-            {"net": "frozen backbone + new head", "test acc": a_pre.cell},
-            {"net": "same net from scratch", "test acc": a_scr.cell},
-            {"net": "logistic regression on the raw pixels", "test acc": a_raw.cell},
-        ]
+    total = len(frozen)
+    seeds = ok["seed"].astype(int).tolist()
+    pre = dict(zip(seeds, ok["test acc"].astype(float), strict=True))
+    raw = dict(zip(seeds, ok["raw test acc"].astype(float), strict=True))
+    scr = _by_seed(scratch, "test acc")
+    margin, raw_margin, head_min = (
+        criterion["margin"],
+        criterion["raw_margin"],
+        criterion["head_min"],
     )
-    names = ["frozen backbone", "scratch", "raw-pixel linear"]
-    series = [
-        _bar(n, i, a) for i, (n, a) in enumerate(zip(names, (a_pre, a_scr, a_raw), strict=True))
+    checks = [
+        seed_check(
+            f"the frozen backbone's head trains: test acc >= {head_min} (chance 0.1), every seed",
+            pre,
+            head_min,
+            n_runs=total,
+        ),
+        seed_check(
+            f"frozen backbone + head minus the same net from scratch (same seed) >= {margin}, "
+            "every seed",
+            _paired(pre, scr),
+            margin,
+            n_runs=total,
+        ),
+        seed_check(
+            f"frozen backbone + head minus the same head on the raw pixels >= {raw_margin}, "
+            "every seed",
+            _paired(pre, raw),
+            raw_margin,
+            n_runs=total,
+        ),
     ]
-    fig = Figure("", "test accuracy", series, categorical=True, xticks=names)
-    summary = f"frozen backbone {a_pre.cell} vs scratch {a_scr.cell} vs raw pixels {a_raw.cell}"
-    return Verdict.from_checks(checks, summary, table, fig)
+
+    def cell(frame: pd.DataFrame, metric: str) -> str:
+        return stats(frame, [], metric).iloc[0].cell
+
+    size = int(ok["image size"].iloc[0]) if "image size" in ok else 0
+    arms = [
+        (f"frozen backbone ({size}x{size}) + linear head", ok, "train acc", "test acc"),
+        ("same net from scratch (64x64, all layers trained)", scratch, "train acc", "test acc"),
+        ("linear head on the raw 28x28 pixels", ok, "raw train acc", "raw test acc"),
+    ]
+    rows = [
+        {
+            "arm": name,
+            "train acc": cell(f.assign(**{"x": f[tr]}), "x") if tr in f else "",
+            "test acc": cell(f.assign(**{"x": f[te]}), "x"),
+        }
+        for name, f, tr, te in arms
+    ]
+    names = ["frozen backbone", "scratch", "raw pixels"]
+    aggs = [stats(f.assign(**{"x": f[te]}), [], "x").iloc[0] for _, f, _, te in arms]
+    series = [_bar(n, i, a) for i, (n, a) in enumerate(zip(names, aggs, strict=True))]
+    fig = Figure(
+        "", "test accuracy", series, categorical=True, xticks=names, hlines=[(0.1, "chance")]
+    )
+    summary = (
+        f"frozen backbone + head {rows[0]['test acc']} vs scratch {rows[1]['test acc']} vs raw "
+        f"pixels {rows[2]['test acc']} (test acc)"
+    )
+    return Verdict.from_checks(checks, summary, pd.DataFrame(rows), fig)
 
 
 # ---- claim 9 ---------------------------------------------------------------------------------
