@@ -322,7 +322,7 @@ def arm_keys(claim: Claim, frame: pd.DataFrame) -> list[str]:
                     keys |= {o.split("=", 1)[0].lstrip("+~") for o in change}
             if c.control.replace:
                 keys.add(str(c.control.replace["key"]))
-    return [k for k in frame.columns if k in keys and k != "seed"]
+    return [k for k in frame.columns if k in keys and k not in NOT_MEASURED_COLUMNS]
 
 
 def arms(claim: Claim, frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
