@@ -98,8 +98,15 @@ def set_aside_failed(sweep_dir: Path, root: Path) -> list[Path]:
 def sweep_command(
     overrides: list[str], folder: Path, seeds: list[int], extra: list[str]
 ) -> list[str]:
-    """The ``train.py -m`` command line of one sweep (``--set`` replaces keys, never doubles)."""
-    merged = merge_overrides(overrides, [*extra, "seed=" + ",".join(str(s) for s in seeds)])
+    """The ``train.py -m`` command line of one sweep (``--set`` replaces keys, never doubles).
+
+    The sweep's seeds train together, one stacked model per setting (``hydra/launcher=
+    seeds_together``, ``depthbench.together``), where they can; each run's ``metrics.json`` then
+    says ``"seeds_together": N``; ``--set hydra/launcher=basic`` trains them apart."""
+    launcher = ["hydra/launcher=seeds_together"]
+    merged = merge_overrides(
+        [*launcher, *overrides], [*extra, "seed=" + ",".join(str(s) for s in seeds)]
+    )
     return [
         sys.executable,
         "-m",
