@@ -188,7 +188,12 @@ def test_header_lists_the_seeds_the_verdicts_read_commits_and_criteria(
                             "--seeds", 1, "--runs", runs, "--out", tmp_path / "b")  # fmt: skip
     (claim,) = rec["claims"]
     assert claim["seeds"] == rec["seeds"] == [200, 201]  # not "201" alone
-    assert "seeds 200, 201;" in page
+    # a control on shifted seeds (an A/A copy) names its own seeds beside them
+    shift = load_claims(["depth_vs_width"])[0].control.seed_offset
+    assert claim["control_seeds"] == rec["control_seeds"] == [200 + shift, 201 + shift]
+    own = f", controls on seeds {200 + shift}, {201 + shift}" if shift else ""
+    shown = "seeds 200, 201" + own
+    assert shown + ";" in page
     # the commit (and dirty flag) of the runs, and of the criteria, beside each other
     code = code_state()
     flag = " (dirty)" if code["dirty"] else " (clean)"

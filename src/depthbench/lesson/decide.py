@@ -451,10 +451,7 @@ def decide(
                                    ctrl.checks, ctrl.table, ctrl.figure)  # fmt: skip
         except (KeyError, IndexError, ValueError) as e:
             ctrl = Verdict(UNDECIDED, f"the control's runs are missing ({e})")
-    seeds = sorted(
-        {int(s) for f in [*frames.values(), *control.values()] if "seed" in f
-         for s in f["seed"].dropna()}
-    )  # fmt: skip
+    seeds, control_seeds = _seeds_of(frames), _seeds_of(control)  # the control's own seeds
     outcomes: dict[str, int] = {}
     bad = []
     for r in runs:
@@ -465,17 +462,22 @@ def decide(
             bad.append(f"{what}: `{r.path.parent.name}/{r.path.name}` ({where}) {r.error[:160]}")
     if record is not None:
         outcomes, bad = record.get("outcomes") or {}, record.get("bad_runs") or []
-    verdict = combine(claim, own, ctrl, seeds)
+    verdict = combine(claim, own, ctrl, sorted({*seeds, *control_seeds}))
     why = undecided_because(claim, sets, failed)
     if why and verdict.outcome != NOT_MEASURED:
         verdict = Verdict(UNDECIDED, f"undecided: {why}", own.checks, own.table, own.figure)
     result = ClaimResult(claim, verdict, root / source if root else None, outcomes, bad, seconds)
     result.control = ctrl
-    result.seeds = seeds
+    result.seeds, result.control_seeds = seeds, control_seeds
     result.frames, result.control_frames = frames, control
     result.commits = commits
     result.sets, result.failed = sets, failed
     return result
+
+
+def _seeds_of(frames: Mapping[str, pd.DataFrame]) -> list[int]:
+    """Every seed of the rows in ``frames`` (a control on shifted seeds: its own seeds)."""
+    return sorted({int(s) for f in frames.values() if "seed" in f for s in f["seed"].dropna()})
 
 
 def undecided_because(claim: Claim, sets: list[list[str]], failed: list[str]) -> str:

@@ -42,7 +42,8 @@ class ClaimResult:
     seconds: float | None = None  # wall time of the claim's sweeps
     report: Path | None = None  # the full report of the claim's runs (depthbench report)
     control: Verdict | None = None  # the claim's verdict function on its negative control
-    seeds: list[int] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)  # the seeds of the claim's runs
+    control_seeds: list[int] = field(default_factory=list)  # its control's (shifted: their own)
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # the deciding rows
     control_frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     commits: list[str] = field(default_factory=list)  # the commits the runs ran on (dirty flag)
@@ -78,7 +79,8 @@ def write_page(
         "claim is *inconclusive*; when the runs its verdict needs are missing it is *undecided*.",
         "",
         f"Made by `{command}` on {header['date']}; profile `{header['profile']}`, seeds "
-        f"{_seeds(header['seeds'])}{_seeds_by_claim(results)}; {header['machine']}; "
+        f"{_seeds(header['seeds'])}{_seeds_by_claim(results)}{_control_seeds(header)}; "
+        f"{header['machine']}; "
         + ", ".join(f"{k} {v}" for k, v in header["versions"].items())
         + f"; wall time {header['wall']}. Code the runs ran on: "
         + (", ".join(f"`{c}`" for c in header.get("commits") or []) or "not recorded")
@@ -185,6 +187,7 @@ def write_page(
                     "checks": [ch.__dict__ for ch in r.control.checks],
                 },
                 "seeds": r.seeds,
+                "control_seeds": r.control_seeds,
                 "outcomes": r.outcomes,
                 "bad_runs": r.bad_runs,
                 "seconds": r.seconds,
@@ -225,6 +228,12 @@ def criteria_line(criteria: dict[str, Any], first: bool | None) -> str:
         f"Criteria (`conf/lesson/`) as of commit `{criteria['commit'][:10]}`{when}, {state}; "
         f"{order}."
     )
+
+
+def _control_seeds(header: dict[str, Any]) -> str:
+    """``, controls on seeds 150-152`` where controls ran on seeds of their own."""
+    own = [s for s in header.get("control_seeds") or [] if s not in header["seeds"]]
+    return f", controls on seeds {_seeds(sorted(header.get('control_seeds') or []))}" if own else ""
 
 
 def _seeds_by_claim(results: list[ClaimResult]) -> str:

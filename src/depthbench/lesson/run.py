@@ -170,13 +170,15 @@ def lesson(args: argparse.Namespace) -> Path:
     # exactly the seeds the verdicts read (--resume may add seeds to earlier ones; --from reads
     # whatever the runs used), not the seeds this invocation asked for
     seeds = sorted({s for r in results for s in r.seeds})
+    control_seeds = sorted({s for r in results for s in r.control_seeds})
     commits = sorted({c for r in results for c in r.commits})
     criteria = criteria_state()
     machine = machine_record()
     header = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "profile": args.profile,
-        "seeds": seeds,
+        "seeds": seeds,  # the claims' runs; a control on shifted seeds ran on control_seeds
+        "control_seeds": control_seeds,
         "machine": machine["summary"],
         "versions": machine["versions"],
         "wall": _wall(wall, args.from_dir, root),
