@@ -359,33 +359,39 @@ def self_compared(
     ``judge_frames``: the verdict function on frames (default: the claim's own)."""
     judge_frames = judge_frames or (lambda f: verdict_fn(claim)(f, claim.criterion))
     parts = arms(claim, frames)
-    if len(parts) < 2:
+    cache: dict = {}
+    same = []  # first the pairs that are one net (cheap), then whether the verdict reads both
+    names = list(parts)
+    for i, x in enumerate(names):
+        for y in names[i + 1 :]:
+            keys = sorted(set(arm_keys(claim, parts[x])) | set(arm_keys(claim, parts[y])))
+            why = same_net(parts[x], parts[y], keys, cache)
+            if why:
+                same.append((x, y, why))
+    if not same:
         return ""
     try:
         whole = _signature(judge_frames(dict(frames)))
     except Exception:  # undecidable as it stands: nothing compared
         return ""
-    read = []
-    for name, rows in parts.items():
-        sweep = name.split(" ", 1)[0]
-        without = {k: f for k, f in frames.items() if k != sweep}
-        rest = frames[sweep].drop(index=rows.index)
-        if not rest.empty:
-            without[sweep] = rest
-        try:
-            changed = _signature(judge_frames(without)) != whole
-        except Exception:
-            changed = True
-        if changed:
-            read.append(name)
-    cache: dict = {}
-    for i, x in enumerate(read):
-        keys = arm_keys(claim, parts[x])
-        for y in read[i + 1 :]:
-            why = same_net(parts[x], parts[y], sorted(set(keys) | set(arm_keys(claim, parts[y]))),
-                           cache)  # fmt: skip
-            if why:
-                return f"{SELF_COMPARED}: `{x}` and `{y}` are one net ({why})"
+    read: dict[str, bool] = {}
+
+    def reads(name: str) -> bool:
+        if name not in read:
+            sweep = name.split(" ", 1)[0]
+            without = {k: f for k, f in frames.items() if k != sweep}
+            rest = frames[sweep].drop(index=parts[name].index)
+            if not rest.empty:
+                without[sweep] = rest
+            try:
+                read[name] = _signature(judge_frames(without)) != whole
+            except Exception:
+                read[name] = True
+        return read[name]
+
+    for x, y, why in same:
+        if reads(x) and reads(y):
+            return f"{SELF_COMPARED}: `{x}` and `{y}` are one net ({why})"
     return ""
 
 
