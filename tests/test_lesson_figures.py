@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from functools import partial
 from unittest import mock
 
 import matplotlib.text
@@ -33,36 +35,36 @@ PAGE = ROOT / "docs" / "results" / "lesson.json"
 SWEEP_NAMES = {"main", "resnet", "sigmoid", "relu", "frozen", "scratch", "deep", "shallow"}
 
 
-def _hand_made() -> Iterator[tuple[str, dict, dict | None]]:
-    """(claim, its frames, the frames its verdict reads for the control) from the verdict
-    tests' own hand-made results."""
-    for name, case in TV.CASES.items():
-        claim = TV.claim_of(name)
-        frames, control = case(claim.criterion)
-        yield name, frames, DE.control_frames(claim, frames, control)
-    yield "landscape", {"resnet": TV._landscape()}, None
+def _verdict_case(name: str) -> tuple[dict, Callable[[], dict]]:
+    claim = TV.claim_of(name)
+    frames, control = TV.CASES[name](claim.criterion)
+    return frames, partial(DE.control_frames, claim, frames, control)
+
+
+def _shattered() -> tuple[dict, Callable[[], dict]]:
     smooth = [0.97, 0.98, 0.96]
-    yield (
-        "shattered_gradients",
-        {"main": TD.shattered_rows(32, [0.02, -0.05, 0.04], [0.30, 0.36, 0.27])},
-        {"main": TD.shattered_rows(2, smooth, smooth)},
-    )
+    frames = {"main": TD.shattered_rows(32, [0.02, -0.05, 0.04], [0.30, 0.36, 0.27])}
+    return frames, lambda: {"main": TD.shattered_rows(2, smooth, smooth)}
+
+
+def _transfer_by_layer() -> tuple[dict, Callable[[], dict]]:
     peaked = [[a + d for a in TD.PEAKED] for d in (-0.005, 0.0, 0.005)]
-    yield (
-        "transfer_by_layer",
-        {"main": TD.transfer_rows(peaked)},
-        {"main": TD.transfer_rows([TD.AT_INIT] * 3)},
-    )
+    return {"main": TD.transfer_rows(peaked)}, lambda: {"main": TD.transfer_rows([TD.AT_INIT] * 3)}
 
 
 def _cases() -> list:
-    out = []
-    for name, frames, control in _hand_made():
-        out.append(pytest.param("hand-made", name, frames, control, id=f"hand-made-{name}"))
+    """(source, claim, what makes its frames) for every figure: the hand-made results of the
+    verdict tests (claim and control), then each claim of the committed page."""
+    made: dict[str, Callable] = {name: partial(_verdict_case, name) for name in TV.CASES}
+    made["landscape"] = lambda: ({"resnet": TV._landscape()}, None)
+    made["shattered_gradients"] = _shattered
+    made["transfer_by_layer"] = _transfer_by_layer
+    out = [pytest.param("hand-made", n, m, id=f"hand-made-{n}") for n, m in made.items()]
     records = {c["claim"]: c for c in json.loads(PAGE.read_text())["claims"]}
     for claim in load_claims():
         if claim.name in records:
-            out.append(pytest.param("lesson.json", claim.name, records[claim.name], None,
+            record = records[claim.name]
+            out.append(pytest.param("lesson.json", claim.name, lambda r=record: (r, None),
                                     id=f"page-{claim.name}"))  # fmt: skip
     return out
 
@@ -70,15 +72,22 @@ def _cases() -> list:
 CASES = _cases()
 
 
-def _figures(source: str, name: str, frames: dict, control: dict | None):
+def _figures(source: str, name: str, make: Callable):
     """(claim, its figure, its control's figure or None) as the page gets them."""
     claim = TV.claim_of(name)
+    try:
+        frames, control = make()
+    except KeyError as e:  # the verdict tests' own results no longer fit: they say so
+        pytest.skip(f"{name}: the hand-made results do not build ({e})")
     if source == "lesson.json":
         result = DE.decide(claim, None, record=frames)
         own, ctrl = result.verdict, result.control
     else:
         own = DE.judge(claim, frames)
-        ctrl = DE.judge(claim, control) if control is not None else None
+        try:  # as decide: control runs that do not fit the claim leave it undecided
+            ctrl = DE.judge(claim, control()) if control is not None else None
+        except KeyError:
+            ctrl = None
     if own.figure is None or not own.figure.series:
         pytest.skip(f"{name} from {source}: no figure ({own.outcome}: {own.summary[:80]})")
     return claim, own.figure, ctrl.figure if ctrl is not None else None
@@ -134,9 +143,9 @@ def _is_shade_of(colour, base: str) -> bool:
     return bool(ts) and max(ts) - min(ts) < 0.02 and -0.01 <= ts[0] <= 0.9
 
 
-@pytest.mark.parametrize(("source", "name", "frames", "control"), CASES)
-def test_lesson_figure_as_saved(source: str, name: str, frames: dict, control: dict | None) -> None:
-    claim, figure, ctrl = _figures(source, name, frames, control)
+@pytest.mark.parametrize(("source", "name", "make"), CASES)
+def test_lesson_figure_as_saved(source: str, name: str, make: Callable) -> None:
+    claim, figure, ctrl = _figures(source, name, make)
     fig = F.render(figure, claim.title, ctrl, claim.control.change if claim.control else "")
     try:
         _check(fig, _saved(fig), claim, figure, ctrl)
@@ -187,10 +196,13 @@ def test_plain_and_residual_meet_the_reader_in_several_figures() -> None:
     """The colour check above is per figure; it says "one colour per family across the page"
     because the families recur: plain and residual are drawn in at least three figures each."""
     seen: dict[str, set[str]] = {}
-    for source, name, frames, control in (p.values for p in CASES):
+    for source, name, make in (p.values for p in CASES):
         if source != "hand-made":
             continue
-        _, figure, _ = _figures(source, name, frames, control)
+        try:
+            _, figure, _ = _figures(source, name, make)
+        except pytest.skip.Exception:
+            continue
         for s in figure.series:
             seen.setdefault(s.family or family_of(s.label) or "", set()).add(name)
     assert len(seen.get("plain", ())) >= 3 and len(seen.get("residual", ())) >= 3, seen
@@ -227,3 +239,37 @@ def test_long_titles_and_crowded_thresholds_stay_inside() -> None:
     assert fig.get_suptitle().count("\n") >= 1  # wrapped, not clipped
     assert len({ax.get_ylim() for ax in fig.axes}) == 1  # one quantity: one scale
     pyplot().close(fig)
+
+
+def test_what_a_verdict_can_set() -> None:
+    """family, control, title, panel_labels, sharey and integer_x, as a verdict sets them."""
+    series = [
+        Series("A", [1, 2, 3], [0.2, 0.5, 0.9], [0.0] * 3, panel="left", family="residual"),
+        Series("B", [1, 2, 3], [0.3, 0.3, 0.3], [0.0] * 3, panel="left", control=True),
+        Series("C", [0.5, 3.5, 6.5], [5.0, 9.0, 7.0], [1.0] * 3, panel="right", family="plain"),
+    ]
+    figure = Figure(
+        "",
+        "",
+        series,
+        title="What the figure shows",
+        panel_labels={"left": ("layer", "accuracy"), "right": ("x", "loss")},
+        integer_x=True,
+    )
+    fig = F.render(figure, "the claim's title", None)
+    drawn = _saved(fig)
+    _assert_inside_and_apart(fig, drawn)
+    assert fig.get_suptitle() == "What the figure shows"
+    left, right = fig.axes
+    assert (left.get_ylabel(), right.get_ylabel()) == ("accuracy", "loss")
+    assert left.get_ylim() != right.get_ylim()  # two quantities: two scales
+    artists = {label: (family, ctrl, a) for family, ctrl, label, a in _series_artists(fig)}
+    assert artists["A"][0] == "residual"
+    assert to_rgb(artists["A"][2].get_color()) == pytest.approx(to_rgb(FAMILIES["residual"]))
+    assert artists["B"][1] and artists["B"][2].get_linestyle() == "--"
+    lo, hi = right.get_xlim()
+    assert all(float(t).is_integer() for t in right.get_xticks() if lo <= t <= hi)
+    pyplot().close(fig)
+    shared = F.render(replace(figure, sharey=True), "t", None)
+    assert len({ax.get_ylim() for ax in shared.axes}) == 1
+    pyplot().close(shared)

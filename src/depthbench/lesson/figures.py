@@ -103,11 +103,16 @@ def _with_control(figure: Figure, control: Figure | None) -> list[Series]:
         return out
     claim_panels = {s.panel for s in figure.series}
     for s in control.series:
-        panel = s.panel if s.panel in claim_panels else f"control: {s.panel}".rstrip(": ")
+        panel = _control_panel(s.panel, claim_panels)
         same = any(c.panel == panel and c.label == s.label and _same(c, s) for c in figure.series)
         if not same:
             out.append(replace(s, panel=panel, control=True))
     return out
+
+
+def _control_panel(panel: str, claim_panels: set[str]) -> str:
+    """Where a control series of ``panel`` goes: the claim's panel of that name, else its own."""
+    return panel if panel in claim_panels else f"control: {panel}" if panel else "control"
 
 
 def _same(a: Series, b: Series) -> bool:
@@ -122,9 +127,10 @@ def _panel_labels(
     """panel -> (xlabel, ylabel): the figure's ``panel_labels``, else its own labels; two panels
     labelled "left; right: right" get one part each."""
     own = dict(figure.panel_labels)
-    if control is not None:
+    if control is not None:  # a control panel the claim lacks is drawn as "control: <panel>"
+        claim_panels = {s.panel for s in figure.series}
         for p, lab in control.panel_labels.items():
-            own.setdefault(p if p in own else f"control: {p}".rstrip(": "), lab)
+            own.setdefault(_control_panel(p, claim_panels), lab)
     x_parts, y_parts = figure.xlabel.split(RIGHT), figure.ylabel.split(RIGHT)
     out = {}
     for i, p in enumerate(panels):
@@ -244,7 +250,7 @@ def _lines(ax: Any, figure: Figure, series: list[Series], colours: dict) -> dict
         ax.set_xticks(xs_all, [_tick(x) for x in xs_all])
     elif integer_x:
         gaps = np.diff(xs_all)
-        if len(xs_all) <= 12 and (not len(gaps) or gaps.min() >= np.ptp(xs_all) / 12):
+        if whole and len(xs_all) <= 12 and (not len(gaps) or gaps.min() >= np.ptp(xs_all) / 12):
             ax.set_xticks(xs_all, [_tick(x) for x in xs_all])  # each setting, ticked
         else:
             from matplotlib.ticker import MaxNLocator
