@@ -191,6 +191,9 @@ def test_what_cannot_stack_says_why() -> None:
     )
     assert "EarlyStopping" in reason("callbacks=early_stopping")
     assert together.why_apart_built(torch.nn.Sequential(torch.nn.Dropout(0.1))) is not None
+    conv = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3))
+    assert together.why_apart_built(conv) is None  # stacked: a grouped conv
+    assert "convolutions" in together.why_apart_built(conv, stack_convs=False)  # the CPU default
 
 
 def test_jobs_group_by_everything_but_the_seed() -> None:

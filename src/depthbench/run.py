@@ -177,7 +177,36 @@ def _train(cfg: DictConfig, ckpt_path: str | None, out_dir: Path) -> dict[str, A
 
     samples = module.train_samples * trainer.world_size
     train_seconds = epoch_log.train_seconds  # validation excluded
-    metrics = {
+    metrics = finished_metrics(
+        fit_metrics,
+        test_metrics,
+        run_fields(),
+        fit_seconds=fit_seconds,
+        train_seconds=train_seconds,
+        samples=samples,
+        out_dir=out_dir,
+    )
+    if trainer.is_global_zero:
+        write_metrics(out_dir, **metrics)
+    finish_wandb()  # the next job of a sweep (same process) gets its own wandb run
+    log.info("done  %s", summary_line(metrics))
+    return metrics
+
+
+def finished_metrics(
+    fit_metrics: dict[str, float],
+    test_metrics: dict[str, float],
+    run_fields: dict[str, Any],
+    *,
+    fit_seconds: float,
+    train_seconds: float,
+    samples: int,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """The ``metrics.json`` record of a fit that finished (``status`` ok), from the fit's final
+    logged metrics and the test's; ``train`` and the seeds trained together
+    (``depthbench.together``) both write it."""
+    return {
         "status": "ok",
         "train/loss": _final(fit_metrics, "train/loss_epoch") or _final(fit_metrics, "train/loss"),
         "train/acc": _final(fit_metrics, "train/acc"),
@@ -185,7 +214,7 @@ def _train(cfg: DictConfig, ckpt_path: str | None, out_dir: Path) -> dict[str, A
         "val/acc": _final(fit_metrics, "val/acc"),
         "test/loss": _final(test_metrics, "test/loss"),
         "test/acc": _final(test_metrics, "test/acc"),
-        **run_fields(),
+        **run_fields,
         "fit_seconds": round(fit_seconds, 3),
         "train_seconds": round(train_seconds, 3),
         "train_samples_per_second": (
@@ -193,11 +222,6 @@ def _train(cfg: DictConfig, ckpt_path: str | None, out_dir: Path) -> dict[str, A
         ),
         "output_dir": str(out_dir),
     }
-    if trainer.is_global_zero:
-        write_metrics(out_dir, **metrics)
-    finish_wandb()  # the next job of a sweep (same process) gets its own wandb run
-    log.info("done  %s", summary_line(metrics))
-    return metrics
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

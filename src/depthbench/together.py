@@ -46,9 +46,11 @@ from torch import nn
 
 from depthbench.build import build_data, build_module, build_net, count_parameters
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO
+from depthbench.callbacks.epoch_log import summary_line
 from depthbench.callbacks.run_config import ConfigInCheckpoint
 from depthbench.errors import DivergenceError
 from depthbench.module import EPOCH_SUMS_KEY
+from depthbench.run import finished_metrics
 from depthbench.rundir.metrics_file import write_metrics
 from depthbench.rundir.output_dir import check_output_dir
 from depthbench.rundir.redaction import redact
@@ -178,8 +180,12 @@ class CannotStack(Exception):  # noqa: N818 (not an error: the seeds run apart i
     """The built nets cannot be stacked (``why_apart_built``): nothing was written yet."""
 
 
-def why_apart_built(net: nn.Module) -> str | None:
-    """Why a built net cannot be stacked, or None."""
+def why_apart_built(net: nn.Module, stack_convs: bool = True) -> str | None:
+    """Why a built net cannot be stacked, or None. ``stack_convs=False``: a net with
+    convolutions runs apart too (on a CPU a stacked conv is a grouped conv, which oneDNN runs
+    slower than the seeds' separate convs: docs/performance.md)."""
+    if not stack_convs and any(isinstance(m, nn.modules.conv._ConvNd) for m in net.modules()):
+        return "convolutions (grouped convs are slower than separate ones on a CPU)"
     for name, m in net.named_modules():
         if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
             return (
@@ -406,10 +412,15 @@ def _diverged_record(seed: Seed, state: dict[str, Any], value: float) -> dict[st
     }
 
 
-def train_together(cfgs: list[DictConfig]) -> list[dict[str, Any] | BaseException]:
+def train_together(
+    cfgs: list[DictConfig], stack_convs: bool = True
+) -> list[dict[str, Any] | BaseException]:
     """Train the configs (equal but for ``seed``) as one stacked model; write each seed's run
     folder; return each seed's metrics (as ``run.train`` returns them) or its error (a diverged
-    seed's DivergenceError carries its record as ``depthbench_metrics``, as ``run.train``'s)."""
+    seed's DivergenceError carries its record as ``depthbench_metrics``, as ``run.train``'s).
+
+    Raises CannotStack, before anything is written, when the built nets cannot be stacked
+    (``why_apart_built``; ``stack_convs=False``: nets with convolutions neither)."""
     for cfg in cfgs:
         validate_train_config(cfg)
         check_output_dir(Path(cfg.paths.output_dir))
@@ -417,7 +428,7 @@ def train_together(cfgs: list[DictConfig]) -> list[dict[str, Any] | BaseExceptio
         for cfg in cfgs:  # each folder is its seed's alone, as for a separate run
             held.enter_context(claimed(Path(cfg.paths.output_dir), cfg))
         seeds = [build_seed(cfg) for cfg in cfgs]
-        reason = why_apart_built(seeds[0].net)
+        reason = why_apart_built(seeds[0].net, stack_convs)
         if reason is not None:
             raise CannotStack(reason)
         return _fit_and_test(seeds)
@@ -574,28 +585,14 @@ def _fit_and_test(seeds: list[Seed]) -> list[dict[str, Any] | BaseException]:
         test = tests[k]
         if test:
             _log_rows(s, {**test, "epoch": epoch}, step)
-        m = s.fit_metrics
-        metrics = {
-            "status": "ok",
-            "train/loss": m.get("train/loss_epoch"),
-            "train/acc": m.get("train/acc"),
-            "val/loss": m.get("val/loss"),
-            "val/acc": m.get("val/acc"),
-            "test/loss": test.get("test/loss"),
-            "test/acc": test.get("test/acc"),
-            **fields,
-            "epochs": epoch,
-            "steps": step,
-            "fit_seconds": round(fit_seconds, 3),
-            "train_seconds": round(train_seconds, 3),
-            "train_samples_per_second": (
-                round(s.samples / train_seconds, 1) if train_seconds > 0 else None
-            ),
-            "seeds_together": len(seeds),
-            "output_dir": str(s.out_dir),
-        }
+        run_fields = {**fields, "epochs": epoch, "steps": step}
+        metrics = finished_metrics(s.fit_metrics, test, run_fields, fit_seconds=fit_seconds,
+                                   train_seconds=train_seconds, samples=s.samples,
+                                   out_dir=s.out_dir)  # fmt: skip
+        metrics["seeds_together"] = len(seeds)  # the page's header tells which runs did
         write_metrics(s.out_dir, **metrics)
         _finish_loggers(s, "success")
+        log.info("done  seed %s: %s", s.cfg.seed, summary_line(metrics))
         outcomes.append(metrics)
     return outcomes
 

@@ -10,9 +10,9 @@ import importlib
 import sys
 
 # benchmark -> the module whose main(argv) runs it
-NAMES = ("overhead", "time_to_acc", "flops", "data", "gpu", "profile")
+NAMES = ("overhead", "time_to_acc", "flops", "data", "seeds", "gpu", "profile")
 BENCHMARKS = {name: f"depthbench.bench.{name}" for name in NAMES}
-CPU_ALL = ("flops", "overhead", "data", "time_to_acc")
+CPU_ALL = ("flops", "overhead", "data", "time_to_acc", "seeds")
 
 
 def main(argv: list[str]) -> None:

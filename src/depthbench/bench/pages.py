@@ -164,12 +164,29 @@ def _flops(s: dict[str, Any]) -> tuple[str, str, list[str]]:
     )
 
 
+def _seeds_together(s: dict[str, Any]) -> tuple[str, str, list[str]]:
+    text = (
+        f"`python train.py -m seed=0,...,n-1 ...`, {s['steps']} training steps per seed, "
+        f"{s['threads']} thread(s), one process per cell: the seeds apart (Hydra's basic "
+        "launcher, one after the other) or together (`hydra/launcher=seeds_together`, one stacked "
+        "model). Wall time of the whole process; one run per cell."
+    )
+    rows = [[f"{name} (`{m['command'].removeprefix('python train.py -m ')}`)", r["seeds"],
+             f"{r['apart_s']:.1f}", _num(r["together_s"]), _num(r["together_over_apart"], "{:.2f}"),
+             _num(r["together_over_one"], "**{:.2f}**")]
+            for name, m in s["models"].items() for r in m["rows"]]  # fmt: skip
+    columns = ["model", "seeds", "apart s", "together s", "together / apart",
+               "together / one seed alone"]  # fmt: skip
+    return "Seeds together: a sweep over seeds as one stacked model", text, table(columns, rows)
+
+
 # bench.json section -> its renderer, in page order
 BENCH_SECTIONS: dict[str, Callable[[dict[str, Any]], tuple[str, str, list[str]]]] = {
     "overhead_cpu": lambda s: _overhead(s, "CPU"),
     "overhead_cuda": lambda s: _overhead(s, "GPU"),
     "time_to_acc": _time_to_acc,
     "flops": _flops,
+    "seeds_together": _seeds_together,
 }
 
 

@@ -55,8 +55,9 @@ def group_jobs(job_overrides: Sequence[Sequence[str]], max_seeds: int) -> list[l
 class SeedsTogetherLauncher(Launcher):
     """Train the seeds of each group of a sweep as one stacked model; the rest as usual."""
 
-    def __init__(self, max_seeds: int = 16) -> None:
+    def __init__(self, max_seeds: int = 16, stack_convs_on_cpu: bool = False) -> None:
         self.max_seeds = int(max_seeds)
+        self.stack_convs_on_cpu = bool(stack_convs_on_cpu)
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -139,7 +140,7 @@ class SeedsTogetherLauncher(Launcher):
             return None
         handlers = _log_to_every_job(cfgs)
         try:
-            outcomes = train_together(cfgs)
+            outcomes = train_together(cfgs, stack_convs=self.stack_convs_on_cpu)
         except CannotStack as e:  # found once the nets were built, before anything was written
             log.info("seeds_together: jobs %s run apart: %s", nums, e)
             return None

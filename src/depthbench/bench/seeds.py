@@ -1,0 +1,95 @@
+"""Seeds together: whole-process time of a sweep over seeds, stacked vs apart (``make bench``).
+
+For each model and each number of seeds n, ``python train.py -m seed=0,...,n-1 ...`` runs once
+with Hydra's basic launcher (the seeds apart, one after the other in one process) and once with
+``hydra/launcher=seeds_together`` (one stacked model; ``depthbench.together``), each a fresh
+process; the wall time of the whole process (imports, data, training, test, outputs) is
+compared with the same command for one seed alone. Every run folder is checked: status ok, and
+``seeds_together`` recorded as n for the stacked side (so a fallback cannot pass for a
+measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from depthbench.bench.harness import save_section
+
+# name -> the overrides of one seed's run (the lesson's settings, one arm of each sweep)
+MODELS = {
+    "ResNet-56": ["experiment=degradation_resnet", "model.depth=56", "model.residual=true"],
+    "MLP-1202": ["experiment=thousand_layers", "data=mnist1d", "data.batch_size=64",
+                 "diagnostics=none", "callbacks=last", "model.residual=true"],
+}  # fmt: skip
+# stacks the convs of the ResNet too (the launcher runs conv nets apart on a CPU by default)
+TOGETHER = ["hydra/launcher=seeds_together", "hydra.launcher.stack_convs_on_cpu=true"]
+
+
+def _sweep(overrides: list[str], n: int, together: bool, folder: Path, threads: int) -> float:
+    """Wall seconds of one ``train.py -m`` process over seeds 0..n-1; its runs checked."""
+    root = Path(__file__).resolve().parents[3]  # train.py of this checkout
+    seeds = "seed=" + ",".join(str(s) for s in range(n))
+    args = [*overrides, seeds, *(TOGETHER if together else []), f"hydra.sweep.dir={folder}"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "train.py", "-m", *args], cwd=root, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"exit {proc.returncode}: {' '.join(args)}\n{proc.stderr[-2000:]}")
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*/metrics.json"))]
+    stacked = [r.get("seeds_together") for r in records]
+    if len(records) != n or any(r["status"] != "ok" for r in records):
+        raise RuntimeError(f"{' '.join(args)}: {len(records)} runs, not {n} finished ok")
+    if together and n > 1 and stacked != [n] * n:
+        raise RuntimeError(f"{' '.join(args)}: the seeds did not train together ({stacked})")
+    return seconds
+
+
+def run(seed_counts: list[int], steps: int, threads: int, workdir: Path) -> dict[str, Any]:
+    """Whole-process seconds per model and number of seeds, apart and together."""
+    models: dict[str, Any] = {}
+    for name, base in MODELS.items():
+        overrides = [*base, f"trainer.max_steps={steps}"]
+        rows = []
+        one = _sweep(overrides, 1, False, workdir / f"{name}-1-apart", threads)
+        for n in seed_counts:
+            folder = workdir / f"{name}-{n}"
+            apart = one if n == 1 else _sweep(overrides, n, False, folder / "apart", threads)
+            together = None if n == 1 else _sweep(overrides, n, True, folder / "together", threads)
+
+            def ratio(base: float, t: float | None = together) -> float | None:
+                return None if t is None else round(t / base, 2)
+
+            row = {"seeds": n, "apart_s": round(apart, 1)}
+            row["together_s"] = None if together is None else round(together, 1)
+            row.update(together_over_one=ratio(one), together_over_apart=ratio(apart))
+            rows.append(row)
+            print(f"seeds: {name:<9} {n} seed(s): apart {apart:.1f} s, together "
+                  f"{'-' if together is None else f'{together:.1f} s'}", flush=True)  # fmt: skip
+        models[name] = {"command": "python train.py -m " + " ".join(overrides), "rows": rows}
+    return {"steps": steps, "threads": threads, "models": models}
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """``python -m depthbench.bench seeds [--seeds 1,3,5] [--steps 100] [--threads 1]``"""
+    p = argparse.ArgumentParser(prog="python -m depthbench.bench seeds", description=__doc__)
+    p.add_argument("--seeds", default="1,3,5", help="numbers of seeds, comma-separated")
+    p.add_argument("--steps", type=int, default=100, help="training steps of every run")
+    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every process")
+    p.add_argument("--no-save", action="store_true")
+    a = p.parse_args(argv)
+    counts = [int(s) for s in a.seeds.split(",")]
+    with tempfile.TemporaryDirectory(prefix="depthbench-seeds-") as tmp:
+        result = run(counts, a.steps, a.threads, Path(tmp))
+    if not a.no_save:
+        save_section("seeds_together", result, " ".join([p.prog, *argv]))
+    return result
