@@ -142,6 +142,12 @@ def write_page(
                 + (f"{_verdict_line(ctrl)} ({ctrl.summary})." if ctrl else "not measured."),
                 "",
             ]
+            if c.control.could_pass:
+                lines += [f"*Why it could have passed:* {c.control.could_pass}.", ""]
+            failing = [ch for ch in (ctrl.checks if ctrl else []) if ch.passed is False]
+            if failing:
+                far = "; ".join(f"{ch.requirement}: {ch.measured}" for ch in failing)
+                lines += [f"*How far it was from passing* (the checks it failed): {far}.", ""]
             if ctrl is not None and ctrl.checks:
                 lines += ["| control: requirement | measured | holds |", "|---|---|---|"]
                 for ch in ctrl.checks:
