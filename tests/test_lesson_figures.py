@@ -273,3 +273,41 @@ def test_what_a_verdict_can_set() -> None:
     shared = F.render(replace(figure, sharey=True), "t", None)
     assert len({ax.get_ylim() for ax in shared.axes}) == 1
     pyplot().close(shared)
+
+
+def test_diverged_runs_missing_means_and_thresholds_out_of_place() -> None:
+    """Diverged runs (red crosses, in the legend), a NaN mean, a threshold at NaN or at 0 on a
+    log scale: drawn without a text outside the canvas or over another."""
+    nan = float("nan")
+    lines = Figure(
+        "depth",
+        "ratio",
+        [
+            Series("plain", [2, 4, 8], [1.0, nan, 1e-3], [0.1, nan, 1e-4], diverged_x=[4]),
+            Series("residual", [2, 4, 8], [1.0, 0.9, 0.8], [0.0] * 3),
+        ],
+        logx=True,
+        logy=True,
+        hlines=[(nan, "nowhere"), (0.0, "zero"), (0.5, "half")],
+    )
+    bars = Figure(
+        "",
+        "accuracy",
+        [
+            Series("plain", [0], [nan], [nan], diverged_x=[0]),
+            Series("residual", [1], [0.9], [0.01]),
+        ],
+        categorical=True,
+        xticks=["plain", "residual"],
+        hlines=[(0.5, "trains")],
+    )
+    for figure in (lines, bars):
+        fig = F.render(figure, "diverged", None)
+        drawn = _saved(fig)
+        _assert_inside_and_apart(fig, drawn)
+        assert "diverged" in [t.get_text() for t, _ in drawn]
+        assert [t.get_text() for t, _ in drawn if t.get_gid() == "threshold"] in (
+            ["half"],
+            ["trains"],
+        )
+        pyplot().close(fig)

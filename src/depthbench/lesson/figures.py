@@ -179,8 +179,9 @@ def _draw_panel(ax: Any, figure: Figure, series: list[Series], width_in: float) 
     else:
         handles = _lines(ax, figure, series, colours)
     for y, text in figure.hlines:
-        ax.axhline(y, color="#444444", ls=":", lw=0.9, zorder=1)
-        _threshold_label(ax, y, text)
+        if math.isfinite(y) and (y > 0 or not figure.logy):  # a threshold that has a place
+            ax.axhline(y, color="#444444", ls=":", lw=0.9, zorder=1)
+            _threshold_label(ax, y, text)
     ax.tick_params(labelsize=FONT - 1)
     ax.grid(alpha=0.3)
     if figure.logy:
@@ -343,6 +344,10 @@ def _legend(
             continue
         if label not in [n for _, n in entries]:
             entries.append((h, label))
+    for ax in fig.axes:  # the red crosses of diverged runs (report.figures.mark_diverged)
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label == "diverged" and label not in [n for _, n in entries]:
+                entries.append((h, label))
     heading = None
     if any(s.control for s in series):
         kind = "hatched" if figure.categorical else "dashed"
