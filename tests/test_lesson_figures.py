@@ -29,7 +29,7 @@ from depthbench.lesson import decide as DE
 from depthbench.lesson import figures as F
 from depthbench.lesson.claims import load_claims
 from depthbench.lesson.outcome import Figure, Series
-from depthbench.plotting import FAMILIES, family_color, family_of, pyplot
+from depthbench.plotting import FAMILIES, family_color, family_of, pyplot, setting_family
 
 PAGE = ROOT / "docs" / "results" / "lesson.json"
 SWEEP_NAMES = {"main", "resnet", "sigmoid", "relu", "frozen", "scratch", "deep", "shallow"}
@@ -221,6 +221,12 @@ def test_family_of_reads_the_labels_of_the_page() -> None:
     # an explicit family wins; an unknown label keeps one spare colour
     assert family_color("residual", "plain") == FAMILIES["residual"]
     assert family_color(None, "something else") == family_color(None, "something else")
+    # the report's series are settings of a sweep
+    assert setting_family({"model.residual": False}) == "plain"
+    assert setting_family({"model.residual": True, "model.depth": 20}) == "residual"
+    assert setting_family({"model.activation": "sigmoid", "model.init": "xavier"}) == "sigmoid"
+    assert setting_family({"model.pretrained": True}) == "pretrained"
+    assert setting_family({"model.width": 64}) is None
 
 
 def test_long_titles_and_crowded_thresholds_stay_inside() -> None:

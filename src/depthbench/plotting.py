@@ -99,3 +99,21 @@ def shade(color: str, lighter: float) -> tuple[float, float, float]:
 
     r, g, b = to_rgb(color)
     return (r + (1 - r) * lighter, g + (1 - g) * lighter, b + (1 - b) * lighter)
+
+
+def setting_family(values: dict[str, object]) -> str | None:
+    """The family a sweep setting names (``{"model.residual": False}`` -> "plain",
+    ``{"model.activation": "sigmoid"}`` -> "sigmoid"), or None when it names none or several."""
+    found = set()
+    for key, value in values.items():
+        name = key.split("@")[0].replace("/", ".").split(".")[-1].lower()
+        text = str(value).lower()
+        if name == "residual" and text in ("true", "false"):
+            found.add("residual" if text == "true" else "plain")
+        elif name == "pretrained" and text in ("true", "false"):
+            found.add("pretrained" if text == "true" else "scratch")
+        elif name in ("activation", "norm", "arch", "model", "init"):
+            family = family_of(text.replace("_", " "))
+            if family is not None:
+                found.add(family)
+    return found.pop() if len(found) == 1 else None

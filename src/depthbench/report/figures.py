@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from depthbench.plotting import integer_ticks, pyplot
+from depthbench.plotting import FAMILIES, integer_ticks, pyplot, setting_family
 from depthbench.report.collect import Run, setting_value
 from depthbench.report.tables import OUTCOMES, aggregate_seeds, setting_keys
 
@@ -90,13 +90,24 @@ def mark_diverged(
                     fontsize=6, color=color)  # fmt: skip
 
 
-def _series(frame: pd.DataFrame, keys: list[str], xk: str):
-    """(legend name, that series' runs) for each setting of the keys other than ``xk``."""
+def _series(frame: pd.DataFrame, keys: list[str], xk: str) -> list[tuple[str, pd.DataFrame, str]]:
+    """(legend name, that series' runs, its colour) for each setting of the keys other than
+    ``xk``: the family's colour (``plotting.FAMILIES``, as in the lesson's figures) when every
+    series names a family of its own, else matplotlib's colour cycle."""
     others = [k for k in setting_keys(keys) if k != xk]
     groups = frame.groupby(others, sort=False, dropna=False) if others else [((), frame)]
+    out, families = [], []
     for values, d in groups:
         values = values if isinstance(values, tuple) else (values,)
-        yield label(dict(zip(others, values, strict=True))), d
+        setting = dict(zip(others, values, strict=True))
+        out.append((label(setting), d))
+        families.append(setting_family(setting))
+    if None not in families and len(set(families)) == len(families):
+        colours = [FAMILIES[f] for f in families]
+    else:
+        cycle = pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+        colours = [c for c, _ in zip(itertools.cycle(cycle), out, strict=False)]
+    return [(name, d, c) for (name, d), c in zip(out, colours, strict=True)]
 
 
 def _along(d: pd.DataFrame, xk: str, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -124,10 +135,8 @@ def metrics_vs_x(frame: pd.DataFrame, keys: list[str], xk: str, path: Path) -> P
     if not _numeric(list(drawn[xk].dropna())):
         return _bars(drawn, keys, xk, path)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    colors = itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
     panels = ((ax1, "test acc", "train acc", True), (ax2, "test loss", "train loss", False))
-    for row, (name, d) in enumerate(_series(drawn, keys, xk)):
-        c = next(colors)
+    for row, (name, d, c) in enumerate(_series(drawn, keys, xk)):
         for ax, test, train, as_error in panels:
             points, diverged = _along(d, xk, test)
             y = 1 - points["mean"] if as_error else points["mean"]
@@ -247,9 +256,7 @@ def grad_ratio_vs_depth(frame: pd.DataFrame, keys: list[str], xk: str, path: Pat
     drawn = measured[(measured.status == "diverged") | measured.index.isin(ok.index)]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    colors = itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
-    for row, (name, d) in enumerate(_series(drawn, keys, xk)):
-        c = next(colors)
+    for row, (name, d, c) in enumerate(_series(drawn, keys, xk)):
         points, diverged = _along(d, xk, col)
         ax.errorbar(points[xk], points["mean"], yerr=points["std"].fillna(0.0), fmt="-o", ms=3,
                     capsize=2, color=c, label=name)  # fmt: skip
