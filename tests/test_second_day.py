@@ -144,3 +144,64 @@ def test_resume_without_runs_continues_the_newest_unfinished_lesson_or_refuses(
     newest_full.mkdir(parents=True)  # another profile: not resumed
     given = _lesson_main(monkeypatch, ["--resume"])
     assert given[0].runs == Path("outputs/lesson/quick/2026-01-01_10-00-00") and given[0].resume
+
+
+# ---- start-up in seconds ---------------------------------------------------------------------
+LIGHT = {
+    # what a small command imports -> what it must not import
+    "depthbench.cli, depthbench.validation, depthbench.config_check, depthbench.launch.sweeps, "
+    "depthbench.rundir.run_folder, depthbench.rundir.output_dir": ("torch", "lightning"),
+    "depthbench.data, depthbench.data.spec, depthbench.tools.predict, depthbench.build, "
+    "depthbench.rundir.checkpoint": ("lightning", "torchvision"),
+}
+
+
+@pytest.mark.parametrize("modules", list(LIGHT))
+def test_small_commands_import_no_heavy_module(modules: str) -> None:
+    code = f"import sys, {modules}; print([m for m in {LIGHT[modules]!r} if m in sys.modules])"
+    status, out = run_py("-c", code)
+    assert status == 0 and out.strip() == "[]", out
+
+
+def test_validation_names_the_activations_and_inits_the_layers_take() -> None:
+    from depthbench import validation
+    from depthbench.models import layers
+
+    assert tuple(layers.ACTIVATIONS) == validation.ACTIVATIONS
+    assert layers.INITS == validation.INITS
+
+
+def test_images_are_resized_and_cropped_as_torchvision_does() -> None:
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torchvision.transforms import functional as TF
+
+    from depthbench.data.images import resize_center_crop, to_uint8_tensor
+
+    rng = np.random.default_rng(0)
+    for width, height in [(8, 8), (30, 17), (17, 30), (100, 37), (5, 5), (31, 32)]:
+        pixels = (rng.random((height, width, 3)) * 255).astype("uint8")
+        for mode in ("L", "RGB"):
+            img = Image.fromarray(pixels).convert(mode)
+            for size in [(8, 8), (28, 28), (32, 24), (24, 32)]:
+                ref = TF.pil_to_tensor(TF.center_crop(TF.resize(img, min(size)), list(size)))
+                assert torch.equal(to_uint8_tensor(resize_center_crop(img, size)), ref)
+
+
+@pytest.mark.process
+def test_a_bad_value_typed_by_hand_is_one_line_and_makes_no_run_folder(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    status, out = run_py("train.py", "model.depth=0", f"hydra.run.dir={run}")
+    assert status == 2 and out.strip() == "ConfigError: model.depth must be an integer >= 1, got 0"
+    assert not run.exists()
+
+
+@pytest.mark.process
+@pytest.mark.slow  # Hydra's own --help takes seconds: the point of printing it ourselves
+def test_help_is_the_text_hydra_prints() -> None:
+    hydras = (
+        "import sys; sys.argv = ['train.py', '--help']; from depthbench import cli; "
+        "cli._train_hydra()"
+    )
+    assert run_py("train.py", "--help") == run_py("-c", hydras)

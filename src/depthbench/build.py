@@ -10,25 +10,20 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
-import torch
 from hydra.utils import get_object, instantiate
-from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
-from depthbench.callbacks.checkpointing import AtomicCheckpointIO
-from depthbench.callbacks.epoch_log import EpochLog
-from depthbench.callbacks.heartbeat import Heartbeat
-from depthbench.callbacks.history import KeepHistory
-from depthbench.callbacks.interrupt import GracefulInterrupt
-from depthbench.callbacks.reliability import DivergenceGuard
-from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
 from depthbench.data.spec import data_spec
 from depthbench.errors import ConfigError
-from depthbench.module import Classifier
 from depthbench.rundir.redaction import redact
+
+if TYPE_CHECKING:  # Lightning loads where a Trainer is built: `depthbench predict` needs none
+    import lightning as L
+    import torch
+
+    from depthbench.module import Classifier
 
 # what a data module's extra model arguments say about the model it needs
 NEEDS = {"vocab_size": "text data needs a model that reads word ids: model=transformer"}
@@ -126,6 +121,17 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> 
     ``train_samples_per_second``; with the progress bar off, a ``Heartbeat`` line every 30 s
     (``callbacks.heartbeat.*`` sets when).
     """
+    import lightning as L
+    from lightning.pytorch.plugins.io import CheckpointIO
+
+    from depthbench.callbacks.checkpointing import AtomicCheckpointIO
+    from depthbench.callbacks.epoch_log import EpochLog
+    from depthbench.callbacks.heartbeat import Heartbeat
+    from depthbench.callbacks.history import KeepHistory
+    from depthbench.callbacks.interrupt import GracefulInterrupt
+    from depthbench.callbacks.reliability import DivergenceGuard
+    from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
+
     callbacks = _instantiate_group(cfg.get("callbacks")) + _instantiate_group(
         cfg.get("diagnostics")
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from depthbench.config_check import check_overrides, config_groups_help
+from depthbench.config_check import app_help, check_overrides, config_groups_help
 from depthbench.errors import DepthbenchError
 from depthbench.rundir.folder_lock import RunFolderError
 from depthbench.rundir.metrics_file import (
@@ -103,7 +103,12 @@ def lightning_config_error(error: BaseException) -> BaseException | None:
 
 def _checked(config_name: str) -> None:
     """Stop a mistyped key or group option with one "did you mean" line, before Hydra runs;
-    give Hydra the command line as ``check_overrides`` completes it (``+`` where meant)."""
+    give Hydra the command line as ``check_overrides`` completes it (``+`` where meant).
+    ``--help`` is printed here (``config_check.app_help``: Hydra's takes seconds)."""
+    text = app_help(CONF_DIR, config_name, sys.argv[1:])
+    if text is not None:
+        print(text)
+        sys.exit(0)
     try:
         sys.argv[1:] = check_overrides(CONF_DIR, config_name, sys.argv[1:])
     except DepthbenchError as e:
@@ -127,24 +132,44 @@ def eval_main() -> None:
 def _train_hydra(cfg: DictConfig) -> float | None:
     """Train (``python train.py ...``); returns ``cfg.optimized_metric`` for sweepers."""
     from depthbench.launch.sweeps import in_multirun, run_sweep_job
-    from depthbench.run import train
     from depthbench.rundir.redaction import redact_hydra_outputs
 
     redact_hydra_outputs()  # no secret in the run folder's .hydra/*.yaml
     if in_multirun():  # a failing job is recorded (metrics.json, jobs.jsonl); the sweep goes on
+        from depthbench.run import train
+
         _quiet_lightning_handlers()
         return run_sweep_job(train, cfg)
-    metrics = _guarded(train, cfg)
+    metrics = _guarded(_checked_then_train, cfg)
     metric = cfg.get("optimized_metric")
     return metrics.get(metric) if metric and metrics else None
+
+
+def _checked_then_train(cfg: DictConfig) -> dict:
+    """``run.train``, its config checked first: a bad value is answered before torch and
+    Lightning load (seconds), the run then checks it again."""
+    from depthbench.validation import validate_train_config
+
+    validate_train_config(cfg)
+    from depthbench.run import train
+
+    return train(cfg)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def _eval_hydra(cfg: DictConfig) -> None:
     """Evaluate a checkpoint (``python eval.py ckpt_path=...``)."""
+    _guarded(_checked_then_evaluate, cfg)
+
+
+def _checked_then_evaluate(cfg: DictConfig) -> dict:
+    """``run.evaluate``, its config checked before torch and Lightning load."""
+    from depthbench.validation import validate_eval_config
+
+    validate_eval_config(cfg)
     from depthbench.run import evaluate
 
-    _guarded(evaluate, cfg)
+    return evaluate(cfg)
 
 
 # `depthbench SUBCOMMAND ...`: name -> ("module:function" taking argv, imported lazily; what it

@@ -72,13 +72,15 @@ def _compose(
     config_name: str,
     overrides: list[str],
     sweeps: dict[str, list[str]] | None = None,
+    with_hydra: bool = False,
 ) -> DictConfig:
     """Compose as Hydra will; each swept value of a config group must be one of its options."""
     GlobalHydra.instance().clear()
     extra = [f"hydra.searchpath=[{','.join('file://' + d for d in config_dirs[1:])}]"]
     try:
         with initialize_config_dir(config_dir=config_dirs[0], version_base="1.3"):
-            cfg = compose(config_name, overrides=[*overrides, *extra[: len(config_dirs) > 1]])
+            cfg = compose(config_name, overrides=[*overrides, *extra[: len(config_dirs) > 1]],
+                          return_hydra_config=with_hydra)  # fmt: skip
             loader = GlobalHydra.instance().config_loader()
             for key, values in (sweeps or {}).items():
                 group = key.lstrip("+~")
@@ -127,10 +129,13 @@ def unknown_option_message(error: MissingConfigException) -> str | None:
     return f"{group}={option} is not an option; {guess}options: {', '.join(error.options)}"
 
 
-def compose_command(config_dir: str, config_name: str, args: Sequence[str]) -> DictConfig | None:
+def compose_command(
+    config_dir: str, config_name: str, args: Sequence[str], with_hydra: bool = False
+) -> DictConfig | None:
     """The config a command line (Hydra's syntax, flags included) composes to, each sweep at its
-    first value; None for a command that runs no task (``--help``) or one this check cannot
-    compose as Hydra would (another primary config folder). Hydra's errors propagate."""
+    first value (with its ``hydra`` node when ``with_hydra``); None for a command that runs no
+    task (``--help``) or one this check cannot compose as Hydra would (another primary config
+    folder). Hydra's errors propagate."""
     split = _split_args(args)
     if split is None:
         return None
@@ -144,7 +149,7 @@ def compose_command(config_dir: str, config_name: str, args: Sequence[str]) -> D
         config_dirs.append(str(Path(flags.get("--config-dir") or flags["-cd"]).resolve()))
     config_name = flags.get("--config-name") or flags.get("-cn") or config_name
     overrides, sweeps = _one_value_each(overrides)
-    return _compose(config_dirs, config_name, overrides, sweeps)
+    return _compose(config_dirs, config_name, overrides, sweeps, with_hydra)
 
 
 def trainer_arguments() -> set[str]:
@@ -188,26 +193,81 @@ def config_groups_help() -> str:
     help template calls this as ``${depthbench_config_groups:}``): Hydra's own
     ``$APP_CONFIG_GROUPS`` list without ``NOT_GROUPS``, which Hydra offers as groups because
     they are folders of the config search path (Hydra cannot leave a folder out of its list)."""
+    return "".join(
+        f"{group}: {', '.join(options)}\n"
+        for group, options in config_groups(lambda g: not _is_hydra_group(g)).items()
+    )
+
+
+def _is_hydra_group(group: str) -> bool:
+    return group == "hydra" or group.startswith("hydra/")
+
+
+def config_groups(keep) -> dict[str, list[str]]:
+    """``{group: sorted options}`` of the config search path for each group ``keep(group)``
+    accepts, ``NOT_GROUPS`` left out: Hydra's ``list_all_config_groups`` read from the config
+    sources themselves (``ConfigSource.list``). Hydra's own loader copies its whole repository
+    for every group it asks about: 200 copies, seconds, for one ``--help``."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.object_type import ObjectType
 
-    loader = GlobalHydra.instance().config_loader()  # set while Hydra prints --help
+    sources = GlobalHydra.instance().config_loader().get_sources()  # set while Hydra runs
 
-    def groups(parent: str) -> list[str]:  # as Hydra's Hydra.list_all_config_groups
-        found = []
-        for name in loader.list_groups(parent):
+    def listed(group: str, kind: ObjectType) -> list[str]:
+        names = {n for s in sources if s.is_group(group) for n in s.list(group, kind)}
+        return sorted(n.removesuffix(".yaml") for n in names)
+
+    found: dict[str, list[str]] = {}
+
+    def walk(parent: str) -> None:
+        for name in listed(parent, ObjectType.GROUP):
             group = f"{parent}/{name}" if parent else name
-            if group in NOT_GROUPS or group == "hydra" or group.startswith("hydra/"):
+            if group in NOT_GROUPS:
                 continue
-            if loader.get_group_options(group, ObjectType.CONFIG):
-                found.append(group)
-            if loader.get_group_options(group, ObjectType.GROUP):
-                found += groups(group)
-        return found
+            options = listed(group, ObjectType.CONFIG)
+            if options and keep(group):
+                found[group] = options
+            walk(group)
 
-    return "".join(
-        f"{g}: {', '.join(sorted(loader.get_group_options(g)))}\n" for g in sorted(groups(""))
-    )
+    walk("")
+    return dict(sorted(found.items()))
+
+
+def app_help(config_dir: str, config_name: str, args: Sequence[str]) -> str | None:
+    """The text of ``--help`` (the config's ``hydra.help.template``), rendered as Hydra does,
+    or None to leave it to Hydra (other flags, or a template with ``$FLAGS_HELP``). Hydra's
+    own rendering lists every group twice through its copying loader (seconds)."""
+    import string
+
+    from hydra.core.hydra_config import HydraConfig
+
+    flags = {a.partition("=")[0] for a in args if a.startswith("-")}
+    if not flags & {"--help", "-h"} or flags - {"--help", "-h", "--resolve", "-r"}:
+        return None
+    overrides = [a for a in args if not a.startswith("-")]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+            HydraConfig.instance().set_config(cfg)
+            template = str(cfg.hydra.help.template)  # resolves ${depthbench_config_groups:}
+            if "$FLAGS_HELP" in template:
+                return None
+
+            def groups(keep) -> str:
+                return "".join(f"{g}: {', '.join(o)}\n" for g, o in config_groups(keep).items())
+
+            values = {"CONFIG": "", "APP_CONFIG_GROUPS": "", "HYDRA_CONFIG_GROUPS": ""}
+            if "CONFIG_GROUPS" in template:
+                values["APP_CONFIG_GROUPS"] = groups(lambda g: not _is_hydra_group(g))
+                values["HYDRA_CONFIG_GROUPS"] = groups(_is_hydra_group)
+            job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            values["CONFIG"] = OmegaConf.to_yaml(job, resolve=bool(flags & {"--resolve", "-r"}))
+            return string.Template(template).substitute(values)
+    except HydraException:
+        return None  # Hydra reports it in its own words
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def _lesson_command(arg: str, value: str, config_dir: str) -> str:
@@ -269,7 +329,7 @@ def check_overrides(config_dir: str, config_name: str, args: Sequence[str]) -> l
     _refuse_foreign_groups(config_dir, config_name, split[0])
     for _ in range(len(args) + 1):  # each round adds one `+`
         try:
-            compose_command(config_dir, config_name, args)
+            cfg = compose_command(config_dir, config_name, args, with_hydra=True)
         except MissingConfigException as e:
             message = unknown_option_message(e)
             if message:
@@ -291,5 +351,23 @@ def check_overrides(config_dir: str, config_name: str, args: Sequence[str]) -> l
             raise ConfigError(unknown_key_message(base, key)) from None
         except HydraException:
             pass  # Hydra composes again and reports it in its own words
+        else:
+            if not {"-m", "--multirun"} & set(args):
+                check_values(config_name, cfg)
         return args
     return args
+
+
+def check_values(config_name: str, cfg: DictConfig | None) -> None:
+    """A single run's values checked now (``validation``), before Hydra makes its run folder:
+    a bad value is one line and leaves no folder. A multirun's jobs are checked as they run,
+    each recorded by the sweep (``launch.sweeps``); eval's values depend on its checkpoint."""
+    from hydra.types import RunMode
+
+    if cfg is None or config_name != "train" or "hydra" not in cfg:
+        return
+    if cfg.hydra.get("mode") == RunMode.MULTIRUN:
+        return
+    from depthbench.validation import validate_train_values
+
+    validate_train_values(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))

@@ -16,8 +16,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from depthbench.errors import ConfigError, close_matches
-from depthbench.models.layers import ACTIVATIONS, INITS, check_positive_int
 from depthbench.rundir.checkpoint import resolve_ckpt_path
+
+# The names ``models.layers`` accepts (its ACTIVATIONS and INITS; a test keeps them equal),
+# spelled here so that this module imports no torch: ``cli`` checks a config with it before
+# torch and Lightning load, and a bad value is answered in about a second
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "silu", "elu", "leaky_relu", "identity")
+INITS = ("default", "kaiming", "he", "xavier")
 
 # model keys that are sizes: an integer >= 1 whenever set (null = not used / solved)
 MODEL_SIZE_KEYS = ("depth", "width", "stages", "dim", "heads", "patch_size", "params")
@@ -30,6 +35,15 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_positive_int(name: str, value: Any, allow_null: bool = False) -> None:
+    """``value`` must be an integer >= 1 (or None when ``allow_null``): the message of
+    ``models.layers.check_positive_int``, which the constructors run again."""
+    if value is None and allow_null:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1{' or null' * allow_null}, got {value!r}")
 
 
 def check_fraction(key: str, value: Any) -> None:
@@ -126,8 +140,24 @@ def from_checkpoint_message(key: str, given: str) -> str:
 
 
 def check_no_missing_values(cfg: DictConfig) -> None:
-    """Every ``???`` value (a required path such as text_csv's ``data.path``) must be set."""
-    missing = sorted(OmegaConf.missing_keys(cfg))
+    """Every ``???`` value (a required path such as text_csv's ``data.path``) must be set.
+    Interpolations are not resolved (``${hydra:...}`` needs a running Hydra): the value each
+    names is checked where it lives."""
+
+    def missing_under(node: Any, prefix: str) -> list[str]:
+        found = []
+        keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
+        for key in keys:
+            path = f"{prefix}{key}" if isinstance(node, DictConfig) else f"{prefix[:-1]}[{key}]"
+            if OmegaConf.is_missing(node, key):
+                found.append(path)
+            elif not OmegaConf.is_interpolation(node, key):
+                child = node[key]
+                if OmegaConf.is_config(child):
+                    found += missing_under(child, f"{path}.")
+        return found
+
+    missing = sorted(missing_under(cfg, ""))
     if missing:
         example = " ".join(f"{k}=..." for k in missing)
         raise ConfigError(
@@ -149,6 +179,13 @@ def validate_train_config(cfg: DictConfig) -> str | None:
 
     The checkpoint is not read here: ``run.train`` reads it once, before any data loads.
     """
+    validate_train_values(cfg)
+    return resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
+
+
+def validate_train_values(cfg: DictConfig) -> None:
+    """The checks of ``validate_train_config`` that need no run folder: ``config_check`` runs
+    them on the command line's config before Hydra makes a folder (one line, no folder)."""
     check_no_missing_values(cfg)
     if not _is_int(cfg.get("seed", 0)):
         raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
@@ -156,7 +193,6 @@ def validate_train_config(cfg: DictConfig) -> str | None:
     validate_data(cfg.get("data"))
     validate_optimization(cfg)
     validate_trainer(cfg.get("trainer"))
-    return resolve_ckpt_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
 
 
 def validate_eval_config(cfg: DictConfig) -> str:

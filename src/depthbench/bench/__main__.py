@@ -10,9 +10,9 @@ import importlib
 import sys
 
 # benchmark -> the module whose main(argv) runs it
-NAMES = ("overhead", "time_to_acc", "flops", "data", "seeds", "gpu", "profile")
+NAMES = ("overhead", "time_to_acc", "flops", "data", "startup", "seeds", "gpu", "profile")
 BENCHMARKS = {name: f"depthbench.bench.{name}" for name in NAMES}
-CPU_ALL = ("flops", "overhead", "data", "time_to_acc", "seeds")
+CPU_ALL = ("startup", "flops", "overhead", "data", "time_to_acc", "seeds")
 
 
 def main(argv: list[str]) -> None:

@@ -164,6 +164,19 @@ def _flops(s: dict[str, Any]) -> tuple[str, str, list[str]]:
     )
 
 
+def _startup(s: dict[str, Any]) -> tuple[str, str, list[str]]:
+    text = (
+        f"Each command a fresh process, {s['repeats']} in turn; wall time of the whole process, "
+        "median (range), and the median CPU time (user + system) each process used. `predict` "
+        "reads a checkpoint copied to a new path before each run."
+    )
+    rows = [[f"`{r['command']}`", f"**{r['median_s']:.2f}**",
+             f"{r['range_s'][0]:.2f}-{r['range_s'][1]:.2f}", _num(r.get("cpu_median_s"), "{:.2f}")]
+            for r in s["commands"].values()]  # fmt: skip
+    columns = ["command", "median s", "range s", "CPU s (median)"]
+    return "Start-up: the small commands", text, table(columns, rows)
+
+
 def _seeds_together(s: dict[str, Any]) -> tuple[str, str, list[str]]:
     text = (
         f"`python train.py -m seed=0,...,n-1 ...`, {s['steps']} training steps per seed, "
@@ -182,6 +195,7 @@ def _seeds_together(s: dict[str, Any]) -> tuple[str, str, list[str]]:
 
 # bench.json section -> its renderer, in page order
 BENCH_SECTIONS: dict[str, Callable[[dict[str, Any]], tuple[str, str, list[str]]]] = {
+    "startup": _startup,
     "overhead_cpu": lambda s: _overhead(s, "CPU"),
     "overhead_cuda": lambda s: _overhead(s, "GPU"),
     "time_to_acc": _time_to_acc,

@@ -14,13 +14,10 @@ from typing import Any
 import lightning as L
 
 from depthbench.data.spec import data_spec
-from depthbench.rundir.redaction import redact
 
-# the checkpoint keys this callback writes and ``rundir.checkpoint`` reads: the resolved config,
-# and the data spec the net was built for (``data.spec.data_spec``), so the net is rebuilt
-# without its data
-CONFIG_KEY = "depthbench_config"
-DATA_SPEC_KEY = "depthbench_data_spec"
+# the checkpoint keys this callback writes, defined beside their reader (light to import)
+from depthbench.rundir.checkpoint import CONFIG_KEY, DATA_SPEC_KEY
+from depthbench.rundir.redaction import redact
 
 
 class ConfigInCheckpoint(L.Callback):

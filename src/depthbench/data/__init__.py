@@ -1,26 +1,36 @@
-"""LightningDataModules over one in-memory batch pipeline (see ``base.py``)."""
+"""LightningDataModules over one in-memory batch pipeline (see ``base.py``).
 
-from depthbench.data.base import InMemoryDataModule
-from depthbench.data.cifar import CIFAR10DataModule, CIFAR100DataModule
-from depthbench.data.digits import DigitsDataModule
-from depthbench.data.fashion_mnist import FashionMNISTDataModule
-from depthbench.data.flowers import Flowers102DataModule
-from depthbench.data.image_folder import ImageFolderDataModule
-from depthbench.data.loader import TensorBatchLoader
-from depthbench.data.mnist import MNISTDataModule
-from depthbench.data.mnist1d import MNIST1DDataModule
-from depthbench.data.synthetic import SyntheticDataModule
+The names below are imported on first use (PEP 562): importing a light piece of this package
+(``data.spec``, ``data.stats``) must not load Lightning, which the data modules subclass.
+"""
 
-__all__ = [
-    "CIFAR10DataModule",
-    "CIFAR100DataModule",
-    "DigitsDataModule",
-    "FashionMNISTDataModule",
-    "Flowers102DataModule",
-    "ImageFolderDataModule",
-    "InMemoryDataModule",
-    "MNIST1DDataModule",
-    "MNISTDataModule",
-    "SyntheticDataModule",
-    "TensorBatchLoader",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> the module under depthbench.data that defines it
+_WHERE = {
+    "CIFAR10DataModule": "cifar",
+    "CIFAR100DataModule": "cifar",
+    "DigitsDataModule": "digits",
+    "FashionMNISTDataModule": "fashion_mnist",
+    "Flowers102DataModule": "flowers",
+    "ImageFolderDataModule": "image_folder",
+    "InMemoryDataModule": "base",
+    "MNIST1DDataModule": "mnist1d",
+    "MNISTDataModule": "mnist",
+    "SyntheticDataModule": "synthetic",
+    "TensorBatchLoader": "loader",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

@@ -1,8 +1,10 @@
 """Image files -> uint8 tensors, decoded once (Flowers-102 and user image folders).
 
-Both pipelines open images with the same function, ``load_image``: RGB, shorter side resized to
-the target with PIL's antialiasing, then a centre crop to the exact size (torchvision's standard
-``Resize`` + ``CenterCrop`` evaluation preprocessing), so they see the same pixels.
+Both pipelines, and ``depthbench predict``, open images with the same functions (``load_image``,
+``resize_center_crop``): shorter side resized to the target with PIL's antialiasing, then a
+centre crop to the exact size: torchvision's standard ``Resize`` + ``CenterCrop`` evaluation
+preprocessing, pixel for pixel (a test compares them), done with PIL alone so that predicting
+one image does not import torchvision (a second of start-up).
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms import functional as TF
 
 from depthbench.errors import ConfigError, DataError
 
@@ -27,12 +29,33 @@ def image_size_hw(image_size: int | Sequence[int], key: str = "data.image_size")
     return size[0], size[1]
 
 
+def resize_center_crop(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Shorter side resized to ``min(size)`` (bilinear, antialiased), then centre-cropped to
+    ``size`` (H, W): torchvision's ``resize(img, min(size))`` and ``center_crop(img, size)``."""
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    target = min(size)
+    if short != target:  # torchvision leaves an image whose shorter side fits as it is
+        new_short, new_long = target, int(target * long / short)
+        new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+        img = img.resize((new_w, new_h), Image.BILINEAR)
+    crop_h, crop_w = size
+    w, h = img.size
+    top, left = round((h - crop_h) / 2.0), round((w - crop_w) / 2.0)
+    return img.crop((left, top, left + crop_w, top + crop_h))
+
+
+def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
+    """A PIL image as a uint8 (C, H, W) tensor (torchvision's ``pil_to_tensor``)."""
+    a = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(a.reshape(a.shape[0], a.shape[1], -1).copy()).permute(2, 0, 1)
+
+
 def load_image(path: Path, size: tuple[int, int]) -> Image.Image:
     """Open ``path`` as RGB, resize its shorter side and centre-crop to ``size`` (H, W)."""
     with open(path, "rb") as f:
         img = Image.open(f).convert("RGB")
-    img = TF.resize(img, min(size))
-    return TF.center_crop(img, list(size))
+    return resize_center_crop(img, size)
 
 
 def decode_images(
@@ -51,7 +74,7 @@ def decode_images(
     bad: list[int] = []
     for i, path in enumerate(files):
         try:
-            out[i - len(bad)] = TF.pil_to_tensor(load_image(path, size))
+            out[i - len(bad)] = to_uint8_tensor(load_image(path, size))
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
             if not skip_bad:
                 raise DataError(

@@ -34,12 +34,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from depthbench.errors import ConfigError
-from depthbench.launch.distributed import end_distributed_job
-from depthbench.launch.gpu_slots import claim_gpu_for_sweep_job
 from depthbench.rundir.folder_lock import RunFolderError
 from depthbench.rundir.metrics_file import error_line, is_rank_zero, write_metrics
 from depthbench.rundir.redaction import redact, redact_yaml_file
-from depthbench.tracking import finish_wandb
 
 log = logging.getLogger("depthbench")
 
@@ -73,6 +70,11 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
     ``last_finite_loss``) and its jobs.jsonl line copies those fields; any other failure is
     written as ``failed`` with its error and traceback.
     """
+    # here, not at import: Hydra imports this module (SweepCallback) for every run, a typo too
+    from depthbench.launch.distributed import end_distributed_job
+    from depthbench.launch.gpu_slots import claim_gpu_for_sweep_job
+    from depthbench.tracking import finish_wandb
+
     hydra_cfg = HydraConfig.get()
     out_dir = Path(cfg.paths.output_dir)
     metric = cfg.get("optimized_metric")

@@ -10,16 +10,21 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 
-from depthbench.build import build_net
-from depthbench.callbacks.run_config import CONFIG_KEY, DATA_SPEC_KEY
 from depthbench.data.spec import data_spec
 from depthbench.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:  # torch and the builder load where a checkpoint is read, not at import:
+    from torch import nn  # resolve_ckpt_path answers a command line before torch loads
+
+# the checkpoint keys ``callbacks.run_config.ConfigInCheckpoint`` writes and this module reads:
+# the resolved config, and the data spec the net was built for (``data.spec.data_spec``), so
+# the net is rebuilt without its data
+CONFIG_KEY = "depthbench_config"
+DATA_SPEC_KEY = "depthbench_data_spec"
 
 
 def resolve_ckpt_path(value: str | None, output_dir: Path, required: bool = False) -> str | None:
@@ -60,6 +65,8 @@ def resolve_ckpt_path(value: str | None, output_dir: Path, required: bool = Fals
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a depthbench checkpoint with ``weights_only=True``; raise CheckpointError otherwise."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -107,6 +114,8 @@ def load_net(checkpoint: str | Path | Mapping[str, Any]) -> tuple[nn.Module, Dic
     under ``ema_net.`` when the run averaged its weights (``module.ema_decay``): the EMA
     weights are the ones the run validated and tested with.
     """
+    from depthbench.build import build_net
+
     name = "checkpoint" if isinstance(checkpoint, Mapping) else str(checkpoint)
     ckpt = checkpoint if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint)
     config = OmegaConf.create(ckpt[CONFIG_KEY])

@@ -33,10 +33,18 @@ REQUIRED = {
 
 
 def is_rank_zero() -> bool:
-    """Whether this process is global rank 0 (True outside DDP/SLURM/torchrun)."""
-    from lightning.pytorch.utilities.rank_zero import rank_zero_only  # set from RANK etc.
+    """Whether this process is global rank 0 (True outside DDP/SLURM/torchrun): Lightning's
+    ``rank_zero_only.rank``, or, before Lightning is imported (a refused command line needs no
+    Lightning), the environment variable it reads that rank from."""
+    import os
 
-    return getattr(rank_zero_only, "rank", 0) == 0
+    from lightning_utilities.core.rank_zero import rank_zero_only  # light; Lightning sets .rank
+
+    rank = getattr(rank_zero_only, "rank", None)
+    if rank is None:  # as lightning.fabric.utilities.rank_zero._get_rank
+        keys = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+        rank = next((int(os.environ[k]) for k in keys if os.environ.get(k) is not None), 0)
+    return rank == 0
 
 
 def write_metrics(out_dir: str | Path, status: str, **fields: Any) -> Path:

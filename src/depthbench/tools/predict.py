@@ -91,7 +91,8 @@ class Predictor:
     def _image(self, path: Path) -> torch.Tensor:
         """One image file -> uint8 ``input_shape`` (grey or RGB, resized, centre-cropped)."""
         from PIL import Image, UnidentifiedImageError
-        from torchvision.transforms import functional as TF
+
+        from depthbench.data.images import resize_center_crop, to_uint8_tensor
 
         if len(self.input_shape) != 3 or self.input_shape[0] not in (1, 3):
             raise DataError(
@@ -104,8 +105,7 @@ class Predictor:
                 img = Image.open(f).convert("L" if channels == 1 else "RGB")
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
             raise DataError(f"cannot read image {path} ({type(e).__name__}: {e})") from e
-        img = TF.center_crop(TF.resize(img, min(h, w)), [h, w])
-        return TF.pil_to_tensor(img)
+        return to_uint8_tensor(resize_center_crop(img, (h, w)))
 
     def _array(self, path: Path) -> torch.Tensor:
         """A ``.npy`` file -> a raw batch ``(N, *input_shape)``."""
