@@ -205,3 +205,38 @@ def test_help_is_the_text_hydra_prints() -> None:
         "cli._train_hydra()"
     )
     assert run_py("train.py", "--help") == run_py("-c", hydras)
+
+
+# ---- quick trials are small ------------------------------------------------------------------
+def test_val_size_and_test_size_shrink_the_evaluated_sets(tmp_path: Path) -> None:
+    from helpers import compose_config
+    from hydra.utils import instantiate
+
+    sizes = ["data=synthetic", "data.num_train=400", "data.num_test=200"]
+    cfg = compose_config([*sizes, "data.val_size=30", "data.test_size=50"], tmp_path)
+    data = instantiate(cfg.data)
+    data.setup("fit")
+    assert [len(data.splits[s][1]) for s in ("train", "val", "test")] == [370, 30, 50]
+    counts = data.splits["test"][1].bincount()
+    assert counts.max() - counts.min() <= 1  # balanced over the classes
+    cfg = compose_config([*sizes, "data.test_size=0.25"], tmp_path)
+    fraction = instantiate(cfg.data)
+    fraction.setup("fit")
+    assert len(fraction.splits["test"][1]) == 50
+    whole = instantiate(compose_config(sizes, tmp_path).data)
+    whole.setup("fit")
+    assert len(whole.splits["test"][1]) == 200
+
+
+def test_a_test_size_beyond_the_test_split_is_one_line(tmp_path: Path) -> None:
+    from helpers import compose_config
+    from hydra.utils import instantiate
+
+    from depthbench.errors import ConfigError
+
+    cfg = compose_config(["data=synthetic", "data.num_test=20", "data.test_size=30"], tmp_path)
+    with pytest.raises(ConfigError, match=r"data.test_size=30 is larger than the 20 test"):
+        instantiate(cfg.data).setup("fit")
+    bad = compose_config(["data=synthetic", "data.test_size=-1"], tmp_path)
+    with pytest.raises(Exception, match=r"data.test_size must be a count >= 1"):
+        instantiate(bad.data)

@@ -2,7 +2,8 @@
 
 A dataset subclass only says how to load its splits (``load_splits``, usually decoded once and
 cached on disk by ``depthbench.data.cache``); this base class makes the train/val/test splits with
-a fixed seed, takes a balanced ``train_size`` subset, computes the normalisation statistics on the
+a fixed seed, takes balanced ``train_size`` and ``test_size`` subsets (``val_size`` sets the
+validation split carved from train), computes the normalisation statistics on the
 training split (``data.stats``), moves the splits to the GPU when the trainer runs on one, and
 serves batches from memory (``data.loader.TensorBatchLoader``), normalising and augmenting whole
 batches as tensor operations instead of one sample at a time. ``loader="torchvision"`` serves the
@@ -74,6 +75,7 @@ class InMemoryDataModule(L.LightningDataModule):
         eval_batch_size: int | None = None,
         val_size: int | float = 0.1,
         train_size: int | None = None,
+        test_size: int | float | None = None,
         augment: bool = False,
         crop_padding: int = 0,
         flip: bool | None = None,
@@ -94,6 +96,14 @@ class InMemoryDataModule(L.LightningDataModule):
             raise ConfigError(
                 f"data.train_size must be a positive integer or null, got {train_size!r}"
             )
+        if test_size is not None and not (
+            (isinstance(test_size, int) and not isinstance(test_size, bool) and test_size >= 1)
+            or (isinstance(test_size, float) and 0 < test_size < 1)
+        ):
+            raise ConfigError(
+                "data.test_size must be a count >= 1, a fraction in (0, 1) or null (the whole "
+                f"test split), got {test_size!r}"
+            )
         if loader not in LOADERS:
             raise ConfigError(f"data.loader must be one of {', '.join(LOADERS)}, got {loader!r}")
         if not isinstance(num_workers, int) or num_workers < 0:
@@ -105,6 +115,10 @@ class InMemoryDataModule(L.LightningDataModule):
         self.drop_last = drop_last  # drop the last partial training batch (one batch shape)
         self.eval_batch_size = eval_batch_size or max(batch_size, 512)
         self.val_size, self.train_size = val_size, train_size
+        # a balanced subset of the test split (null: all of it), for quick trials; data sets that
+        # carve their test split themselves (digits, image_folder, text_csv) take test_size
+        # as that split's size instead and leave this one null
+        self.test_subset = test_size
         self.augment, self.normalize, self.seed = augment, normalize, seed
         self.crop_padding = crop_padding
         # images average-pooled by this factor once at setup (2: 28x28 -> 14x14), so a
@@ -164,6 +178,18 @@ class InMemoryDataModule(L.LightningDataModule):
                 )
             keep = balanced_subset(raw["train"][1][train_rows], self.train_size, g)
             plan["train"] = ("train", train_rows[keep])
+        if self.test_subset is not None:
+            src, test_rows = plan["test"]
+            n_test = len(test_rows)
+            size = self.test_subset
+            n = size if isinstance(size, int) else max(1, round(size * n_test))
+            if n > n_test:
+                raise ConfigError(
+                    f"data.test_size={size} is larger than the {n_test} test examples of "
+                    f"{self.name}; allowed: 1..{n_test}, a fraction in (0, 1) or null"
+                )
+            keep = balanced_subset(raw[src][1][test_rows], n, g)
+            plan["test"] = (src, test_rows[keep])
         self.splits = {k: (raw[src][0][idx], raw[src][1][idx]) for k, (src, idx) in plan.items()}
         if self.pool > 1:
             self.splits = {k: (pool_images(x, self.pool), y) for k, (x, y) in self.splits.items()}
