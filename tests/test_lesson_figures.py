@@ -307,6 +307,11 @@ def test_diverged_runs_missing_means_and_thresholds_out_of_place() -> None:
         xticks=["plain", "residual"],
         hlines=[(0.5, "trains")],
     )
+    xs = [1, 2, 4, 8, 12, 16, 24, 32, 50, 64, 100]  # too close on a log scale to tick each
+    crowded = Figure("depth", "acc", [Series("plain", xs, [0.5] * 11, [0.0] * 11)], logx=True)
+    fig = F.render(crowded, "crowded", None)
+    _assert_inside_and_apart(fig, _saved(fig))
+    pyplot().close(fig)
     for figure in (lines, bars):
         fig = F.render(figure, "diverged", None)
         drawn = _saved(fig)

@@ -81,12 +81,19 @@ def family_of(label: str) -> str | None:
     return None
 
 
+def resolve_family(family: str | None, label: str = "") -> str | None:
+    """``family`` when it is a key of FAMILIES, else the family it or ``label`` names."""
+    if family in FAMILIES:
+        return family
+    return family_of(family or label) or family_of(label)
+
+
 def family_color(family: str | None, label: str = "") -> str:
     """The colour of ``family`` (a key of FAMILIES), else of the family ``label`` names, else a
     spare colour chosen by the label's checksum (the same label gets the same colour)."""
     import zlib
 
-    family = family if family in FAMILIES else family_of(family or label) or family_of(label)
+    family = resolve_family(family, label)
     if family is not None:
         return FAMILIES[family]
     return _SPARE[zlib.crc32(label.encode()) % len(_SPARE)]

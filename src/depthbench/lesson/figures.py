@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from depthbench.lesson.outcome import Figure, Series
-from depthbench.plotting import CONTROL_COLOR, family_color, family_of, pyplot, shade
+from depthbench.plotting import CONTROL_COLOR, family_color, pyplot, resolve_family, shade
 from depthbench.report.figures import mark_diverged
 
 DPI = 90  # the page's PNGs
@@ -69,8 +69,8 @@ def render(figure: Figure, title: str, control: Figure | None = None, change: st
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
-    handles: dict[str, Any] = {}
-    first: dict[str, Any] = {}
+    handles: dict[tuple[str, bool], Any] = {}  # (label, control) -> legend handle
+    first: dict[str, Any] = {}  # scale -> its first axes
     names = list(panels)
     for i, (ax, name) in enumerate(zip(axes.flat, names, strict=False)):
         xlabel, ylabel = labels[name]
@@ -163,7 +163,7 @@ def _colours(series: list[Series]) -> dict[int, tuple[Any, str]]:
 
 def _gid(s: Series) -> str:
     """What an artist of ``s`` draws: "series|<family>|<control 0/1>|<label>" (for tests)."""
-    return f"series|{s.family or family_of(s.label) or ''}|{int(s.control)}|{s.label}"
+    return f"series|{resolve_family(s.family, s.label) or ''}|{int(s.control)}|{s.label}"
 
 
 def _depth_key(s: Series) -> float:
@@ -172,7 +172,7 @@ def _depth_key(s: Series) -> float:
 
 
 def _draw_panel(ax: Any, figure: Figure, series: list[Series], width_in: float) -> dict:
-    """Draw ``series`` and the thresholds on ``ax``; return label -> legend handle."""
+    """Draw ``series`` and the thresholds on ``ax``; return (label, control) -> legend handle."""
     colours = _colours(series)
     if figure.categorical:
         handles = _bars(ax, figure, series, colours, width_in)
@@ -248,7 +248,13 @@ def _lines(ax: Any, figure: Figure, series: list[Series], colours: dict) -> dict
         powers_of_two = all(math.log2(x).is_integer() for x in xs_all)
         ax.set_xscale("log", base=2 if powers_of_two else 10)
         ax.xaxis.set_minor_locator(_null_locator())
-        ax.set_xticks(xs_all, [_tick(x) for x in xs_all])
+        logs = np.log(xs_all)
+        if len(logs) < 2 or np.diff(logs).min() >= np.ptp(logs) / 12:
+            ax.set_xticks(xs_all, [_tick(x) for x in xs_all])  # each setting, ticked
+        else:  # settings too close to tick each: the scale's own ticks
+            from matplotlib.ticker import FuncFormatter
+
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _tick(x)))
     elif integer_x:
         gaps = np.diff(xs_all)
         if whole and len(xs_all) <= 12 and (not len(gaps) or gaps.min() >= np.ptp(xs_all) / 12):
