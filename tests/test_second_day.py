@@ -240,3 +240,58 @@ def test_a_test_size_beyond_the_test_split_is_one_line(tmp_path: Path) -> None:
     bad = compose_config(["data=synthetic", "data.test_size=-1"], tmp_path)
     with pytest.raises(Exception, match=r"data.test_size must be a count >= 1"):
         instantiate(bad.data)
+
+
+# ---- continuing a run means training -----------------------------------------------------------
+def test_the_continuation_line_names_the_schedule_or_refuses_one_that_cannot_stretch() -> None:
+    from depthbench.errors import ConfigError
+    from depthbench.rundir.run_folder import continuation_line
+
+    record, trainer = {"status": "ok", "epochs": 2}, {"max_epochs": 4}
+    cosine = {"_target_": "depthbench.optim.schedulers.cosine"}
+    line = continuation_line(record, cosine, trainer)
+    assert "cosine learning-rate schedule is re-planned for 4 epochs" in line
+    assert "constant rate" in continuation_line(record, None, trainer)
+    onecycle = {"_target_": "depthbench.optim.schedulers.onecycle"}
+    with pytest.raises(ConfigError, match=r"train a new run with trainer.max_epochs=4"):
+        continuation_line(record, onecycle, trainer)
+
+
+def test_raising_max_epochs_on_a_finished_run_trains_with_a_replanned_schedule(
+    tmp_path: Path, caplog
+) -> None:
+    import csv
+
+    from helpers import compose_config
+
+    from depthbench.run import train
+
+    tiny = ["+trainer.limit_train_batches=4", "+trainer.limit_val_batches=1",
+            "+trainer.limit_test_batches=1", "callbacks.progress_bar.refresh_rate=0",
+            "trainer.log_every_n_steps=1"]  # fmt: skip
+    first = train(compose_config(["trainer.max_epochs=2", *tiny], tmp_path))
+    with caplog.at_level(logging.INFO, logger="depthbench"):
+        second = train(compose_config(["trainer.max_epochs=4", "ckpt_path=auto", *tiny], tmp_path))
+    assert second["status"] == "ok" and second["steps"] == 16
+    assert "cosine learning-rate schedule is re-planned for 4 epochs" in caplog.text
+    assert second["fit_seconds"] > first["fit_seconds"]  # both parts of the run
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").read_text().splitlines()))
+    lrs = {int(r["step"]): float(r["lr-AdamW"]) for r in rows if r.get("lr-AdamW")}
+    after = [lr for step, lr in lrs.items() if step > 8]
+    assert after and min(after) > 1e-5 * max(lrs.values())  # the new epochs train
+
+
+def test_each_command_of_a_run_folder_is_kept(tmp_path: Path) -> None:
+    from depthbench.rundir.commands import read_commands, record_command
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- trainer.max_epochs=2\n")
+    record_command(tmp_path, "python train.py", ["trainer.max_epochs=4", "ckpt_path=auto"])
+    record_command(tmp_path, "python train.py", ["trainer.max_epochs=6", "ckpt_path=auto",
+                                                 "+logger.wandb.api_key=abc123"])  # fmt: skip
+    assert read_commands(tmp_path) == [
+        "python train.py trainer.max_epochs=2",
+        "python train.py trainer.max_epochs=4 ckpt_path=auto",
+        "python train.py trainer.max_epochs=6 ckpt_path=auto "
+        "'+logger.wandb.api_key=***redacted***'",
+    ]

@@ -47,6 +47,7 @@ from depthbench.rundir.resume import read_record, resume_command
 from depthbench.rundir.run_folder import (
     AlreadyFinished,
     claimed,
+    continuation_line,
     continues_run,
     finished_message,
 )
@@ -79,16 +80,22 @@ def _fit_outcome(
     return "failed", {"error": error_line(error)}
 
 
-def _check_not_finished(cfg: DictConfig, checkpoint: dict[str, Any], out_dir: Path) -> None:
+def _check_not_finished(cfg: DictConfig, checkpoint: dict[str, Any], out_dir: Path) -> float:
     """Raise AlreadyFinished when this command continues its folder's finished run without
-    raising its limits (the checkpoint holds the trainer config it finished under)."""
+    raising its limits (the checkpoint holds the trainer config it finished under); with them
+    raised, say in one line what the learning rate does (``continuation_line``; a schedule that
+    cannot be stretched is refused). Returns the fit seconds of the run's earlier parts (0: a
+    new run), which this part's are added to."""
     record = read_record(out_dir)
     if not record or not continues_run(cfg, out_dir):
-        return
+        return 0.0
     old_trainer = checkpoint.get(CONFIG_KEY, {}).get("trainer")
     message = finished_message(out_dir, record, old_trainer, cfg.trainer)
     if message:
         raise AlreadyFinished(message, record)
+    if record.get("status") == "ok":
+        log.info("%s", continuation_line(record, cfg.get("scheduler"), cfg.trainer))
+    return float(record.get("fit_seconds") or 0.0)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -121,8 +128,7 @@ def _train(cfg: DictConfig, ckpt_path: str | None, out_dir: Path) -> dict[str, A
     check_accelerator(cfg.trainer)
     # the one read of the checkpoint: corrupt or foreign files fail here, before any data loads
     checkpoint = load_checkpoint(ckpt_path) if ckpt_path else None
-    if checkpoint is not None:
-        _check_not_finished(cfg, checkpoint, out_dir)
+    earlier = _check_not_finished(cfg, checkpoint, out_dir) if checkpoint is not None else 0.0
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if checkpoint and cfg.get("logger") and "wandb" in cfg.logger:  # continue its wandb run
         remember_wandb_id(cfg.logger.wandb.get("save_dir", out_dir), checkpoint)
@@ -157,7 +163,8 @@ def _train(cfg: DictConfig, ckpt_path: str | None, out_dir: Path) -> dict[str, A
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except BaseException as e:  # recorded in metrics.json; cli exits non-zero
         status, fields = _fit_outcome(e, trainer, guard)
-        record = {"status": status, **run_fields(), **fields, "output_dir": str(out_dir)}
+        record = {"status": status, **run_fields(), **fields, "output_dir": str(out_dir),
+                  "fit_seconds": round(earlier + time.perf_counter() - start, 3)}  # fmt: skip
         if trainer.is_global_zero:
             write_metrics(out_dir, **record)
         e.depthbench_metrics = record  # for sweeps.run_sweep_job's jobs.jsonl
@@ -168,7 +175,7 @@ def _train(cfg: DictConfig, ckpt_path: str | None, out_dir: Path) -> dict[str, A
             finish_wandb(exit_code=128 + signum)
             raise SystemExit(128 + signum) from e
         raise
-    fit_seconds = time.perf_counter() - start
+    fit_seconds = earlier + time.perf_counter() - start  # every part of the run
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     test_metrics: dict[str, float] = {}
     if cfg.get("test", True):

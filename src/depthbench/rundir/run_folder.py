@@ -31,6 +31,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from depthbench.errors import ConfigError
+from depthbench.rundir.commands import record_command
 from depthbench.rundir.folder_lock import RunFolderError, is_locked_here, lock, unlock
 from depthbench.rundir.resume import METRICS_FILE, find_run_to_continue, read_record
 
@@ -94,6 +96,36 @@ def finished_message(
     )
 
 
+# learning-rate schedules whose state fixes the length they were planned for: a finished run
+# cannot train longer under them (torch's OneCycleLR stores total_steps and refuses to step on)
+FIXED_LENGTH_SCHEDULES = ("onecycle",)
+
+
+def continuation_line(record: Mapping[str, Any], scheduler: Any, trainer: Any) -> str:
+    """What continuing a finished run (``record``, its metrics.json) with raised limits does to
+    its learning rate, in one line; a ConfigError when the schedule cannot be stretched.
+
+    The schedules of ``optim.schedulers`` are functions of (step, total steps) that a
+    checkpoint does not store: the continued fit builds them for its new length, so the
+    learning rate goes on where the new plan is at the run's last step (the end of the old
+    plan was its minimum)."""
+    name = str((scheduler or {}).get("_target_", "none")).rsplit(".", 1)[-1]
+    epochs, limit = record.get("epochs"), (trainer or {}).get("max_epochs")
+    if name in FIXED_LENGTH_SCHEDULES:
+        raise ConfigError(
+            f"the run finished its {name} learning-rate schedule at epoch {epochs}, and that "
+            "schedule cannot be stretched (every further step would be past its end); train "
+            f"a new run with trainer.max_epochs={limit} (leave ckpt_path unset)"
+        )
+    if name in ("none", "constant"):
+        return f"continuing the finished run from epoch {epochs} to {limit} at its constant rate"
+    return (
+        f"continuing the finished run from epoch {epochs} to {limit}: its {name} learning-rate "
+        f"schedule is re-planned for {limit} epochs and goes on from where that plan is at "
+        f"epoch {epochs} (the old plan had reached its end)"
+    )
+
+
 def continues_run(cfg: DictConfig | Mapping[str, Any], folder: Path) -> bool:
     """Whether a train command continues the run of ``folder``: ``ckpt_path`` is ``auto``,
     ``last`` or a file inside the folder. An eval config (it has no ``module``) never does."""
@@ -154,6 +186,12 @@ def _run_dir_given(config: DictConfig) -> bool:
     return any(str(o).split("=")[0].lstrip("+~") == "hydra.run.dir" for o in task)
 
 
+def _script() -> str:
+    """How this process was started, as typed: ``python train.py``, ``depthbench train``."""
+    name = sys.argv[0] if sys.argv else "train.py"
+    return name if " " in name else f"python {Path(name).name}"
+
+
 def _exit(message: str, code: int) -> None:
     print(message, file=sys.stderr)  # Hydra's logging is not set up yet
     sys.exit(code)
@@ -193,6 +231,8 @@ class RunFolderClaim(Callback):
             if message:
                 unlock(folder)
                 _exit(message, 0)
+        # before Hydra replaces .hydra/overrides.yaml: each command of the run is kept
+        record_command(folder, _script(), list(config.hydra.overrides.get("task") or []))
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         unlock(Path(str(config.hydra.run.dir)))
