@@ -114,16 +114,19 @@ def shattered_gradients(frames: Mapping[str, pd.DataFrame], criterion: Mapping) 
             "residual net": "residual: lag-1 autocorr. of df/dx",
         }
     )
+    panel_labels = {}
     if all(c in ok for c in ("x", "plain df/dx", "residual df/dx")):
         first = ok.sort_values("seed").iloc[0]
         panel = f"df/dx / std along x, depth {depth}, seed {int(first['seed'])}"
+        panel_labels[panel] = ("input x", "df/dx / std")
         for kind in ("plain", "residual"):
             g = [float(v) for v in first[f"{kind} df/dx"]]
             series.append(Series(f"{kind} net", list(first["x"]), g, [0.0] * len(g), panel=panel))
     fig = Figure(
-        "depth (weight layers); right: input x",
-        "lag-1 autocorrelation of df/dx; right: df/dx / std",
+        "depth (weight layers)",
+        "lag-1 autocorrelation of df/dx",
         series,
+        panel_labels=panel_labels,
     )
     summary = (
         f"at depth {depth} the lag-1 autocorrelation of df/dx is {_cell(plain)} for the plain "

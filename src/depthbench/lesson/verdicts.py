@@ -313,7 +313,7 @@ def degradation(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdi
         for kind, a in (("plain", plain), ("residual", resid)):
             runs = frame[frame[res] == ("true" if kind == "residual" else "false")]
             series.append(series_of(a, depth, kind, runs))
-            series[-1].panel = family
+            series[-1].panel = "" if len(frames) == 1 else f"{family} nets"
         table = (
             plain[[depth, "cell"]]
             .rename(columns={"cell": f"{family} plain"})
