@@ -6,6 +6,7 @@ unchanged, and each seed's checkpoint loads and evaluates as a separately traine
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,24 @@ def test_the_launcher_trains_groups_together_and_the_rest_apart(tmp_path: Path) 
     assert "seeds_together" not in records[1] and "seeds_together" not in records[3]
     lines = [json.loads(x) for x in (sweep / "jobs.jsonl").read_text().splitlines()]
     assert sorted(x["job"] for x in lines) == [0, 1, 2, 3]
+
+
+def test_a_signal_stops_every_seed_at_a_step_boundary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Signalled:  # SIGTERM arrived during the first step
+        signum = signal.SIGTERM
+
+        def restore(self) -> None:
+            pass
+
+    monkeypatch.setattr(together, "stop_on_signals", Signalled)
+    cfgs = [_cfg("mlp", s, tmp_path / f"together{s}") for s in SEEDS]
+    with pytest.raises(SystemExit) as stop:
+        together.train_together(cfgs)
+    assert stop.value.code == 128 + signal.SIGTERM  # as run.train exits
+    for s in SEEDS:
+        record = json.loads((tmp_path / f"together{s}" / "metrics.json").read_text())
+        assert record["status"] == "interrupted" and record["signal"] == "SIGTERM"
+        assert record["steps"] == 1
+        assert (tmp_path / f"together{s}" / "checkpoints" / "last.ckpt").is_file()

@@ -30,6 +30,8 @@ import contextlib
 import copy
 import logging
 import math
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -472,90 +474,95 @@ def _fit_and_test(seeds: list[Seed]) -> list[dict[str, Any] | BaseException]:
     train_seconds = 0.0
     epoch = 0
     step = 0
-    while epoch < max_epochs and step < max_steps and alive.any():
-        state["epoch"] = epoch
-        if lr_monitor:
+    stop = stop_on_signals()
+    try:
+        while epoch < max_epochs and step < max_steps and alive.any():
+            state["epoch"] = epoch
+            if lr_monitor:
+                for s in seeds:
+                    if s.alive:
+                        _log_rows(s, {lr_name: optimizer.param_groups[0]["lr"]}, step)
+            loss_sums, corrects, count = (
+                torch.zeros(len(seeds)),
+                torch.zeros(len(seeds), dtype=torch.long),
+                0,
+            )
             for s in seeds:
-                if s.alive:
-                    _log_rows(s, {lr_name: optimizer.param_groups[0]["lr"]}, step)
-        loss_sums, corrects, count = (
-            torch.zeros(len(seeds)),
-            torch.zeros(len(seeds), dtype=torch.long),
-            0,
-        )
-        for s in seeds:
-            s.loss_sum, s.correct, s.count = loss_sums[0], corrects[0], 0
-        iterators = [iter(loader) for loader in loaders]
-        epoch_start = time.perf_counter()
-        b = -1
-        for b in range(batches_per_epoch):  # noqa: B007 (b: the epoch's last batch, below)
-            batches = []
-            for s, it in zip(seeds, iterators, strict=True):
-                with own_generator(s):  # its augmentations: the separate run's draws
-                    batches.append(next(it))
-            x, y = stack_batches(batches)
-            optimizer.zero_grad(set_to_none=True)
-            losses, logits = stack.step(stack.params, stack.buffers, x, y)
-            torch.where(alive, losses, 0.0).sum().backward()
-            if clip:
-                clip_per_seed(params, float(clip), clip_algorithm)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            detached = losses.detach()
-            n = int(y.shape[1])
-            # the epoch's sums as Classifier.training_step keeps them (float32 on the device)
-            loss_sums = loss_sums + detached * n
-            corrects = corrects + (logits.detach().argmax(-1) == y).sum(1)
-            values = detached.tolist()  # the one host read of the step
+                s.loss_sum, s.correct, s.count = loss_sums[0], corrects[0], 0
+            iterators = [iter(loader) for loader in loaders]
+            epoch_start = time.perf_counter()
+            b = -1
+            for b in range(batches_per_epoch):  # noqa: B007 (b: the epoch's last batch, below)
+                batches = []
+                for s, it in zip(seeds, iterators, strict=True):
+                    with own_generator(s):  # its augmentations: the separate run's draws
+                        batches.append(next(it))
+                x, y = stack_batches(batches)
+                optimizer.zero_grad(set_to_none=True)
+                losses, logits = stack.step(stack.params, stack.buffers, x, y)
+                torch.where(alive, losses, 0.0).sum().backward()
+                if clip:
+                    clip_per_seed(params, float(clip), clip_algorithm)
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                detached = losses.detach()
+                n = int(y.shape[1])
+                # the epoch's sums as Classifier.training_step keeps them (float32 on the device)
+                loss_sums = loss_sums + detached * n
+                corrects = corrects + (logits.detach().argmax(-1) == y).sum(1)
+                values = detached.tolist()  # the one host read of the step
+                for k, s in enumerate(seeds):
+                    if not s.alive:
+                        continue
+                    if not math.isfinite(values[k]):
+                        s.alive, s.diverged_at = False, step
+                        alive[k] = False
+                        s.fit_metrics = _diverged_record(s, {**state, "epoch": epoch}, values[k])
+                        s.fit_metrics.update(steps=step + 1, epochs=epoch)
+                        log.warning("%s diverged at step %d; the other seeds go on", s.name, step)
+                        continue
+                    s.last_finite = values[k]
+                    s.samples += n
+                    if (step + 1) % log_every == 0:
+                        _log_rows(s, {"train/loss_step": values[k], "epoch": epoch}, step)
+                count += n
+                step += 1
+                state["step"] = step
+                for k, s in enumerate(seeds):
+                    if s.alive and _every_n_steps(s, step):
+                        save_checkpoint(s, k, stack, _last_path(s), state)
+                if step >= max_steps or not alive.any() or stop.signum is not None:
+                    break
+            train_seconds += time.perf_counter() - epoch_start
+            if stop.signum is not None:  # at a step boundary, as GracefulInterrupt stops a run
+                _interrupted(seeds, stack, state, stop.signum, {"epochs": epoch, "steps": step})
+            last_batch = b == batches_per_epoch - 1
+            if last_batch and (epoch + 1) % int(val_every or 1) == 0 and alive.any():
+                results = _evaluate(stack, seeds, "val", tcfg.get("limit_val_batches"))
+                for s, r in zip(seeds, results, strict=True):
+                    if s.alive:
+                        s.fit_metrics.update(r)
+                        _log_rows(s, {**r, "epoch": epoch}, step - 1)
             for k, s in enumerate(seeds):
                 if not s.alive:
                     continue
-                if not math.isfinite(values[k]):
-                    s.alive, s.diverged_at = False, step
-                    alive[k] = False
-                    s.fit_metrics = _diverged_record(s, {**state, "epoch": epoch}, values[k])
-                    s.fit_metrics.update(steps=step + 1, epochs=epoch)
-                    log.warning("%s diverged at step %d; the other seeds go on", s.name, step)
-                    continue
-                s.last_finite = values[k]
-                s.samples += n
-                if (step + 1) % log_every == 0:
-                    _log_rows(s, {"train/loss_step": values[k], "epoch": epoch}, step)
-            count += n
-            step += 1
-            state["step"] = step
-            for k, s in enumerate(seeds):
-                every = s.last_ckpt.get("every_n_train_steps") if s.last_ckpt is not None else None
-                if s.alive and every and step % every == 0:
+                s.loss_sum, s.correct, s.count = loss_sums[k], corrects[k], count
+                if count:
+                    epoch_row = {"train/acc": float(corrects[k].float() / count),
+                                 "train/loss_epoch": float(loss_sums[k] / count)}  # fmt: skip
+                    s.fit_metrics.update(epoch_row)
+                    _log_rows(s, {**epoch_row, "epoch": epoch}, step - 1)
+                if s.best_ckpt is not None:
+                    _save_best(s, k, stack, state)
+                if s.last_ckpt is not None and step > 0:
                     save_checkpoint(s, k, stack, _last_path(s), state)
-            if step >= max_steps or not alive.any():
-                break
-        train_seconds += time.perf_counter() - epoch_start
-        last_batch = b == batches_per_epoch - 1
-        if last_batch and (epoch + 1) % int(val_every or 1) == 0 and alive.any():
-            results = _evaluate(stack, seeds, "val", tcfg.get("limit_val_batches"))
-            for s, r in zip(seeds, results, strict=True):
-                if s.alive:
-                    s.fit_metrics.update(r)
-                    _log_rows(s, {**r, "epoch": epoch}, step - 1)
-        for k, s in enumerate(seeds):
-            if not s.alive:
-                continue
-            s.loss_sum, s.correct, s.count = loss_sums[k], corrects[k], count
-            if count:
-                epoch_row = {"train/acc": float(corrects[k].float() / count),
-                             "train/loss_epoch": float(loss_sums[k] / count)}  # fmt: skip
-                s.fit_metrics.update(epoch_row)
-                _log_rows(s, {**epoch_row, "epoch": epoch}, step - 1)
-            if s.best_ckpt is not None:
-                _save_best(s, k, stack, state)
-            if s.last_ckpt is not None and step > 0:
-                save_checkpoint(s, k, stack, _last_path(s), state)
-        log.info("epoch %d  %s", epoch + 1, "  ".join(
-            f"{s.cfg.seed}: " + (f"loss {s.fit_metrics.get('train/loss_epoch', math.nan):.4f}"
-                                 if s.alive else "diverged") for s in seeds))  # fmt: skip
-        epoch += 1
+            log.info("epoch %d  %s", epoch + 1, "  ".join(
+                f"{s.cfg.seed}: " + (f"loss {s.fit_metrics.get('train/loss_epoch', math.nan):.4f}"
+                                     if s.alive else "diverged") for s in seeds))  # fmt: skip
+            epoch += 1
+    finally:
+        stop.restore()
     fit_seconds = time.perf_counter() - start
     # ---- test, metrics.json ------------------------------------------------------------------
     tests = (_evaluate(stack, seeds, "test", tcfg.get("limit_test_batches"))
@@ -595,6 +602,55 @@ def _fit_and_test(seeds: list[Seed]) -> list[dict[str, Any] | BaseException]:
         log.info("done  seed %s: %s", s.cfg.seed, summary_line(metrics))
         outcomes.append(metrics)
     return outcomes
+
+
+class stop_on_signals:  # noqa: N801 (used like a function)
+    """SIGINT/SIGTERM set ``signum`` (the stacked fit stops at the next step boundary); a
+    second SIGINT stops at once. ``restore()`` puts the previous handlers back."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach the main thread only
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._old[signum] = signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # asked twice: stop now
+        self.signum = signum
+        log.warning("%s: stopping after this step", signal.Signals(signum).name)
+
+    def restore(self) -> None:
+        for signum, handler in self._old.items():
+            signal.signal(signum, handler)
+        self._old = {}
+
+
+def _interrupted(
+    seeds: list[Seed], stack: Stack, state: dict[str, Any], signum: int, fields: dict[str, Any]
+) -> None:
+    """Each running seed's last.ckpt at this step and ``metrics.json`` ``interrupted``; exit
+    128 + signal, as ``run.train`` does for a separate run."""
+    name = signal.Signals(signum).name
+    for k, s in enumerate(seeds):
+        if not s.alive:
+            continue
+        if s.last_ckpt is not None:
+            save_checkpoint(s, k, stack, _last_path(s), state)
+        record = {"signal": name, "model": type(s.net).__name__, **fields,
+                  "seeds_together": len(seeds), "output_dir": str(s.out_dir)}  # fmt: skip
+        write_metrics(s.out_dir, "interrupted", **record)
+        _finish_loggers(s, "failed")
+    log.warning("interrupted by %s at step %d; the seeds' folders say so", name, fields["steps"])
+    raise SystemExit(128 + signum)
+
+
+def _every_n_steps(seed: Seed, step: int) -> bool:
+    """Whether ``LastCheckpoint(every_n_train_steps=n)`` saves after ``step`` steps."""
+    every = seed.last_ckpt.get("every_n_train_steps") if seed.last_ckpt is not None else None
+    return bool(every) and step % every == 0
 
 
 def _last_path(seed: Seed) -> Path:

@@ -90,6 +90,8 @@ def main(argv: list[str]) -> dict[str, Any]:
     counts = [int(s) for s in a.seeds.split(",")]
     with tempfile.TemporaryDirectory(prefix="depthbench-seeds-") as tmp:
         result = run(counts, a.steps, a.threads, Path(tmp))
-    if not a.no_save:
+    if a.no_save:
+        print(json.dumps(result))
+    else:
         save_section("seeds_together", result, " ".join([p.prog, *argv]))
     return result
