@@ -147,6 +147,19 @@ def test_the_yaml_controls_with_an_offset_stand_in_for_an_arm_they_run() -> None
             assert f"{stand['key']}={str(stand['value']).lower()}" not in change, c.name
 
 
+def test_a_claim_reading_another_claims_control_runs_shifts_them_back_alike() -> None:
+    """Claim 11 reads claim 4's control runs (``uses``): its control must name the same sweeps
+    and the same offset, or its copies would be paired with the wrong seeds."""
+    claims = {c.name: c for c in load_claims()}
+    readers = [c for c in claims.values() if c.uses and c.control and c.control.sweeps]
+    assert "lesion" in {c.name for c in readers}
+    for c in readers:
+        source = claims[c.uses].control
+        assert source is not None, c.name
+        assert c.control.sweeps == source.sweeps, c.name
+        assert c.control.seed_offset == source.seed_offset, c.name
+
+
 # ---- jobs.plan_jobs: the control's seeds, shifted ------------------------------------------------
 def _seeds_of(job: J.Job) -> list[int]:
     if "--seeds" in job.cmd:
