@@ -217,9 +217,6 @@ class Seed:
     diverged_at: int | None = None
     last_finite: float | None = None
     fit_metrics: dict[str, float] = field(default_factory=dict)
-    loss_sum: Any = None  # this epoch's sums (tensors), for the checkpoint
-    correct: Any = None
-    count: int = 0
     samples: int = 0  # examples trained on in this fit
     saved_last: bool = False
 
@@ -352,10 +349,11 @@ def save_checkpoint(seed: Seed, k: int, stack: Stack, path: Path, state: dict[st
         "lr_schedulers": [state["scheduler"].state_dict()] if state["scheduler"] else [],
         "hparams_name": "kwargs",
         "hyper_parameters": dict(seed.module.hparams),
+        # this epoch's sums so far, as Classifier.on_save_checkpoint stores them
         EPOCH_SUMS_KEY: {
-            "count": seed.count,
-            "loss_sum": seed.loss_sum,
-            "correct": seed.correct,
+            "count": state["count"],
+            "loss_sum": state["loss_sums"][k].clone(),
+            "correct": state["corrects"][k].clone(),
         },
     }
     resolved = redact(OmegaConf.to_container(seed.cfg, resolve=True))
@@ -380,36 +378,16 @@ def seed_optimizer_state(optimizer: torch.optim.Optimizer, stack: Stack, k: int)
 
 
 # ---- the fit -----------------------------------------------------------------------------------
-def _evaluate(stack: Stack, seeds: list[Seed], split: str, limit: Any) -> list[dict[str, float]]:
-    """Each seed's mean loss and accuracy on its own ``split`` (eval mode, no gradients)."""
-    loaders = [s.datamodule._loader(split, shuffle=False) for s in seeds]
-    n = _limit(limit, len(loaders[0]))
-    loss_sum = torch.zeros(len(seeds))
-    correct = torch.zeros(len(seeds))
-    count = 0
-    stack.train(False)
-    with torch.no_grad():
-        for _, *batches in zip(range(n), *loaders, strict=False):
-            x, y = stack_batches(batches)
-            losses, logits = stack.step(stack.params, stack.buffers, x, y)
-            loss_sum += losses * y.shape[1]
-            correct += (logits.argmax(-1) == y).sum(1)
-            count += y.shape[1]
-    stack.train(True)
-    return [{f"{split}/loss": float(loss_sum[k] / count), f"{split}/acc": float(correct[k] / count)}
-            for k in range(len(seeds))]  # fmt: skip
-
-
-def _diverged_record(seed: Seed, state: dict[str, Any], value: float) -> dict[str, Any]:
-    kept = seed.out_dir / "checkpoints" / "last.ckpt"
+def _diverged_record(seed: Seed, epoch: int, value: float) -> dict[str, Any]:
+    """The ``metrics.json`` fields of a seed whose loss became ``value`` (as ``run.train``'s)."""
+    kept = _last_path(seed) if seed.last_ckpt is not None else None
     return {
-        "status": "diverged",
-        "diverged_at_step": int(seed.diverged_at),
+        "diverged_at_step": int(seed.diverged_at or 0),
         "last_finite_loss": seed.last_finite,
         "error": (
             f"DivergenceError: training loss became {value} at step {seed.diverged_at} (epoch "
-            f"{state['epoch']}; trained with seeds together); last good checkpoint: "
-            f"{kept if kept.is_file() else 'none saved yet'}"
+            f"{epoch}; trained with seeds together); last good checkpoint: "
+            f"{kept if kept is not None and kept.is_file() else 'none saved yet'}"
         ),
     }
 
@@ -433,175 +411,236 @@ def train_together(
         reason = why_apart_built(seeds[0].net, stack_convs)
         if reason is not None:
             raise CannotStack(reason)
-        return _fit_and_test(seeds)
+        return StackedFit(seeds).run()
 
 
-def _fit_and_test(seeds: list[Seed]) -> list[dict[str, Any] | BaseException]:
-    cfg = seeds[0].cfg
-    tcfg = cfg.trainer
-    nets = [s.net for s in seeds]
-    stack = Stack(nets, float(cfg.module.get("label_smoothing", 0.0)))
-    params = list(stack.params.values())
-    loaders = [s.datamodule.train_dataloader() for s in seeds]
-    lengths = {len(loader) for loader in loaders}
-    if len(lengths) != 1:
-        raise ValueError(f"the seeds' training splits give different batch counts: {lengths}")
-    batches_per_epoch = _limit(tcfg.get("limit_train_batches"), lengths.pop())
-    total = estimated_steps(tcfg, batches_per_epoch)
-    module = seeds[0].module
-    optimizer = module.hparams.optimizer(params=[{"params": params}])
-    scheduler = (module.hparams.scheduler(optimizer=optimizer, total_steps=total)
-                 if module.hparams.scheduler is not None else None)  # fmt: skip
-    max_steps = math.inf if tcfg.get("max_steps") in (None, -1) else int(tcfg.max_steps)
-    max_epochs = math.inf if tcfg.get("max_epochs") in (None, -1) else int(tcfg.max_epochs)
-    log_every = int(tcfg.get("log_every_n_steps") or 50)
-    val_every = tcfg.get("check_val_every_n_epoch", 1)
-    clip = tcfg.get("gradient_clip_val")
-    clip_algorithm = str(tcfg.get("gradient_clip_algorithm") or "norm")
-    lr_name = f"lr-{type(optimizer).__name__}"
-    lr_monitor = "lightning.pytorch.callbacks.LearningRateMonitor" in _targets(cfg.get("callbacks"))
-    for s in seeds:
-        for logger in s.loggers:
-            logger.log_hyperparams(redact(OmegaConf.to_container(s.cfg, resolve=True)))
-    n_params = count_parameters(nets[0])
-    log.info("train %d seeds together (%s) of %s: %s parameters each; up to %s steps",
-             len(seeds), ", ".join(str(s.cfg.seed) for s in seeds), type(nets[0]).__name__,
-             f"{n_params:,}", total)  # fmt: skip
-    state: dict[str, Any] = {"epoch": 0, "step": 0, "optimizer": optimizer, "scheduler": scheduler}
-    alive = torch.ones(len(seeds), dtype=torch.bool)
-    stack.train(True)
-    start = time.perf_counter()
-    train_seconds = 0.0
-    epoch = 0
-    step = 0
-    stop = stop_on_signals()
-    try:
-        while epoch < max_epochs and step < max_steps and alive.any():
-            state["epoch"] = epoch
-            if lr_monitor:
-                for s in seeds:
-                    if s.alive:
-                        _log_rows(s, {lr_name: optimizer.param_groups[0]["lr"]}, step)
-            loss_sums, corrects, count = (
-                torch.zeros(len(seeds)),
-                torch.zeros(len(seeds), dtype=torch.long),
-                0,
-            )
-            for s in seeds:
-                s.loss_sum, s.correct, s.count = loss_sums[0], corrects[0], 0
-            iterators = [iter(loader) for loader in loaders]
-            epoch_start = time.perf_counter()
-            b = -1
-            for b in range(batches_per_epoch):  # noqa: B007 (b: the epoch's last batch, below)
-                batches = []
-                for s, it in zip(seeds, iterators, strict=True):
-                    with own_generator(s):  # its augmentations: the separate run's draws
-                        batches.append(next(it))
+class StackedFit:
+    """One fit of S seeds as one stacked model, step for step as Lightning fits each of them:
+    epochs of the configured batches, validation at the end of each (``check_val_every_n_epoch``)
+    epoch that ran all its batches, ``trainer.max_steps``/``max_epochs``, the loggers' rows at
+    the separate run's steps, checkpoints at epoch ends, then the test."""
+
+    def __init__(self, seeds: list[Seed]) -> None:
+        self.seeds = seeds
+        self.cfg = seeds[0].cfg
+        t = self.cfg.trainer
+        self.stack = Stack([s.net for s in seeds], float(self.cfg.module.get("label_smoothing", 0)))
+        self.params = list(self.stack.params.values())
+        self.loaders = [s.datamodule.train_dataloader() for s in seeds]
+        lengths = {len(loader) for loader in self.loaders}
+        if len(lengths) != 1:
+            raise ValueError(f"the seeds' training splits give different batch counts: {lengths}")
+        self.batches_per_epoch = _limit(t.get("limit_train_batches"), lengths.pop())
+        self.total_steps = estimated_steps(t, self.batches_per_epoch)
+        hparams = seeds[0].module.hparams  # the optimizer and schedule partials, as configured
+        self.optimizer = hparams.optimizer(params=[{"params": self.params}])
+        self.scheduler = (hparams.scheduler(optimizer=self.optimizer, total_steps=self.total_steps)
+                          if hparams.scheduler is not None else None)  # fmt: skip
+        self.max_steps = math.inf if t.get("max_steps") in (None, -1) else int(t.max_steps)
+        self.max_epochs = math.inf if t.get("max_epochs") in (None, -1) else int(t.max_epochs)
+        self.log_every = int(t.get("log_every_n_steps") or 50)
+        self.val_every = int(t.get("check_val_every_n_epoch") or 1)
+        self.clip = t.get("gradient_clip_val")
+        self.clip_algorithm = str(t.get("gradient_clip_algorithm") or "norm")
+        callbacks = _targets(self.cfg.get("callbacks"))
+        self.lr_monitor = "lightning.pytorch.callbacks.LearningRateMonitor" in callbacks
+        self.alive = torch.ones(len(seeds), dtype=torch.bool)
+        self.epoch = self.step = 0
+        self.train_seconds = 0.0
+        # this epoch's sums per seed, as Classifier.training_step keeps them (float32 tensors)
+        self.loss_sums = torch.zeros(len(seeds))
+        self.corrects = torch.zeros(len(seeds), dtype=torch.long)
+        self.count = 0
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint of seed k is cut from (``save_checkpoint``)."""
+        return {"epoch": self.epoch, "step": self.step, "optimizer": self.optimizer,
+                "scheduler": self.scheduler, "loss_sums": self.loss_sums,
+                "corrects": self.corrects, "count": self.count}  # fmt: skip
+
+    def run(self) -> list[dict[str, Any] | BaseException]:
+        """Fit, test, write every seed's folder; each seed's metrics or its error."""
+        net = self.seeds[0].net
+        log.info("train %d seeds together (%s) of %s: %s parameters each; up to %s steps",
+                 len(self.seeds), ", ".join(str(s.cfg.seed) for s in self.seeds),
+                 type(net).__name__, f"{count_parameters(net):,}", self.total_steps)  # fmt: skip
+        for s in self.seeds:
+            for logger in s.loggers:
+                logger.log_hyperparams(redact(OmegaConf.to_container(s.cfg, resolve=True)))
+        self.stack.train(True)
+        start = time.perf_counter()
+        stop = stop_on_signals()
+        try:
+            while self.epoch < self.max_epochs and self.step < self.max_steps and self.alive.any():
+                finished = self._train_epoch(stop)
+                if stop.signum is not None:  # at a step boundary, as GracefulInterrupt stops
+                    self._interrupted(stop.signum)
+                self._end_epoch(finished)
+                self.epoch += 1
+        finally:
+            stop.restore()
+        return self._finish(time.perf_counter() - start)
+
+    def _train_epoch(self, stop: stop_on_signals) -> bool:
+        """Train one epoch (or until a limit or a signal); whether its last batch was trained."""
+        if self.lr_monitor:
+            lr = {f"lr-{type(self.optimizer).__name__}": self.optimizer.param_groups[0]["lr"]}
+            for s in self._alive_seeds():
+                _log_rows(s, lr, self.step)
+        self.loss_sums, self.corrects = (
+            torch.zeros_like(self.loss_sums),
+            torch.zeros_like(self.corrects),
+        )
+        self.count = 0
+        iterators = [iter(loader) for loader in self.loaders]
+        start = time.perf_counter()
+        finished = False
+        for b in range(self.batches_per_epoch):
+            self._train_step(iterators)
+            finished = b == self.batches_per_epoch - 1
+            if self.step >= self.max_steps or not self.alive.any() or stop.signum is not None:
+                break
+        self.train_seconds += time.perf_counter() - start
+        return finished
+
+    def _train_step(self, iterators: list[Iterator[Any]]) -> None:
+        batches = []
+        for s, it in zip(self.seeds, iterators, strict=True):
+            with own_generator(s):  # its augmentations: the separate run's draws
+                batches.append(next(it))
+        x, y = stack_batches(batches)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses, logits = self.stack.step(self.stack.params, self.stack.buffers, x, y)
+        # the sum of the per-seed mean losses: each seed's gradient is its own run's
+        torch.where(self.alive, losses, 0.0).sum().backward()
+        if self.clip:
+            clip_per_seed(self.params, float(self.clip), self.clip_algorithm)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        detached, n = losses.detach(), int(y.shape[1])
+        self.loss_sums = self.loss_sums + detached * n
+        self.corrects = self.corrects + (logits.detach().argmax(-1) == y).sum(1)
+        self.count += n
+        values = detached.tolist()  # the one host read of the step (the divergence guard's)
+        for k, s in enumerate(self.seeds):
+            if not s.alive:
+                continue
+            if not math.isfinite(values[k]):  # recorded at its step, left out from now on
+                s.alive, s.diverged_at, self.alive[k] = False, self.step, False
+                s.fit_metrics = _diverged_record(s, self.epoch, values[k])
+                s.fit_metrics.update(epochs=self.epoch, steps=self.step + 1)
+                log.warning("%s diverged at step %d; the other seeds go on", s.name, self.step)
+                continue
+            s.last_finite = values[k]
+            s.samples += n
+            if (self.step + 1) % self.log_every == 0:
+                _log_rows(s, {"train/loss_step": values[k], "epoch": self.epoch}, self.step)
+        self.step += 1
+        for k, s in enumerate(self.seeds):
+            if s.alive and _every_n_steps(s, self.step):
+                save_checkpoint(s, k, self.stack, _last_path(s), self.state)
+
+    def _end_epoch(self, finished: bool) -> None:
+        """Validation (after an epoch that trained all its batches), the epoch's rows, the
+        checkpoints: in the order Lightning writes them."""
+        row_step = self.step - 1  # Lightning's epoch-end rows: the last step of the epoch
+        if finished and (self.epoch + 1) % self.val_every == 0 and self.alive.any():
+            for s, r in zip(self.seeds, self._evaluate("val"), strict=True):
+                if s.alive:
+                    s.fit_metrics.update(r)
+                    _log_rows(s, {**r, "epoch": self.epoch}, row_step)
+        for k, s in enumerate(self.seeds):
+            if not s.alive:
+                continue
+            if self.count:
+                row = {"train/acc": float(self.corrects[k].float() / self.count),
+                       "train/loss_epoch": float(self.loss_sums[k] / self.count)}  # fmt: skip
+                s.fit_metrics.update(row)
+                _log_rows(s, {**row, "epoch": self.epoch}, row_step)
+            if s.best_ckpt is not None:
+                _save_best(s, k, self.stack, self.state)
+            if s.last_ckpt is not None and self.step > 0:
+                save_checkpoint(s, k, self.stack, _last_path(s), self.state)
+        losses = [f"{s.cfg.seed}: " + (f"loss {s.fit_metrics['train/loss_epoch']:.4f}"
+                                       if s.alive and "train/loss_epoch" in s.fit_metrics
+                                       else "diverged" if not s.alive else "-")
+                  for s in self.seeds]  # fmt: skip
+        log.info("epoch %d  %s", self.epoch + 1, "  ".join(losses))
+
+    def _evaluate(self, split: str) -> list[dict[str, float]]:
+        """Each seed's mean loss and accuracy on its own ``split`` (eval mode, no gradients):
+        the batch-size-weighted mean Lightning logs, and micro accuracy."""
+        loaders = [getattr(s.datamodule, f"{split}_dataloader")() for s in self.seeds]
+        n = _limit(self.cfg.trainer.get(f"limit_{split}_batches"), len(loaders[0]))
+        loss_sum, correct, count = torch.zeros(len(self.seeds)), torch.zeros(len(self.seeds)), 0
+        self.stack.train(False)
+        with torch.no_grad():
+            for _, *batches in zip(range(n), *loaders, strict=False):
                 x, y = stack_batches(batches)
-                optimizer.zero_grad(set_to_none=True)
-                losses, logits = stack.step(stack.params, stack.buffers, x, y)
-                torch.where(alive, losses, 0.0).sum().backward()
-                if clip:
-                    clip_per_seed(params, float(clip), clip_algorithm)
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                detached = losses.detach()
-                n = int(y.shape[1])
-                # the epoch's sums as Classifier.training_step keeps them (float32 on the device)
-                loss_sums = loss_sums + detached * n
-                corrects = corrects + (logits.detach().argmax(-1) == y).sum(1)
-                values = detached.tolist()  # the one host read of the step
-                for k, s in enumerate(seeds):
-                    if not s.alive:
-                        continue
-                    if not math.isfinite(values[k]):
-                        s.alive, s.diverged_at = False, step
-                        alive[k] = False
-                        s.fit_metrics = _diverged_record(s, {**state, "epoch": epoch}, values[k])
-                        s.fit_metrics.update(steps=step + 1, epochs=epoch)
-                        log.warning("%s diverged at step %d; the other seeds go on", s.name, step)
-                        continue
-                    s.last_finite = values[k]
-                    s.samples += n
-                    if (step + 1) % log_every == 0:
-                        _log_rows(s, {"train/loss_step": values[k], "epoch": epoch}, step)
-                count += n
-                step += 1
-                state["step"] = step
-                for k, s in enumerate(seeds):
-                    if s.alive and _every_n_steps(s, step):
-                        save_checkpoint(s, k, stack, _last_path(s), state)
-                if step >= max_steps or not alive.any() or stop.signum is not None:
-                    break
-            train_seconds += time.perf_counter() - epoch_start
-            if stop.signum is not None:  # at a step boundary, as GracefulInterrupt stops a run
-                _interrupted(seeds, stack, state, stop.signum, {"epochs": epoch, "steps": step})
-            last_batch = b == batches_per_epoch - 1
-            if last_batch and (epoch + 1) % int(val_every or 1) == 0 and alive.any():
-                results = _evaluate(stack, seeds, "val", tcfg.get("limit_val_batches"))
-                for s, r in zip(seeds, results, strict=True):
-                    if s.alive:
-                        s.fit_metrics.update(r)
-                        _log_rows(s, {**r, "epoch": epoch}, step - 1)
-            for k, s in enumerate(seeds):
-                if not s.alive:
-                    continue
-                s.loss_sum, s.correct, s.count = loss_sums[k], corrects[k], count
-                if count:
-                    epoch_row = {"train/acc": float(corrects[k].float() / count),
-                                 "train/loss_epoch": float(loss_sums[k] / count)}  # fmt: skip
-                    s.fit_metrics.update(epoch_row)
-                    _log_rows(s, {**epoch_row, "epoch": epoch}, step - 1)
-                if s.best_ckpt is not None:
-                    _save_best(s, k, stack, state)
-                if s.last_ckpt is not None and step > 0:
-                    save_checkpoint(s, k, stack, _last_path(s), state)
-            log.info("epoch %d  %s", epoch + 1, "  ".join(
-                f"{s.cfg.seed}: " + (f"loss {s.fit_metrics.get('train/loss_epoch', math.nan):.4f}"
-                                     if s.alive else "diverged") for s in seeds))  # fmt: skip
-            epoch += 1
-    finally:
-        stop.restore()
-    fit_seconds = time.perf_counter() - start
-    # ---- test, metrics.json ------------------------------------------------------------------
-    tests = (_evaluate(stack, seeds, "test", tcfg.get("limit_test_batches"))
-             if cfg.get("test", True) and alive.any() else [{} for _ in seeds])  # fmt: skip
-    outcomes: list[dict[str, Any] | BaseException] = []
-    for k, s in enumerate(seeds):
-        stack.unstack_into(k, s.net)
-        fields = {
-            "model": type(s.net).__name__,
-            "data": getattr(s.datamodule, "name", type(s.datamodule).__name__),
-            "params": n_params,
-        }
-        if not s.alive:
-            record = {
-                **s.fit_metrics,
-                **fields,
-                "output_dir": str(s.out_dir),
-                "seeds_together": len(seeds),
-            }
-            record = {"status": "diverged", **{k2: v for k2, v in record.items() if k2 != "status"}}
-            write_metrics(s.out_dir, **record)
+                losses, logits = self.stack.step(self.stack.params, self.stack.buffers, x, y)
+                loss_sum += losses * y.shape[1]
+                correct += (logits.argmax(-1) == y).sum(1)
+                count += y.shape[1]
+        self.stack.train(True)
+        return [{f"{split}/loss": float(loss_sum[k] / count),
+                 f"{split}/acc": float(correct[k] / count)}
+                for k in range(len(self.seeds))]  # fmt: skip
+
+    def _alive_seeds(self) -> list[Seed]:
+        return [s for s in self.seeds if s.alive]
+
+    def _fields(self, s: Seed) -> dict[str, Any]:
+        return {"model": type(s.net).__name__,
+                "data": getattr(s.datamodule, "name", type(s.datamodule).__name__),
+                "params": count_parameters(s.net)}  # fmt: skip
+
+    def _interrupted(self, signum: int) -> None:
+        """Each running seed's last.ckpt at this step and ``metrics.json`` ``interrupted``;
+        exit 128 + signal, as ``run.train`` does for a separate run."""
+        name = signal.Signals(signum).name
+        for k, s in enumerate(self.seeds):
+            if not s.alive:
+                continue
+            if s.last_ckpt is not None:
+                save_checkpoint(s, k, self.stack, _last_path(s), self.state)
+            fields = {**self._fields(s), "epochs": self.epoch, "steps": self.step}
+            write_metrics(s.out_dir, "interrupted", signal=name, **fields,
+                          seeds_together=len(self.seeds))  # fmt: skip
             _finish_loggers(s, "failed")
-            error = DivergenceError(record["error"].removeprefix("DivergenceError: "))
-            error.depthbench_metrics = record  # type: ignore[attr-defined]
-            outcomes.append(error)
-            continue
-        test = tests[k]
-        if test:
-            _log_rows(s, {**test, "epoch": epoch}, step)
-        run_fields = {**fields, "epochs": epoch, "steps": step}
-        metrics = finished_metrics(s.fit_metrics, test, run_fields, fit_seconds=fit_seconds,
-                                   train_seconds=train_seconds, samples=s.samples,
-                                   out_dir=s.out_dir)  # fmt: skip
-        metrics["seeds_together"] = len(seeds)  # the page's header tells which runs did
-        write_metrics(s.out_dir, **metrics)
-        _finish_loggers(s, "success")
-        log.info("done  seed %s: %s", s.cfg.seed, summary_line(metrics))
-        outcomes.append(metrics)
-    return outcomes
+        log.warning("interrupted by %s at step %d; each seed's folder says so", name, self.step)
+        raise SystemExit(128 + signum)
+
+    def _finish(self, fit_seconds: float) -> list[dict[str, Any] | BaseException]:
+        """Test the seeds that did not diverge; write every seed's ``metrics.json``."""
+        tested = self.cfg.get("test", True) and self.alive.any()
+        tests = self._evaluate("test") if tested else [{} for _ in self.seeds]
+        outcomes: list[dict[str, Any] | BaseException] = []
+        for k, s in enumerate(self.seeds):
+            self.stack.unstack_into(k, s.net)
+            if not s.alive:
+                record = {"status": "diverged", **s.fit_metrics, **self._fields(s),
+                          "seeds_together": len(self.seeds)}  # fmt: skip
+                record["output_dir"] = str(s.out_dir)
+                write_metrics(s.out_dir, **record)
+                _finish_loggers(s, "failed")
+                error = DivergenceError(record["error"].removeprefix("DivergenceError: "))
+                error.depthbench_metrics = record  # type: ignore[attr-defined] # as run.train's
+                outcomes.append(error)
+                continue
+            if tests[k]:
+                _log_rows(s, {**tests[k], "epoch": self.epoch}, self.step)
+            fields = {**self._fields(s), "epochs": self.epoch, "steps": self.step}
+            metrics = finished_metrics(s.fit_metrics, tests[k], fields, fit_seconds=fit_seconds,
+                                       train_seconds=self.train_seconds, samples=s.samples,
+                                       out_dir=s.out_dir)  # fmt: skip
+            metrics["seeds_together"] = len(self.seeds)  # the lesson page tells which runs did
+            write_metrics(s.out_dir, **metrics)
+            _finish_loggers(s, "success")
+            log.info("done  seed %s: %s", s.cfg.seed, summary_line(metrics))
+            outcomes.append(metrics)
+        return outcomes
 
 
 class stop_on_signals:  # noqa: N801 (used like a function)
@@ -628,25 +667,6 @@ class stop_on_signals:  # noqa: N801 (used like a function)
         self._old = {}
 
 
-def _interrupted(
-    seeds: list[Seed], stack: Stack, state: dict[str, Any], signum: int, fields: dict[str, Any]
-) -> None:
-    """Each running seed's last.ckpt at this step and ``metrics.json`` ``interrupted``; exit
-    128 + signal, as ``run.train`` does for a separate run."""
-    name = signal.Signals(signum).name
-    for k, s in enumerate(seeds):
-        if not s.alive:
-            continue
-        if s.last_ckpt is not None:
-            save_checkpoint(s, k, stack, _last_path(s), state)
-        record = {"signal": name, "model": type(s.net).__name__, **fields,
-                  "seeds_together": len(seeds), "output_dir": str(s.out_dir)}  # fmt: skip
-        write_metrics(s.out_dir, "interrupted", **record)
-        _finish_loggers(s, "failed")
-    log.warning("interrupted by %s at step %d; the seeds' folders say so", name, fields["steps"])
-    raise SystemExit(128 + signum)
-
-
 def _every_n_steps(seed: Seed, step: int) -> bool:
     """Whether ``LastCheckpoint(every_n_train_steps=n)`` saves after ``step`` steps."""
     every = seed.last_ckpt.get("every_n_train_steps") if seed.last_ckpt is not None else None
@@ -663,11 +683,10 @@ def _save_best(seed: Seed, k: int, stack: Stack, state: dict[str, Any]) -> None:
     value = seed.fit_metrics.get(cb.monitor)
     if value is None:
         return
-    better = seed.best is None or (
-        value > seed.best[0] if cb.mode == "max" else value < seed.best[0]
-    )
-    if not better:
-        return
+    if seed.best is not None:
+        better = value > seed.best[0] if cb.mode == "max" else value < seed.best[0]
+        if not better:
+            return
     metrics = {k: torch.tensor(v) for k, v in seed.fit_metrics.items() if isinstance(v, float)}
     metrics.update(epoch=state["epoch"], step=state["step"])
     path = Path(cb.format_checkpoint_name(metrics))
