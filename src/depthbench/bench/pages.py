@@ -181,15 +181,17 @@ def _seeds_together(s: dict[str, Any]) -> tuple[str, str, list[str]]:
     text = (
         f"`python train.py -m seed=0,...,n-1 ...`, {s['steps']} training steps per seed, "
         f"{s['threads']} thread(s), one process per cell: the seeds apart (Hydra's basic "
-        "launcher, one after the other) or together (`hydra/launcher=seeds_together`, one stacked "
-        "model). Wall time of the whole process; one run per cell."
+        "launcher, one after the other) or together (`hydra/launcher=seeds_together`, one "
+        "stacked model). Whole process, wall and CPU (user + system) seconds; one run per cell."
     )
     rows = [[f"{name} (`{m['command'].removeprefix('python train.py -m ')}`)", r["seeds"],
-             f"{r['apart_s']:.1f}", _num(r["together_s"]), _num(r["together_over_apart"], "{:.2f}"),
-             _num(r["together_over_one"], "**{:.2f}**")]
+             f"{r['apart_s']:.1f} / {r['apart_cpu_s']:.1f}",
+             f"{_num(r['together_s'])} / {_num(r['together_cpu_s'])}",
+             _num(r.get("together_over_apart_cpu_s"), "{:.2f}"),
+             _num(r.get("together_over_one_cpu_s"), "**{:.2f}**")]
             for name, m in s["models"].items() for r in m["rows"]]  # fmt: skip
-    columns = ["model", "seeds", "apart s", "together s", "together / apart",
-               "together / one seed alone"]  # fmt: skip
+    columns = ["model", "seeds", "apart: wall / CPU s", "together: wall / CPU s",
+               "together / apart (CPU)", "together / one seed alone (CPU)"]  # fmt: skip
     return "Seeds together: a sweep over seeds as one stacked model", text, table(columns, rows)
 
 

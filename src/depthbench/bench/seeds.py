@@ -3,10 +3,11 @@
 For each model and each number of seeds n, ``python train.py -m seed=0,...,n-1 ...`` runs once
 with Hydra's basic launcher (the seeds apart, one after the other in one process) and once with
 ``hydra/launcher=seeds_together`` (one stacked model; ``depthbench.together``), each a fresh
-process; the wall time of the whole process (imports, data, training, test, outputs) is
-compared with the same command for one seed alone. Every run folder is checked: status ok, and
-``seeds_together`` recorded as n for the stacked side (so a fallback cannot pass for a
-measurement).
+process. The wall time and the CPU time (user + system) of the whole process (imports, data,
+training, test, outputs) are compared with the same command for one seed alone; on a busy
+machine the CPU time is the figure to read (the wall time then mostly measures the others).
+Every run folder is checked: status ok, and ``seeds_together`` recorded as n on the stacked side
+(so a fallback cannot pass for a measurement).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,16 +35,20 @@ MODELS = {
 TOGETHER = ["hydra/launcher=seeds_together", "hydra.launcher.stack_convs_on_cpu=true"]
 
 
-def _sweep(overrides: list[str], n: int, together: bool, folder: Path, threads: int) -> float:
-    """Wall seconds of one ``train.py -m`` process over seeds 0..n-1; its runs checked."""
+def _sweep(
+    overrides: list[str], n: int, together: bool, folder: Path, threads: int
+) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one ``train.py -m`` process over seeds
+    0..n-1; its runs checked."""
     root = Path(__file__).resolve().parents[3]  # train.py of this checkout
     seeds = "seed=" + ",".join(str(s) for s in range(n))
     args = [*overrides, seeds, *(TOGETHER if together else []), f"hydra.sweep.dir={folder}"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    start = time.perf_counter()
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     proc = subprocess.run([sys.executable, "train.py", "-m", *args], cwd=root, env=env,
                           capture_output=True, text=True)  # fmt: skip
-    seconds = time.perf_counter() - start
+    seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise RuntimeError(f"exit {proc.returncode}: {' '.join(args)}\n{proc.stderr[-2000:]}")
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("*/metrics.json"))]
@@ -51,7 +57,7 @@ def _sweep(overrides: list[str], n: int, together: bool, folder: Path, threads: 
         raise RuntimeError(f"{' '.join(args)}: {len(records)} runs, not {n} finished ok")
     if together and n > 1 and stacked != [n] * n:
         raise RuntimeError(f"{' '.join(args)}: the seeds did not train together ({stacked})")
-    return seconds
+    return seconds, cpu
 
 
 def run(seed_counts: list[int], steps: int, threads: int, workdir: Path) -> dict[str, Any]:
@@ -65,16 +71,15 @@ def run(seed_counts: list[int], steps: int, threads: int, workdir: Path) -> dict
             folder = workdir / f"{name}-{n}"
             apart = one if n == 1 else _sweep(overrides, n, False, folder / "apart", threads)
             together = None if n == 1 else _sweep(overrides, n, True, folder / "together", threads)
-
-            def ratio(base: float, t: float | None = together) -> float | None:
-                return None if t is None else round(t / base, 2)
-
-            row = {"seeds": n, "apart_s": round(apart, 1)}
-            row["together_s"] = None if together is None else round(together, 1)
-            row.update(together_over_one=ratio(one), together_over_apart=ratio(apart))
+            row: dict[str, Any] = {"seeds": n}
+            for i, unit in enumerate(("s", "cpu_s")):  # wall, then CPU time
+                row[f"apart_{unit}"] = round(apart[i], 1)
+                row[f"together_{unit}"] = None if together is None else round(together[i], 1)
+                if together is not None:
+                    row[f"together_over_one_{unit}"] = round(together[i] / one[i], 2)
+                    row[f"together_over_apart_{unit}"] = round(together[i] / apart[i], 2)
             rows.append(row)
-            print(f"seeds: {name:<9} {n} seed(s): apart {apart:.1f} s, together "
-                  f"{'-' if together is None else f'{together:.1f} s'}", flush=True)  # fmt: skip
+            print(f"seeds: {name:<9} {n} seed(s): {json.dumps(row)}", flush=True)
         models[name] = {"command": "python train.py -m " + " ".join(overrides), "rows": rows}
     return {"steps": steps, "threads": threads, "models": models}
 
