@@ -156,7 +156,8 @@ def lesson(args: argparse.Namespace) -> Path:
         # written once: a later --resume adds runs but never changes what is already there
         if not args.resume and not (root / WALL_FILE).exists():
             write_text_atomic(root / WALL_FILE, f"{time.perf_counter() - start:.1f}\n")
-        write_text_atomic(root / DONE_FILE, datetime.now(timezone.utc).isoformat() + "\n")
+        if not (root / DONE_FILE).exists():  # a finished folder's files stay as they are
+            write_text_atomic(root / DONE_FILE, datetime.now(timezone.utc).isoformat() + "\n")
     wall = time.perf_counter() - start
     results = []
     for c in claims:
