@@ -138,20 +138,36 @@ class SeedsTogetherLauncher(Launcher):
         if reason is not None:
             log.info("seeds_together: jobs %s run apart: %s", nums, reason)
             return None
-        handlers = _log_to_every_job(cfgs)
+        handlers = self._log_as_jobs(configs, cfgs)
+        outcomes: list[Any]
         try:
             outcomes = train_together(cfgs, stack_convs=self.stack_convs_on_cpu)
         except CannotStack as e:  # found once the nets were built, before anything was written
             log.info("seeds_together: jobs %s run apart: %s", nums, e)
             return None
+        except Exception as e:  # the group failed: each of its jobs records it, as its own
+            outcomes = [e] * len(cfgs)
         finally:
             for handler in handlers:
                 logging.getLogger().removeHandler(handler)
                 handler.close()
+            assert self.config is not None
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         for ret, config, cfg, outcome in zip(jobs, configs, cfgs, outcomes, strict=True):
             ret.return_value = _record(config, cfg, outcome, run_sweep_job)
             ret.status = JobStatus.COMPLETED
         return jobs
+
+    def _log_as_jobs(self, configs: list[DictConfig], cfgs: list[DictConfig]) -> list[Any]:
+        """Log as the group's first job logs (its format and file, Hydra's job logging) and into
+        every other job's log file too; the added handlers, to remove at the end."""
+        previous = HydraConfig.instance().cfg
+        HydraConfig.instance().set_config(configs[0])  # its log file's name resolves here
+        try:
+            configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
+        finally:
+            HydraConfig.instance().cfg = previous
+        return _log_to_every_job(cfgs)
 
 
 def _record(config: DictConfig, task_cfg: DictConfig, outcome: Any, run_sweep_job: Any) -> Any:
