@@ -218,7 +218,6 @@ class Seed:
     last_finite: float | None = None
     fit_metrics: dict[str, float] = field(default_factory=dict)
     samples: int = 0  # examples trained on in this fit
-    saved_last: bool = False
 
     @property
     def name(self) -> str:
