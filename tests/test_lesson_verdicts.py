@@ -151,11 +151,6 @@ def test_seed_check_missing_runs_fail() -> None:
     assert seed_check("acc >= 0.5", {}, 0.5).passed is False  # nothing measured never passes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outcome.seed_check formats -0.0 as '-0': a passing at_most check on its threshold "
-    "reads 'margin -0', and a per-seed value of -0.0 reads '-0'",
-)
 def test_seed_check_margin_on_the_threshold_is_not_negative() -> None:
     c = seed_check("y <= 0.2", {1: 0.1, 2: 0.2}, 0.2, at_most=True)
     assert c.passed and "(margin +0)" in c.measured
@@ -164,12 +159,6 @@ def test_seed_check_margin_on_the_threshold_is_not_negative() -> None:
     assert c.measured.startswith("per seed 0, 0.01"), c.measured
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outcome.seed_check compares floats exactly: accuracies out of 1,000 images that "
-    "differ by exactly the threshold (0.7 - 0.68 = 0.0199999...) fail '>= 0.02' while the "
-    "page shows 0.02; about 40% of such exact ties fail, by float rounding alone",
-)
 def test_seed_check_a_difference_exactly_on_the_threshold_holds() -> None:
     assert 0.7 - 0.68 < 0.02  # float rounding, not a measured shortfall
     c = seed_check("best stage minus head >= 0.02, every seed", {200: 0.7 - 0.68}, 0.02)
@@ -178,11 +167,6 @@ def test_seed_check_a_difference_exactly_on_the_threshold_holds() -> None:
     assert drop.passed, drop.measured
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outcome.seed_check: with one seed, or seeds all equal (sd 0), the page reads "
-    "'mean +nan seed-sd from it'",
-)
 def test_seed_check_says_no_nan_for_one_seed_or_no_spread() -> None:
     for values in ({1: 0.7}, {1: 0.7, 2: 0.7}):
         c = seed_check("x >= 0.5", values, 0.5)
@@ -235,11 +219,6 @@ def test_vanishing_gradients_one_seed_out_of_the_band_fails_whatever_the_mean() 
     assert v.checks[2].measured.startswith("per seed 0.24, 0.24, 0.6")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verdicts.vanishing_gradients passes no n_runs to seed_check: a seed whose runs all "
-    "failed is left out and the others confirm",
-)
 def test_vanishing_gradients_a_seed_whose_runs_failed_is_not_left_out() -> None:
     c = criterion("vanishing_gradients")
     sigmoid = _gradients(0.24)
@@ -383,11 +362,6 @@ def test_thousand_layers_lesion_cost_mean_passes_one_seed_fails() -> None:
     assert failing(v) == [f"deleting all its blocks costs it >= {c['lesion_min']} train acc"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verdicts.thousand_layers: the twin-gap and lesion-cost seed_checks have no n_runs, "
-    "so a seed whose twin run failed is left out and the others confirm",
-)
 def test_thousand_layers_a_seed_whose_twin_failed_is_not_left_out() -> None:
     frames = _thousand()
     frames["twin"].loc[frames["twin"].seed == 102, "status"] = "failed"
@@ -468,11 +442,6 @@ def test_degradation_shortfalls_are_paired_by_seed_not_averaged() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verdicts.degradation: _shortfalls intersects the seeds and its seed_checks have no "
-    "n_runs, so a seed with a failed run is left out and the others confirm",
-)
 def test_degradation_a_seed_with_a_failed_run_is_not_left_out() -> None:
     frame = _degradation((0.847, 0.670), (0.882, 0.888))
     frame.loc[(frame.seed == 102) & (frame["model.depth"] == 20), "status"] = "failed"
@@ -869,11 +838,6 @@ def test_lesion_mean_drop_passes_one_seed_fails() -> None:
     assert np.mean([0.01, 0.008, 0.251]) <= c["residual_max_drop"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="demonstrations.lesion: its seed_checks have no n_runs and _by_depth keeps ok rows "
-    "only, so a plain-56 run that failed (or diverged) is left out and the others confirm",
-)
 def test_lesion_a_seed_whose_plain_run_failed_is_not_left_out() -> None:
     frame = _lesion_rows((0.977, 0.972), (0.525, 0.154))
     plain56 = (frame["model.residual"] == False) & (frame["model.depth"] == 56)  # noqa: E712

@@ -292,8 +292,10 @@ def lesion(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict:
     ``plain_min_drop``, in every seed; the worst single block is shown, not judged."""
     frame = next(iter(frames.values()))
     depth = int(criterion["depth"])
-    rows, drops, checks, series = [], {}, [], []
+    rows, drops, checks, series, n_runs = [], {}, [], [], {}
     for fam, label in (("true", "residual"), ("false", "plain")):
+        col = frame["model.residual"].astype(str).str.lower()
+        n_runs[label] = int((col[frame["model.depth"].astype(int) == depth] == fam).sum())
         at = _by_depth(frame, fam).get(depth)
         if at is None or at.empty:
             raise KeyError(f"{label} nets at depth {depth}")
@@ -321,11 +323,13 @@ def lesion(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> Verdict:
             drops["residual"],
             r_max,
             at_most=True,
+            n_runs=n_runs["residual"],
         ),
         seed_check(
             f"plain-{depth}: median drop over blocks >= {p_min}, every seed",
             drops["plain"],
             p_min,
+            n_runs=n_runs["plain"],
         ),
     ]
     fig = Figure(

@@ -163,16 +163,17 @@ def seed_check(
     v = np.array([float(values[s]) for s in seeds], dtype=float)
     finite = v[np.isfinite(v)]
     sign = -1.0 if at_most else 1.0
-    ok_each = [(nan_passes if not math.isfinite(x) else sign * (x - threshold) >= 0) for x in v]
+    # a tolerance for float rounding: 0.7 - 0.68 sits on a 0.02 threshold, not below it
+    ok_each = [(nan_passes if not math.isfinite(x) else sign * (x - threshold) >= -1e-9) for x in v]
     passed = bool(len(v)) and all(ok_each) and (n_runs is None or len(v) >= n_runs)
-    cells = ", ".join("diverged" if not math.isfinite(x) else f"{x:.3g}" for x in v)
+    cells = ", ".join("diverged" if not math.isfinite(x) else f"{x + 0.0:.3g}" for x in v)
+    tail = ""
     if len(finite):
         worst = finite.min() if not at_most else finite.max()
-        margin = sign * (worst - threshold)
+        margin = sign * (worst - threshold) + 0.0
+        tail = f"; worst {worst + 0.0:.3g} (margin {margin:+.3g})"
         sd = finite.std(ddof=1) if len(finite) > 1 else math.nan
-        dist = sign * (finite.mean() - threshold) / sd if sd and math.isfinite(sd) else math.nan
-        tail = f"; worst {worst:.3g} (margin {margin:+.3g}), mean {dist:+.1f} seed-sd from it"
-    else:
-        tail = ""
+        if math.isfinite(sd) and sd > 0:
+            tail += f", mean {sign * (finite.mean() - threshold) / sd:+.1f} seed-sd from it"
     missing = "" if n_runs is None or len(v) >= n_runs else f"; {n_runs - len(v)} run(s) missing"
     return Check(requirement, f"per seed {cells}{tail}{missing}", passed)
