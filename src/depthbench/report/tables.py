@@ -37,13 +37,15 @@ OUTCOMES = ("ok", "diverged")
 
 
 def typed(value: str | None) -> Any:
-    """An override's text as YAML reads it: ``"8"`` -> 8, ``"true"`` -> True, ``"cnn"`` -> "cnn"."""
+    """An override's text as YAML reads it: ``"8"`` -> 8, ``"true"`` -> True, ``"cnn"`` -> "cnn";
+    a list or mapping (``"[blocks]"``) stays its text, so a setting is always a table key."""
     if value is None:
         return None
     try:
-        return yaml.safe_load(value)
+        read = yaml.safe_load(value)
     except yaml.YAMLError:
         return value
+    return value if isinstance(read, (list, dict)) else read
 
 
 def swept_keys(runs: list[Run]) -> list[str]:
