@@ -177,3 +177,41 @@ def seed_check(
             tail += f", mean {sign * (finite.mean() - threshold) / sd:+.1f} seed-sd from it"
     missing = "" if n_runs is None or len(v) >= n_runs else f"; {n_runs - len(v)} run(s) missing"
     return Check(requirement, f"per seed {cells}{tail}{missing}", passed)
+
+
+def paired_check(
+    requirement: str,
+    diffs: Mapping[Any, float],
+    margin: float,
+    alpha: float,
+    *,
+    n_runs: int | None = None,
+) -> Check:
+    """A test over seeds instead of a threshold in every seed: the per-seed differences
+    ``diffs`` (claim arm minus the arm it must beat, same seed) have a mean of at least
+    ``margin`` and a one-sided t-test of mean > 0 gives p < ``alpha``. On results without the
+    effect (differences centred on 0) the rule passes at most ``alpha`` of the time."""
+    from scipy import stats as st
+
+    seeds = sorted(diffs)
+    v = np.array([float(diffs[s]) for s in seeds], dtype=float)
+    finite = v[np.isfinite(v)]
+    p = math.nan
+    if len(finite) >= 2 and finite.std(ddof=1) > 0:
+        p = float(st.ttest_1samp(finite, 0.0, alternative="greater").pvalue)
+    mean = float(finite.mean()) if len(finite) else math.nan
+    passed = (
+        len(finite) == len(v)
+        and (n_runs is None or len(v) >= n_runs)
+        and math.isfinite(p)
+        and p < alpha
+        and mean >= margin - 1e-9
+    )
+    cells = ", ".join("diverged" if not math.isfinite(x) else f"{x + 0.0:+.3g}" for x in v)
+    missing = "" if n_runs is None or len(v) >= n_runs else f"; {n_runs - len(v)} run(s) missing"
+    return Check(
+        requirement,
+        f"per seed {cells}; mean {mean + 0.0:+.3g} (margin {mean - margin + 0.0:+.3g}), "
+        f"one-sided p = {p:.2g}{missing}",
+        bool(passed),
+    )

@@ -29,6 +29,7 @@ from depthbench.lesson.outcome import (
     Series,
     Verdict,
     fmt_num,
+    paired_check,
     row_of,
     seed_check,
     series_of,
@@ -214,10 +215,12 @@ def thousand_layers(frames: Mapping[str, pd.DataFrame], criterion: Mapping) -> V
             criterion["train_min_acc"],
             n_runs=len(res),
         ),
-        seed_check(
-            f"residual {depth}-layer minus its depth-1 twin (same seed) >= {need_gain}",
+        paired_check(
+            f"residual {depth}-layer minus its depth-1 twin (same seed): mean >= {need_gain} "
+            f"and one-sided paired t-test p < {criterion['alpha']}",
             _paired(r, t),
             need_gain,
+            criterion["alpha"],
             n_runs=len(res),
         ),
         seed_check(
