@@ -109,6 +109,9 @@ HINTS: dict[tuple[str, str], list[str]] = {
     ("lesson/run.py", "--runs"): [
         "test_second_day.py::test_resume_without_runs_continues_the_newest_unfinished_lesson_or_refuses"
     ],
+    ("rundir/run_folder.py", "leave ckpt_path unset"): [
+        "test_second_day.py::test_a_finished_onecycle_run_is_refused_and_the_new_run_it_names_trains"
+    ],
     ("lesson/run.py", "resume with"): [
         "test_second_day.py::test_ctrl_c_in_the_lesson_is_one_line_with_the_command_that_resumes_it"
     ],

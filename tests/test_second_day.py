@@ -281,6 +281,23 @@ def test_raising_max_epochs_on_a_finished_run_trains_with_a_replanned_schedule(
     assert after and min(after) > 1e-5 * max(lrs.values())  # the new epochs train
 
 
+def test_a_finished_onecycle_run_is_refused_and_the_new_run_it_names_trains(tmp_path: Path) -> None:
+    from helpers import compose_config
+
+    from depthbench.errors import ConfigError
+    from depthbench.run import train
+
+    tiny = ["scheduler=onecycle", "+trainer.limit_train_batches=8", "+trainer.limit_val_batches=1",
+            "+trainer.limit_test_batches=1", "callbacks.progress_bar.refresh_rate=0"]  # fmt: skip
+    run = tmp_path / "run"
+    train(compose_config(["trainer.max_epochs=1", *tiny], run))
+    with pytest.raises(ConfigError) as refused:
+        train(compose_config(["trainer.max_epochs=2", "ckpt_path=auto", *tiny], run))
+    assert "train a new run with trainer.max_epochs=2 (leave ckpt_path unset)" in str(refused.value)
+    again = train(compose_config(["trainer.max_epochs=2", *tiny], tmp_path / "new"))
+    assert again["status"] == "ok" and again["epochs"] == 2
+
+
 def test_each_command_of_a_run_folder_is_kept(tmp_path: Path) -> None:
     from depthbench.rundir.commands import read_commands, record_command
 
@@ -295,3 +312,67 @@ def test_each_command_of_a_run_folder_is_kept(tmp_path: Path) -> None:
         "python train.py trainer.max_epochs=6 ckpt_path=auto "
         "'+logger.wandb.api_key=***redacted***'",
     ]
+
+
+# ---- sweeps resume as sweeps -------------------------------------------------------------------
+@pytest.mark.process
+@pytest.mark.slow  # two sweeps of two short digits runs
+def test_ctrl_c_in_a_sweep_keeps_finished_jobs_and_prints_the_command_that_resumes_it(
+    tmp_path: Path,
+) -> None:
+    import csv
+    import json
+    import shlex
+    import signal
+
+    from test_interrupt import INTERRUPTIBLE, start_train, wait_for
+
+    sweep = tmp_path / "sweep"
+    proc = start_train(["-m", *INTERRUPTIBLE, "model.depth=2,3", f"hydra.sweep.dir={sweep}"])
+    wait_for(sweep / "1" / "checkpoints" / "last.ckpt", proc)  # job 0 done, job 1 under way
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=120)[0].decode()
+    assert proc.returncode == 130 and "Traceback" not in out, out[-3000:]
+    command = out.split("resume with: ")[1].splitlines()[0]
+    assert command.startswith("python train.py -m ") and command.endswith(
+        f"hydra.sweep.dir={sweep} ckpt_path=auto"
+    )
+    rows = list(csv.DictReader((sweep / "summary.csv").read_text().splitlines()))
+    assert [(r["job"], r["status"]) for r in rows] == [("0", "ok"), ("1", "interrupted")]
+    first = json.loads((sweep / "0" / "metrics.json").read_text())
+
+    status, resumed = run_py(*shlex.split(command)[1:])
+    assert status == 0, resumed[-3000:]
+    rows = list(csv.DictReader((sweep / "summary.csv").read_text().splitlines()))
+    assert [(r["job"], r["status"]) for r in rows] == [("0", "ok"), ("1", "ok")]
+    assert json.loads((sweep / "0" / "metrics.json").read_text()) == first  # kept, not rerun
+    assert json.loads((sweep / "1" / "metrics.json").read_text())["steps"] == 30
+
+
+def test_a_refused_commands_folder_is_removed_and_a_folder_with_results_kept(
+    tmp_path: Path,
+) -> None:
+    from depthbench.rundir.run_folder import discard_refused
+
+    refused = tmp_path / "refused"
+    (refused / ".hydra").mkdir(parents=True)
+    (refused / "train.log").write_text("ConfigError: x\n")
+    (refused / "commands.txt").write_text("now  python train.py\n")
+    assert discard_refused(refused) and not refused.exists()
+    kept = tmp_path / "kept"
+    (kept / "checkpoints").mkdir(parents=True)
+    (kept / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert not discard_refused(kept) and kept.exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's own file\n")
+    assert not discard_refused(mine) and (mine / "notes.txt").exists()
+
+
+def test_the_report_counts_each_outcome_apart() -> None:
+    from depthbench.report.collect import Run
+    from depthbench.report.writer import outcome_counts
+
+    runs = [Run(Path(str(i)), "e", {}, {}, status=s)
+            for i, s in enumerate(["ok", "ok", "interrupted", "diverged", "failed"])]  # fmt: skip
+    assert outcome_counts(runs) == "5 runs, 2 ok, 1 interrupted, 1 diverged, 1 failed."

@@ -19,13 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from depthbench.config_check import app_help, check_overrides, config_groups_help
 from depthbench.errors import DepthbenchError
 from depthbench.rundir.folder_lock import RunFolderError
-from depthbench.rundir.metrics_file import (
-    METRICS_FILE,
-    depthbench_error,
-    error_chain,
-    error_line,
-    write_metrics,
-)
+from depthbench.rundir.metrics_file import depthbench_error, error_chain, error_line
 
 log = logging.getLogger("depthbench")
 # conf/hydra/launcher/submitit_*.yaml are checked against the plugin's schema of the same name on
@@ -61,17 +55,19 @@ def _quiet_lightning_handlers() -> None:
         logging.getLogger(name).propagate = True
 
 
-def _record_refusal(cfg: DictConfig, error: BaseException) -> None:
-    """A run stopped by bad input gets ``metrics.json`` with status ``failed`` and the error, so
-    its folder never looks like a finished run; a folder that already has one keeps it."""
-    if isinstance(error, RunFolderError):  # the folder is another run's: nothing written there
+def _discard_refusal(cfg: DictConfig, error: BaseException) -> None:
+    """A single command stopped by bad input leaves nothing but its line: the folder Hydra made
+    for it is removed when it holds nothing else (``run_folder.discard_refused``). A folder
+    with results (a run continued with another model, say) keeps them, and gets no record."""
+    from depthbench.rundir.run_folder import discard_refused
+
+    if isinstance(error, RunFolderError):  # the folder is another run's: nothing touched there
         return
     try:
         out_dir = Path(cfg.paths.output_dir)
-    except Exception:  # no resolvable output folder: nothing to mark
+    except Exception:  # no resolvable output folder: nothing to remove
         return
-    if out_dir.is_dir() and not (out_dir / METRICS_FILE).exists():
-        write_metrics(out_dir, "failed", error=error_line(error))
+    discard_refused(out_dir)  # Hydra's open log file goes with it (its lines are on the console)
 
 
 def _guarded(fn, cfg: DictConfig):
@@ -86,7 +82,7 @@ def _guarded(fn, cfg: DictConfig):
         if inner is None:
             raise
         log.error("%s", error_line(inner))
-        _record_refusal(cfg, inner)
+        _discard_refusal(cfg, inner)
         sys.exit(2)
 
 

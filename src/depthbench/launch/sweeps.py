@@ -91,7 +91,14 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
         redact_yaml_file(Path(hydra_cfg.sweep.dir) / "multirun.yaml")
     try:
         metrics = train(cfg)
-    except Exception as e:  # any failure of this job; KeyboardInterrupt still stops the sweep
+    except (KeyboardInterrupt, SystemExit) as e:  # Ctrl+C/SIGTERM: the sweep stops here
+        if is_rank_zero():
+            recorded = getattr(e, "depthbench_metrics", None) or {}
+            status = recorded.get("status", "interrupted")
+            append_job_record(Path(hydra_cfg.sweep.dir), {**record, "status": status})
+            write_summary(Path(hydra_cfg.sweep.dir))  # Hydra's end-of-sweep callback won't run
+        raise
+    except Exception as e:  # any failure of this job; the sweep goes on
         end_distributed_job()
         finish_wandb(exit_code=1)
         error = error_line(e)
@@ -155,24 +162,29 @@ class SweepCallback(Callback):
         check_launcher_installed(config.hydra.get("launcher"))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        redact_yaml_file(sweep_dir / "multirun.yaml")
-        rows = read_job_records(sweep_dir)
-        if not rows:
-            return
-        fields = list(dict.fromkeys(k for row in rows for k in row))
-        with open(sweep_dir / SUMMARY_FILE, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-        counts = [
-            f"{len(jobs)} {status} (jobs {', '.join(str(r['job']) for r in jobs)})"
-            for status in ("failed", "diverged", "interrupted")
-            if (jobs := [r for r in rows if r.get("status") == status])
-        ]
-        log.info(
-            "sweep: %d jobs%s; summary in %s",
-            len(rows),
-            "".join(f", {c}" for c in counts) or ", all ok",
-            sweep_dir / SUMMARY_FILE,
-        )
+        write_summary(Path(config.hydra.sweep.dir))
+
+
+def write_summary(sweep_dir: Path) -> None:
+    """``<sweep dir>/summary.csv``: one row per job recorded in jobs.jsonl (at the sweep's end,
+    or when Ctrl+C stops it: the jobs that finished by then), and one log line counting them."""
+    redact_yaml_file(sweep_dir / "multirun.yaml")
+    rows = read_job_records(sweep_dir)
+    if not rows:
+        return
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with open(sweep_dir / SUMMARY_FILE, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    counts = [
+        f"{len(jobs)} {status} (jobs {', '.join(str(r['job']) for r in jobs)})"
+        for status in ("failed", "diverged", "interrupted")
+        if (jobs := [r for r in rows if r.get("status") == status])
+    ]
+    log.info(
+        "sweep: %d jobs%s; summary in %s",
+        len(rows),
+        "".join(f", {c}" for c in counts) or ", all ok",
+        sweep_dir / SUMMARY_FILE,
+    )

@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 IGNORED_OVERRIDES = ("hydra.", "hydra/", "paths.")
-# the fields of the record of a command refused before training (cli._record_refusal)
+# the fields of the record of a command refused before training (written by depthbench before
+# issue 30; a refused command's folder is now removed, ``run_folder.discard_refused``)
 REFUSAL_FIELDS = {"status", "error", "output_dir"}
 
 
@@ -36,7 +37,7 @@ class Run:
 
     @property
     def refused(self) -> bool:
-        """A single command stopped by bad input before training: ``cli._record_refusal``'s
+        """A single command stopped by bad input before training: an older depthbench's
         record (status ``failed``, the error, the folder; nothing else). No result: left out of
         the tables. A sweep's failed job (its record holds the traceback) stays in: it is the
         outcome of its setting."""
@@ -49,6 +50,11 @@ class Run:
     @property
     def diverged(self) -> bool:
         return self.status == "diverged"
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by Ctrl+C or SIGTERM: neither a result nor a failure (it can be resumed)."""
+        return self.status == "interrupted"
 
     @property
     def diverged_at_step(self) -> int | None:

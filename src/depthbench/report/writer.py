@@ -31,11 +31,15 @@ MAX_RUN_IMAGES = 4  # runs whose pictures are copied, per experiment and picture
 
 
 def outcome_counts(runs: list[Run]) -> str:
-    """``"4 runs, 2 ok, 2 failed."``, with ``"1 diverged, "`` before "failed" when there are any."""
+    """``"4 runs, 2 ok, 2 failed."``, with ``"1 interrupted, "`` and ``"1 diverged, "`` before
+    "failed" when there are any: each outcome counted apart."""
+    interrupted = sum(r.interrupted for r in runs)
     diverged = sum(r.diverged for r in runs)
-    failed = sum(not r.ok and not r.diverged for r in runs)
-    middle = f"{diverged} diverged, " if diverged else ""
-    return f"{len(runs)} runs, {len(runs) - diverged - failed} ok, {middle}{failed} failed."
+    failed = sum(not r.ok and not r.diverged and not r.interrupted for r in runs)
+    middle = f"{interrupted} interrupted, " if interrupted else ""
+    middle += f"{diverged} diverged, " if diverged else ""
+    ok = len(runs) - interrupted - diverged - failed
+    return f"{len(runs)} runs, {ok} ok, {middle}{failed} failed."
 
 
 def _seed_text(seed: object) -> str:

@@ -99,13 +99,21 @@ def find_run_to_continue(config: DictConfig, parent: Path) -> tuple[Path | None,
 
 def resume_command(out_dir: Path) -> str:
     """The command that continues this run in ``out_dir``: the command line as given, with
-    ``hydra.run.dir`` and ``ckpt_path=auto`` in place of any it had."""
+    ``hydra.run.dir`` and ``ckpt_path=auto`` in place of any it had. A job of a multirun is
+    continued with its whole sweep: the sweep's command line with ``hydra.sweep.dir`` and
+    ``ckpt_path=auto`` (its finished jobs are kept, the others continue or start)."""
     import shlex
 
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     program = Path(sys.argv[0]).name if sys.argv else "train.py"
     program = f"python {program}" if program.endswith(".py") else program
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        drop = ("hydra.sweep.dir", "ckpt_path")
+        kept = [a for a in sys.argv[1:] if a.split("=")[0].lstrip("+~") not in drop]
+        words = [*kept, f"hydra.sweep.dir={HydraConfig.get().sweep.dir}", "ckpt_path=auto"]
+        return " ".join([program, *(shlex.quote(w) for w in words)])
     given = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     kept = [o for o in given if o.split("=")[0].lstrip("+~") not in ("hydra.run.dir", "ckpt_path")]
     words = [*kept, f"hydra.run.dir={out_dir}", "ckpt_path=auto"]

@@ -32,8 +32,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from depthbench.errors import ConfigError
-from depthbench.rundir.commands import record_command
-from depthbench.rundir.folder_lock import RunFolderError, is_locked_here, lock, unlock
+from depthbench.rundir.commands import COMMANDS_FILE, record_command
+from depthbench.rundir.folder_lock import LOCK_FILE, RunFolderError, is_locked_here, lock, unlock
 from depthbench.rundir.resume import METRICS_FILE, find_run_to_continue, read_record
 
 # files whose presence means a run wrote results into the folder (metrics.json: see below)
@@ -124,6 +124,25 @@ def continuation_line(record: Mapping[str, Any], scheduler: Any, trainer: Any) -
         f"schedule is re-planned for {limit} epochs and goes on from where that plan is at "
         f"epoch {epochs} (the old plan had reached its end)"
     )
+
+
+# what a command leaves in its run folder before it trains: Hydra's config copies and log, the
+# lock, the commands file, a refusal's metrics.json, a logger's empty start
+BOOKKEEPING = (".hydra", LOCK_FILE, COMMANDS_FILE, METRICS_FILE, "csv", "tensorboard", "wandb")
+
+
+def discard_refused(folder: Path) -> bool:
+    """Remove ``folder`` when a command refused before training made it: it holds no result
+    (``results_in``), no checkpoint and nothing but bookkeeping (``BOOKKEEPING``, ``*.log``).
+    Returns whether it was removed; a folder with anything else is left as it is."""
+    import shutil
+
+    if not folder.is_dir() or results_in(folder):
+        return False
+    if any(p.name not in BOOKKEEPING and p.suffix != ".log" for p in folder.iterdir()):
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
 
 
 def continues_run(cfg: DictConfig | Mapping[str, Any], folder: Path) -> bool:
