@@ -30,7 +30,7 @@ TRIAL = [
 # the sweeper's own arguments, as Hydra passes them (n_trials and storage set per test)
 SWEEPER = {"sampler": optuna.samplers.TPESampler(seed=0), "direction": "maximize",
            "study_name": "mlp_lr_depth_width", "n_jobs": 1, "max_failure_rate": 1.0,
-           "search_space": None, "custom_search_space": None, "params": None}  # fmt: skip
+           "params": None}  # fmt: skip
 
 
 def _search(n_trials: int, db: Path, sweep: Path):
@@ -61,14 +61,14 @@ def test_a_search_stopped_after_2_of_4_trials_continues_to_4(tmp_path: Path) -> 
 
     # the same command once more: the study is complete, nothing more is run
     again = ResumableOptunaSweeper(**{**SWEEPER, "n_trials": 4, "storage": f"sqlite:///{db}"})
-    assert again.sweeper.n_trials == 0
+    assert again.n_trials == 0
     assert ResumableOptunaSweeper(**{**SWEEPER, "n_trials": 6, "storage": f"sqlite:///{db}"}
-                                  ).sweeper.n_trials == 2  # fmt: skip
+                                  ).n_trials == 2  # fmt: skip
 
 
-def test_without_storage_it_is_hydras_optuna_sweeper() -> None:
+def test_without_storage_it_runs_n_trials() -> None:
     sweeper = ResumableOptunaSweeper(**{**SWEEPER, "n_trials": 5, "storage": None})
-    assert sweeper.sweeper.n_trials == 5 and study_progress(None, "x") == (0, 0)
+    assert sweeper.n_trials == 5 and study_progress(None, "x") == (0, 0)
 
 
 def test_a_stored_study_refuses_other_fixed_settings() -> None:

@@ -376,3 +376,66 @@ def test_the_report_counts_each_outcome_apart() -> None:
     runs = [Run(Path(str(i)), "e", {}, {}, status=s)
             for i, s in enumerate(["ok", "ok", "interrupted", "diverged", "failed"])]  # fmt: skip
     assert outcome_counts(runs) == "5 runs, 2 ok, 1 interrupted, 1 diverged, 1 failed."
+
+
+# ---- current Optuna ----------------------------------------------------------------------------
+def test_optuna_is_current_and_sqlalchemy_2() -> None:
+    from importlib.metadata import version
+
+    assert int(version("optuna").split(".")[0]) >= 5
+    assert int(version("sqlalchemy").split(".")[0]) == 2
+
+
+def test_sweeps_become_optuna_distributions() -> None:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from hydra_plugins.depthbench_sweepers.resumable_optuna import search_space
+
+    space, fixed = search_space(["optimizer.lr=tag(log, interval(0.0001, 0.03))",
+                                 "model.depth=choice(2, 4, 8)", "model.width=range(16, 64, 16)",
+                                 "x=interval(1, 5)", "seed=3", "model.width=32"])  # fmt: skip
+    assert space["optimizer.lr"] == FloatDistribution(0.0001, 0.03, log=True)
+    assert space["model.depth"] == CategoricalDistribution([2, 4, 8])
+    assert "model.width" not in space  # fixed on the command line: not searched
+    assert space["x"] == FloatDistribution(1.0, 5.0)  # as Hydra reads interval(1, 5)
+    assert fixed == {"seed": "3", "model.width": "32"}
+    assert search_space(["w=range(16, 64, 16)"])[0]["w"] == IntDistribution(16, 64, step=16)
+
+
+@pytest.mark.process
+@pytest.mark.slow  # a two-trial search, then the dashboard's server
+def test_a_study_of_mlp_optuna_opens_in_optuna_dashboard(tmp_path: Path) -> None:
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    from test_optuna_resume import _search
+
+    db = tmp_path / "optuna.db"
+    study = _search(2, db, tmp_path / "sweep")
+    with socket.socket() as s:  # a free port on localhost
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dashboard = Path(sys.executable).parent / "optuna-dashboard"
+    server = subprocess.Popen([str(dashboard), f"sqlite:///{db}", "--host", "127.0.0.1",
+                               "--port", str(port), "--quiet"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline, studies = time.monotonic() + 60, None
+        while studies is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{base}/studies", timeout=5) as r:
+                    studies = json.loads(r.read())["study_summaries"]
+            except OSError:
+                time.sleep(0.2)
+        assert studies is not None, server.stderr.read().decode() if server.poll() else "no answer"
+        listed = next(s for s in studies if s["study_name"] == "mlp_lr_depth_width")
+        with urllib.request.urlopen(f"{base}/studies/{listed['study_id']}", timeout=10) as r:
+            trials = json.loads(r.read())["trials"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert [t["number"] for t in trials] == [t.number for t in study.trials] == [0, 1]
+    assert [t["values"] for t in trials] == [[t.value] for t in study.trials]
