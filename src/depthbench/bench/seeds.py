@@ -60,10 +60,13 @@ def _sweep(
     return seconds, cpu
 
 
-def run(seed_counts: list[int], steps: int, threads: int, workdir: Path) -> dict[str, Any]:
+def run(
+    seed_counts: list[int], steps: int, threads: int, workdir: Path, names: list[str]
+) -> dict[str, Any]:
     """Whole-process seconds per model and number of seeds, apart and together."""
     models: dict[str, Any] = {}
-    for name, base in MODELS.items():
+    for name in names:
+        base = MODELS[name]
         overrides = [*base, f"trainer.max_steps={steps}"]
         rows = []
         one = _sweep(overrides, 1, False, workdir / f"{name}-1-apart", threads)
@@ -85,16 +88,21 @@ def run(seed_counts: list[int], steps: int, threads: int, workdir: Path) -> dict
 
 
 def main(argv: list[str]) -> dict[str, Any]:
-    """``python -m depthbench.bench seeds [--seeds 1,3,5] [--steps 100] [--threads 1]``"""
+    """``python -m depthbench.bench seeds [--seeds 1,3,5] [--steps 100] [--threads 1]
+    [--models ResNet-56,MLP-1202]``"""
     p = argparse.ArgumentParser(prog="python -m depthbench.bench seeds", description=__doc__)
     p.add_argument("--seeds", default="1,3,5", help="numbers of seeds, comma-separated")
     p.add_argument("--steps", type=int, default=100, help="training steps of every run")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every process")
+    p.add_argument("--models", default=",".join(MODELS), help=f"of {', '.join(MODELS)}")
     p.add_argument("--no-save", action="store_true")
     a = p.parse_args(argv)
+    names = a.models.split(",")
+    if any(n not in MODELS for n in names):
+        p.error(f"--models takes {', '.join(MODELS)}")
     counts = [int(s) for s in a.seeds.split(",")]
     with tempfile.TemporaryDirectory(prefix="depthbench-seeds-") as tmp:
-        result = run(counts, a.steps, a.threads, Path(tmp))
+        result = run(counts, a.steps, a.threads, Path(tmp), names)
     if a.no_save:
         print(json.dumps(result))
     else:
