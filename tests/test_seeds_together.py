@@ -246,3 +246,15 @@ def test_a_signal_stops_every_seed_at_a_step_boundary(
         assert record["status"] == "interrupted" and record["signal"] == "SIGTERM"
         assert record["steps"] == 1
         assert (tmp_path / f"together{s}" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_run_stopped_while_training_together_is_not_resumed(tmp_path: Path) -> None:
+    cfg = compose_config(["ckpt_path=auto"], tmp_path)
+    assert together.resume_refusal(cfg) is None  # nothing there: a fresh start
+    record = {"status": "interrupted", "seeds_together": 3, "signal": "SIGINT"}
+    (tmp_path / "metrics.json").write_text(json.dumps(record))
+    assert "no loop position" in together.resume_refusal(cfg)
+    (tmp_path / "metrics.json").write_text(json.dumps({**record, "status": "ok"}))
+    assert together.resume_refusal(cfg) is None  # finished: run.train says so
+    (tmp_path / "metrics.json").write_text(json.dumps({"status": "interrupted"}))
+    assert together.resume_refusal(cfg) is None  # a separate run's: Lightning resumes it

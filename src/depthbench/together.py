@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import math
 import signal
@@ -53,7 +54,7 @@ from depthbench.callbacks.run_config import ConfigInCheckpoint
 from depthbench.errors import DivergenceError
 from depthbench.module import EPOCH_SUMS_KEY
 from depthbench.run import finished_metrics
-from depthbench.rundir.metrics_file import write_metrics
+from depthbench.rundir.metrics_file import METRICS_FILE, write_metrics
 from depthbench.rundir.output_dir import check_output_dir
 from depthbench.rundir.redaction import redact
 from depthbench.rundir.run_folder import claimed
@@ -176,6 +177,27 @@ def _memory_base() -> type:
     from depthbench.data.base import InMemoryDataModule
 
     return InMemoryDataModule
+
+
+def resume_refusal(cfg: DictConfig) -> str | None:
+    """Why ``cfg`` cannot continue its run folder (``ckpt_path=auto``/``last``), or None: a run
+    stopped while its seeds trained together has a ``last.ckpt`` without Lightning's loop
+    position (epoch, batch), so a resume could not continue it exactly. A finished one may be
+    continued (``run.train`` says it is done)."""
+    if str(cfg.get("ckpt_path")) not in ("auto", "last"):
+        return None
+    folder = Path(cfg.paths.output_dir)
+    try:
+        record = json.loads((folder / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not record.get("seeds_together") or record.get("status") == "ok":
+        return None
+    return (
+        f"{folder} was {record.get('status')} while its seeds trained together, and its "
+        "last.ckpt holds no loop position to resume from exactly; rerun the sweep in a new "
+        "folder (leave hydra.sweep.dir unset)"
+    )
 
 
 class CannotStack(Exception):  # noqa: N818 (not an error: the seeds run apart instead)

@@ -14,6 +14,7 @@ module at every start: torch and depthbench load only when a sweep launches.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,7 +111,7 @@ class SeedsTogetherLauncher(Launcher):
                     returns.update(zip(group, done, strict=True))
                     continue
             for i, config in zip(group, configs, strict=True):
-                returns[i] = self._run(config, self.task_function)
+                returns[i] = self._run(config, _no_together_resume(self.task_function))
         return [returns[i] for i in range(len(job_overrides))]
 
     def _together(self, configs: list[DictConfig]) -> list[JobReturn] | None:
@@ -145,6 +146,11 @@ class SeedsTogetherLauncher(Launcher):
         except CannotStack as e:  # found once the nets were built, before anything was written
             log.info("seeds_together: jobs %s run apart: %s", nums, e)
             return None
+        except (KeyboardInterrupt, SystemExit) as stop:  # each job records it; the sweep stops
+            for config, cfg in zip(configs, cfgs, strict=True):
+                with contextlib.suppress(KeyboardInterrupt, SystemExit):  # it re-raises
+                    _record(config, cfg, stop, run_sweep_job)
+            raise
         except Exception as e:  # the group failed: each of its jobs records it, as its own
             outcomes = [e] * len(cfgs)
         finally:
@@ -168,6 +174,28 @@ class SeedsTogetherLauncher(Launcher):
         finally:
             HydraConfig.instance().cfg = previous
         return _log_to_every_job(cfgs)
+
+
+def _no_together_resume(task: TaskFunction) -> TaskFunction:
+    """``task``, except for a job that would resume a run stopped while its seeds trained
+    together: that job is refused in one line (its folder left as it is), since the checkpoint
+    holds no Lightning loop position to resume from exactly."""
+
+    def job(task_cfg: DictConfig) -> Any:
+        from depthbench.launch.sweeps import run_sweep_job
+        from depthbench.rundir.folder_lock import RunFolderError
+        from depthbench.together import resume_refusal
+
+        reason = resume_refusal(task_cfg)
+        if reason is None:
+            return task(task_cfg)
+
+        def refuse(_cfg: DictConfig) -> dict[str, Any]:
+            raise RunFolderError(reason)
+
+        return run_sweep_job(refuse, task_cfg)
+
+    return job
 
 
 def _record(config: DictConfig, task_cfg: DictConfig, outcome: Any, run_sweep_job: Any) -> Any:
