@@ -35,7 +35,8 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 def test_yaml_names_its_functions_and_a_control_the_function_accepts(name: str) -> None:
     raw = spec(name)
     assert callable(getattr(D, raw["verdict"]))
-    assert raw["pilot_seeds"] == [0, 1] and raw["criterion"]["text"]
+    assert raw["pilot_seeds"][:2] == [0, 1] and max(raw["pilot_seeds"]) < 100
+    assert raw["criterion"]["text"]
     assert raw["criterion"]["convergence"] and raw["control"]["change"]
     assert raw["control"]["could_pass"]  # one line on why the control could have passed
     _computed_args_are_the_functions(raw)

@@ -199,6 +199,8 @@ def paired_check(
     p = math.nan
     if len(finite) >= 2 and finite.std(ddof=1) > 0:
         p = float(st.ttest_1samp(finite, 0.0, alternative="greater").pvalue)
+    elif len(finite) >= 2:  # every seed the same difference: certain in its sign
+        p = 0.0 if finite[0] > 0 else 1.0
     mean = float(finite.mean()) if len(finite) else math.nan
     passed = (
         len(finite) == len(v)
