@@ -41,8 +41,10 @@ def execute(path: Path = NOTEBOOK, out_dir: Path | None = None, timeout: int = 6
     try:
         nb = nbformat.read(path, as_version=4)
         where = {"metadata": {"path": str(out_dir)}}  # the kernel's working folder
+        # startup_timeout: nbclient's default of 60 s is not enough for a kernel to start on a
+        # 2-core machine busy with other work (seen: "Kernel didn't respond in 60 seconds")
         client = nbclient.NotebookClient(
-            nb, timeout=timeout, kernel_name="python3", resources=where
+            nb, timeout=timeout, startup_timeout=timeout, kernel_name="python3", resources=where
         )
         client.execute()
     finally:

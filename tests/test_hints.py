@@ -162,6 +162,19 @@ HINTS: dict[tuple[str, str], list[str]] = {
     ("rundir/run_folder.py", "leave hydra.run.dir unset"): [
         UP + "test_a_refused_folders_two_ways_on_work"
     ],
+    ("together.py", "leave hydra.sweep.dir unset"): [
+        "test_seeds_together.py::test_a_run_stopped_while_training_together_is_not_resumed",
+        UP + "test_a_sweep_into_another_sweeps_folder_is_refused",
+    ],
+    ("lesson/decide.py", "--resume"): [
+        "test_lesson_provenance.py::test_a_failed_job_is_never_marked_finished_and_runs_again_on_resume"
+    ],
+    ("lesson/jobs.py", "--resume"): [
+        "test_lesson_provenance.py::test_a_failed_job_is_never_marked_finished_and_runs_again_on_resume"
+    ],
+    ("lesson/run.py", "--only"): [
+        "test_lesson_provenance.py::test_set_on_a_computed_claim_or_with_from_is_refused_in_one_line"
+    ],
     ("rundir/run_folder.py", "leave hydra.sweep.dir unset"): [
         UP + "test_a_sweep_into_another_sweeps_folder_is_refused"
     ],
@@ -201,6 +214,14 @@ NOT_HINTS: dict[tuple[str, str], str] = {
     ("cli.py", "depthbench train"): USAGE,
     ("cli.py", "python eval.py"): "depthbench --help: the script a subcommand stands for",
     ("cli.py", "python train.py"): "depthbench --help: the script a subcommand stands for",
+    ("bench/pages.py", "launcher=seeds_together"): PAGE,
+    ("bench/pages.py", "python train.py"): PAGE,
+    ("bench/pages.py", "seed=0"): PAGE,
+    ("bench/seeds.py", "--models"): GIVEN,
+    ("bench/seeds.py", "python train.py"): "the sweep a bench row times, recorded on its page",
+    ("lesson/claims.py", "--format"): "git's own option, in the command that reads a commit",
+    ("lesson/decide.py", "--set"): GIVEN,
+    ("lesson/run.py", "--set"): GIVEN,
     ("lesson/run.py", "--first-seed"): GIVEN,
     ("lesson/run.py", "--jobs"): GIVEN,
     ("lesson/run.py", "--seeds"): GIVEN,

@@ -74,8 +74,10 @@ def test_nan_loss_stops_with_step_and_causes(tmp_path):
     assert f"at step {metrics['diverged_at_step']} " in message
 
 
-# every metrics.json holds these; a diverged one exactly these three more
-USUAL = {"status", "output_dir", "model", "data", "params", "epochs", "steps", "code"}
+# every metrics.json holds these (fit_seconds: the time it trained, a diverged run's too); a
+# diverged one exactly these three more
+USUAL = {"status", "output_dir", "model", "data", "params", "epochs", "steps", "code",
+         "fit_seconds"}  # fmt: skip
 DIVERGED = USUAL | {"diverged_at_step", "last_finite_loss", "error"}
 # a ReLU + He net of the vanishing-gradients experiment (which drops the callbacks group):
 # finite losses at steps 0 and 1, then NaN/inf at step 2 with this learning rate
