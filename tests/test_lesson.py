@@ -73,6 +73,8 @@ def test_lesson_decides_claim_and_control_resumes_and_decides_again(tmp_path: Pa
     assert "tanh" in claim["control"]["change"]
     assert rec["seeds"] == claim["seeds"] == [100, 101]  # never the pilot seeds 0, 1
     assert claim["outcomes"] == {"ok": 30}  # 2 sweeps + the control's, 5 depths, 2 seeds
+    # its gradient-flow diagnostics must see one net: its seeds ran apart, and the header says so
+    assert claim["runs_trained_together"] == 0 and "every seed apart: claims 1 " in page
     assert set(claim["frames"]) == {"sigmoid", "relu"} and set(claim["control_frames"]) == {
         "sigmoid"
     }

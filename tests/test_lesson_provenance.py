@@ -206,6 +206,26 @@ def test_header_lists_the_seeds_the_verdicts_read_commits_and_criteria(
     assert f"Criteria (`conf/lesson/`) as of commit `{last[:10]}`" in page
 
 
+def test_the_header_says_which_claims_trained_their_seeds_together() -> None:
+    from depthbench.lesson.outcome import Verdict
+    from depthbench.lesson.page import ClaimResult, together_line
+
+    named = {
+        c.name: c for c in load_claims(["fixes", "vanishing_gradients", "shattered_gradients"])
+    }
+    fixes, flow, computed = (
+        named[n] for n in ("fixes", "vanishing_gradients", "shattered_gradients")
+    )
+    results = [ClaimResult(fixes, Verdict(CONFIRMED, ""), outcomes={"ok": 40}, together=40),
+               ClaimResult(flow, Verdict(CONFIRMED, ""), outcomes={"ok": 29, "diverged": 1}),
+               ClaimResult(computed, Verdict(CONFIRMED, ""))]  # fmt: skip
+    line = together_line(results)
+    assert (
+        "stacked model per setting): claims 2 (40 of 40 runs); every seed apart: claims 1 (" in line
+    )
+    assert " 12" not in line  # a computed claim trains nothing: in neither list
+
+
 def test_a_computed_claim_records_the_commit_it_ran_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -138,3 +138,21 @@ def test_installed_wheel_trains_from_an_empty_folder(fresh_env: Path, tmp_path: 
     (metrics_file,) = (tmp_path / "outputs" / "runs" / "train").glob("*/metrics.json")
     metrics = json.loads(metrics_file.read_text())
     assert metrics["status"] == "ok" and metrics["steps"] == 2
+
+
+def test_clients_import_without_the_command_line_module() -> None:
+    """lesson, bench, report and tools find the configs through ``depthbench.conf_dir``; none of
+    them imports ``depthbench.cli`` (which registers Hydra resolvers and warning filters)."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "for name in ('lesson', 'bench', 'report', 'tools'):\n"
+        "    pkg = importlib.import_module('depthbench.' + name)\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__):\n"
+        "        if m.name != '__main__':\n"
+        "            importlib.import_module(f'depthbench.{name}.{m.name}')\n"
+        "print(len(sys.modules), 'depthbench.cli' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-1] == "False", proc.stdout

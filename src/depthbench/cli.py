@@ -1,14 +1,13 @@
 """Command-line entry points: ``depthbench-train``, ``depthbench-eval`` and ``depthbench``.
 
-Hydra needs the config folder (:func:`find_conf_dir`): ``DEPTHBENCH_CONF`` if set, else ``conf/``
-of a source checkout, else the copy installed inside the package (``depthbench/conf``). A user's
-own configs join the search path with ``--config-dir DIR`` (docs/configs.md).
+Hydra needs the config folder (``conf_dir.find_conf_dir``): ``DEPTHBENCH_CONF`` if set, else
+``conf/`` of a source checkout, else the copy installed inside the package (``depthbench/conf``).
+A user's own configs join the search path with ``--config-dir DIR`` (docs/configs.md).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from depthbench.conf_dir import CONF_DIR
 from depthbench.config_check import app_help, check_overrides, config_groups_help
 from depthbench.errors import DepthbenchError
 from depthbench.rundir.folder_lock import RunFolderError
@@ -28,20 +28,6 @@ warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_\w+' is 
 # `python train.py --help` lists the config groups through this resolver (conf/hydra/default.yaml)
 if not OmegaConf.has_resolver("depthbench_config_groups"):
     OmegaConf.register_new_resolver("depthbench_config_groups", config_groups_help)
-
-
-def find_conf_dir() -> str:
-    """``DEPTHBENCH_CONF``, else a checkout's ``conf/``, else the packaged ``depthbench/conf``."""
-    if os.environ.get("DEPTHBENCH_CONF"):
-        return str(Path(os.environ["DEPTHBENCH_CONF"]).expanduser().resolve())
-    package = Path(__file__).resolve().parent
-    checkout = package.parents[1] / "conf"  # src/depthbench/cli.py -> <repo>/conf
-    if (checkout / "train.yaml").is_file() and (package.parents[1] / "pyproject.toml").is_file():
-        return str(checkout)
-    return str(package / "conf")  # the wheel maps <repo>/conf to depthbench.conf
-
-
-CONF_DIR = find_conf_dir()
 
 
 def _quiet_lightning_handlers() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,9 @@ def _check_not_finished(cfg: DictConfig, checkpoint: dict[str, Any], out_dir: Pa
     return float(record.get("fit_seconds") or 0.0)
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train and test the configured model; write and return the run's metrics.
+def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Train and test the configured model; write and return the run's metrics. ``callbacks``
+    (Lightning callbacks) join the ones the config lists, for a caller that measures the run.
 
     A fit that diverges, is interrupted or fails still writes ``metrics.json`` (status
     ``diverged``/``interrupted``/``failed``), then re-raises; the record travels with the
@@ -114,16 +116,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     check_output_dir(out_dir)  # unwritable or full: one line, before any data loads
     if not is_rank_zero():  # another DDP rank: rank 0 holds the folder
-        return _train(cfg, ckpt_path, out_dir)
+        return _train(cfg, ckpt_path, out_dir, callbacks)
     try:
         with claimed(out_dir, cfg):  # another run's folder, or in use: one line, nothing written
-            return _train(cfg, ckpt_path, out_dir)
+            return _train(cfg, ckpt_path, out_dir, callbacks)
     except AlreadyFinished as done:
         log.info("%s", done)
         return done.metrics
 
 
-def _train(cfg: DictConfig, ckpt_path: str | None, out_dir: Path) -> dict[str, Any]:
+def _train(
+    cfg: DictConfig, ckpt_path: str | None, out_dir: Path, callbacks: Sequence[Any] = ()
+) -> dict[str, Any]:
     """``train`` in a folder this process may write to."""
     check_accelerator(cfg.trainer)
     # the one read of the checkpoint: corrupt or foreign files fail here, before any data loads
@@ -137,7 +141,7 @@ def _train(cfg: DictConfig, ckpt_path: str | None, out_dir: Path) -> dict[str, A
     module = build_module(cfg, net)
     if checkpoint:  # another model than the checkpoint's: one line now, not a state-dict dump
         check_resume_fits(checkpoint, module, cfg.model)
-    trainer = build_trainer(cfg, extra_callbacks=finetune_callbacks(net))  # [] unless finetune
+    trainer = build_trainer(cfg, extra_callbacks=[*finetune_callbacks(net), *callbacks])
     io = trainer.strategy.checkpoint_io
     if checkpoint and ckpt_path and isinstance(io, AtomicCheckpointIO):  # fit reads no file
         io.preload(ckpt_path, checkpoint)

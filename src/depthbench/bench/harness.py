@@ -25,11 +25,11 @@ RESULTS_DIR = Path("docs") / "results"
 
 
 def compose(overrides: Sequence[str], output_dir: Path) -> Any:
-    """The train config as ``depthbench train <overrides>`` composes it (``cli.find_conf_dir``,
+    """The train config as ``depthbench train <overrides>`` composes it (``conf_dir.find_conf_dir``,
     ``config_check.compose_command``), its outputs going to ``output_dir``."""
     from omegaconf import open_dict
 
-    from depthbench.cli import find_conf_dir
+    from depthbench.conf_dir import find_conf_dir
     from depthbench.config_check import compose_command
 
     cfg = compose_command(find_conf_dir(), "train", list(overrides))

@@ -154,15 +154,6 @@ def count_per_step(cfg: Any, cpu_is_device: bool = False) -> list[dict[str, Any]
             guard.check_every_n_steps = cfg.trainer.log_every_n_steps
     counter = HostSyncCounter(cpu_is_device=cpu_is_device)
     recorder = StepSyncRecorder(counter)
-    build_trainer = run.build_trainer  # the recorder joins the callbacks run.train builds
-
-    def with_recorder(c: Any, extra_callbacks: list[Any] | None = None) -> L.Trainer:
-        return build_trainer(c, [*(extra_callbacks or []), recorder])
-
-    run.build_trainer = with_recorder
-    try:
-        with counter:
-            run.train(cfg)
-    finally:
-        run.build_trainer = build_trainer
+    with counter:
+        run.train(cfg, callbacks=[recorder])  # the recorder joins the config's callbacks
     return per_step(recorder)

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from depthbench.cli import CONF_DIR
+from depthbench.conf_dir import CONF_DIR
 from depthbench.errors import ConfigError
 
 LESSON_DIR = Path(CONF_DIR) / "lesson"

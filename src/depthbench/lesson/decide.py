@@ -466,8 +466,10 @@ def decide(
             where = " ".join(f"{k}={v}" for k, v in r.overrides.items())
             what = f"diverged at step {r.diverged_at_step}" if r.diverged else r.status
             bad.append(f"{what}: `{r.path.parent.name}/{r.path.name}` ({where}) {r.error[:160]}")
+    together = sum(bool(r.metrics.get("seeds_together")) for r in runs)
     if record is not None:
         outcomes, bad = record.get("outcomes") or {}, record.get("bad_runs") or []
+        together = int(record.get("runs_trained_together") or 0)
     verdict = combine(claim, own, ctrl, sorted({*seeds, *control_seeds}))
     why = undecided_because(claim, sets, failed)
     if why and verdict.outcome != NOT_MEASURED:
@@ -478,6 +480,7 @@ def decide(
     result.frames, result.control_frames = frames, control
     result.commits = commits
     result.sets, result.failed = sets, failed
+    result.together = together
     return result
 
 

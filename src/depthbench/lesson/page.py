@@ -49,6 +49,7 @@ class ClaimResult:
     commits: list[str] = field(default_factory=list)  # the commits the runs ran on (dirty flag)
     sets: list[list[str]] = field(default_factory=list)  # the --set lists its processes ran with
     failed: list[str] = field(default_factory=list)  # one line per process of it that failed
+    together: int = 0  # how many of its runs trained with their seeds together (seeds_together)
 
 
 def _verdict_line(v: Verdict) -> str:
@@ -89,6 +90,7 @@ def write_page(
     ]
     if "criteria" in header:
         lines += [criteria_line(header["criteria"], header.get("criteria_first")), ""]
+    lines += [together_line(results), ""]
     timed = [(r.claim.order, r.claim.name, r.seconds) for r in results if r.seconds]
     if timed:
         lines += [
@@ -200,6 +202,7 @@ def write_page(
                 "commits": r.commits,
                 "sets": r.sets,  # the --set lists its processes ran with
                 "failed_processes": r.failed,
+                "runs_trained_together": r.together,
                 # every run's deciding numbers: `depthbench lesson --from lesson.json` decides
                 # and draws again from these, without the run folders
                 "frames": {k: _records(f) for k, f in r.frames.items()},
@@ -240,6 +243,23 @@ def _control_seeds(header: dict[str, Any]) -> str:
     """``, controls on seeds 150-152`` where controls ran on seeds of their own."""
     own = [s for s in header.get("control_seeds") or [] if s not in header["seeds"]]
     return f", controls on seeds {_seeds(sorted(header.get('control_seeds') or []))}" if own else ""
+
+
+def together_line(results: list[ClaimResult]) -> str:
+    """Which claims' runs trained with their seeds as one stacked model (``hydra/launcher=
+    seeds_together``) and which ran apart (``docs/performance.md`` says where it applies)."""
+    trained = [r for r in results if r.outcomes]  # a claim with runs of its own
+    together = [f"{r.claim.order} ({r.together} of {sum(r.outcomes.values())} runs)"
+                for r in trained if r.together]  # fmt: skip
+    apart = [str(r.claim.order) for r in trained if not r.together]
+    return (
+        "Seeds trained together (one stacked model per setting): claims "
+        + (", ".join(together) or "none")
+        + "; every seed apart: claims "
+        + (", ".join(apart) or "none")
+        + " (convolutions on a CPU, callbacks that must see one net, the fine-tuner; "
+        "docs/performance.md). Computed claims train nothing."
+    )
 
 
 def _seeds_by_claim(results: list[ClaimResult]) -> str:
