@@ -54,6 +54,7 @@ from depthbench.callbacks.run_config import ConfigInCheckpoint
 from depthbench.errors import DivergenceError
 from depthbench.module import EPOCH_SUMS_KEY
 from depthbench.run import finished_metrics
+from depthbench.rundir.layout import LAST_CKPT
 from depthbench.rundir.metrics_file import METRICS_FILE, write_metrics
 from depthbench.rundir.output_dir import check_output_dir
 from depthbench.rundir.redaction import redact
@@ -695,7 +696,7 @@ def _every_n_steps(seed: Seed, step: int) -> bool:
 
 
 def _last_path(seed: Seed) -> Path:
-    return Path(str(seed.last_ckpt.dirpath)) / "last.ckpt"
+    return Path(str(seed.last_ckpt.dirpath)) / LAST_CKPT
 
 
 def _save_best(seed: Seed, k: int, stack: Stack, state: dict[str, Any]) -> None:

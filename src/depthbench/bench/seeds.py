@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from depthbench.bench.harness import save_section
+from depthbench.rundir.layout import METRICS_FILE
 
 # name -> the overrides of one seed's run (the lesson's settings, one arm of each sweep)
 MODELS = {
@@ -51,7 +52,7 @@ def _sweep(
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise RuntimeError(f"exit {proc.returncode}: {' '.join(args)}\n{proc.stderr[-2000:]}")
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*/metrics.json"))]
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob(f"*/{METRICS_FILE}"))]
     stacked = [r.get("seeds_together") for r in records]
     if len(records) != n or any(r["status"] != "ok" for r in records):
         raise RuntimeError(f"{' '.join(args)}: {len(records)} runs, not {n} finished ok")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from depthbench.bench.harness import median, save_section, spread, train_run
+from depthbench.rundir.layout import last_checkpoint
 
 # name -> what the user types (after `python`); {run}, {ckpt} and {png} are filled in per run
 COMMANDS = {
@@ -39,7 +40,7 @@ def _inputs(workdir: Path) -> tuple[Path, Path]:
     metrics, _ = train_run(["trainer.max_epochs=1", "logger=none"], workdir)
     png = workdir / "digit.png"
     Image.fromarray((np.arange(64).reshape(8, 8) * 4).astype("uint8")).save(png)
-    return Path(metrics["output_dir"]) / "checkpoints" / "last.ckpt", png
+    return last_checkpoint(metrics["output_dir"]), png
 
 
 def run(repeats: int, workdir: Path) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from depthbench.bench.harness import RESULTS_DIR, compose, median, save_section
+from depthbench.rundir.layout import metrics_path
 
 EXPERIMENTS = {"fmnist_mlp_recipe": 0.88, "fmnist_cnn_recipe": 0.91}
 # whole-process wall seconds each recipe must fit on an idle 2-core machine (None: no budget)
@@ -51,7 +52,7 @@ def run_experiment(name: str, workdir: Path, timeout: float, threads: int | None
     out = workdir / name
     args = [f"experiment={name}", f"hydra.run.dir={out}", "callbacks.progress_bar.refresh_rate=0"]
     wall, _ = time_process([sys.executable, "-m", "depthbench", "train", *args], timeout, threads)
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads(metrics_path(out).read_text())
     budget = WALL_BUDGET.get(name)
     return {
         "command": f"depthbench train experiment={name}",

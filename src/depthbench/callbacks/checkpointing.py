@@ -26,8 +26,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from depthbench.errors import DivergenceError
 from depthbench.rundir.atomic import atomic_write
-
-LAST_NAME = "last"
+from depthbench.rundir.layout import LAST_NAME
 
 
 def nonfinite_tensors(state_dict: dict[str, Any], limit: int = 3) -> list[str]:

@@ -37,6 +37,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from depthbench.callbacks.checkpointing import LastCheckpoint
 from depthbench.callbacks.reliability import nonfinite_parameters
+from depthbench.rundir.layout import last_checkpoint
 
 log = logging.getLogger("depthbench")
 
@@ -50,7 +51,7 @@ def last_checkpoint_path(trainer: L.Trainer) -> str:
     for cb in trainer.checkpoint_callbacks:
         if isinstance(cb, ModelCheckpoint) and cb.dirpath:
             return os.path.join(cb.dirpath, cb.CHECKPOINT_NAME_LAST + cb.FILE_EXTENSION)
-    return os.path.join(trainer.default_root_dir, "checkpoints", "last.ckpt")
+    return str(last_checkpoint(trainer.default_root_dir))
 
 
 class GracefulInterrupt(L.Callback):

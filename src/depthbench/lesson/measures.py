@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from depthbench.report.collect import Run
+from depthbench.rundir.layout import last_checkpoint
 
 # 3x3 first-derivative kernels at 0, 90, 45 and 135 degrees (|cos| ignores the sign)
 EDGE_KERNELS = torch.tensor(
@@ -126,7 +127,7 @@ def probes(
     from depthbench.build import build_data, build_net
     from depthbench.rundir.checkpoint import load_checkpoint, load_net, stored_data_spec
 
-    ckpt = run.path / "checkpoints" / "last.ckpt"
+    ckpt = last_checkpoint(run.path)
     if not ckpt.is_file():
         return {}
     checkpoint = load_checkpoint(ckpt)  # read once: the trained net and the data spec
@@ -181,7 +182,7 @@ def _trained(run: Run, split: str, examples: int | None, seed: int = 0):
     from depthbench.build import build_data
     from depthbench.rundir.checkpoint import load_checkpoint, load_net
 
-    ckpt = run.path / "checkpoints" / "last.ckpt"
+    ckpt = last_checkpoint(run.path)
     if not ckpt.is_file():
         return None
     net, cfg = load_net(load_checkpoint(ckpt))
@@ -341,7 +342,7 @@ def raw_linear(run: Run, test: int = 2048) -> dict[str, float]:
     from depthbench.build import build_data
     from depthbench.rundir.checkpoint import load_checkpoint, load_net
 
-    ckpt = run.path / "checkpoints" / "last.ckpt"
+    ckpt = last_checkpoint(run.path)
     if not ckpt.is_file():
         return {}
     _, cfg = load_net(load_checkpoint(ckpt))

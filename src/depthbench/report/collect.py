@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from depthbench.rundir.layout import metrics_path
+
 IGNORED_OVERRIDES = ("hydra.", "hydra/", "paths.")
 # the fields of the record of a command refused before training (written by depthbench before
 # issue 30; a refused command's folder is now removed, ``run_folder.discard_refused``)
@@ -129,7 +131,7 @@ def load_run(run_dir: Path) -> Run:
     hydra = (_load_yaml(hydra_dir / "hydra.yaml") or {}).get("hydra", {})
     choices = (hydra.get("runtime") or {}).get("choices") or {}
     run.choices = {str(k): str(v) for k, v in choices.items() if not str(k).startswith("hydra/")}
-    metrics_file = run_dir / "metrics.json"
+    metrics_file = metrics_path(run_dir)
     if metrics_file.exists():
         try:
             run.metrics = json.loads(metrics_file.read_text())

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from depthbench.data.spec import data_spec
 from depthbench.errors import CheckpointError, ConfigError
+from depthbench.rundir.layout import LAST_CKPT, last_checkpoint
 
 if TYPE_CHECKING:  # torch and the builder load where a checkpoint is read, not at import:
     from torch import nn  # resolve_ckpt_path answers a command line before torch loads
@@ -36,7 +37,7 @@ def resolve_ckpt_path(value: str | None, output_dir: Path, required: bool = Fals
     command after a crash resumes it.
     """
     if str(value) == "auto" and not required:
-        last = output_dir / "checkpoints" / "last.ckpt"
+        last = last_checkpoint(output_dir)
         return str(last) if last.is_file() else None
     if value in (None, "", "null"):
         if required:
@@ -46,10 +47,10 @@ def resolve_ckpt_path(value: str | None, output_dir: Path, required: bool = Fals
         return None
     path = Path(str(value)).expanduser()
     if str(value) == "last":
-        path = output_dir / "checkpoints" / "last.ckpt"
+        path = last_checkpoint(output_dir)
     elif path.is_dir():
         path = next(
-            (p for p in (path / "checkpoints" / "last.ckpt", path / "last.ckpt") if p.is_file()),
+            (p for p in (last_checkpoint(path), path / LAST_CKPT) if p.is_file()),
             path,
         )
     if not path.is_file():

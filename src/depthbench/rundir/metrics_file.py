@@ -21,9 +21,9 @@ from typing import Any
 
 from depthbench.machine import code_state
 from depthbench.rundir.atomic import write_text_atomic
+from depthbench.rundir.layout import METRICS_FILE
 from depthbench.rundir.redaction import redact
 
-METRICS_FILE = "metrics.json"
 STATUSES = ("ok", "diverged", "interrupted", "failed")
 # the fields a status needs beyond status and output_dir
 REQUIRED = {

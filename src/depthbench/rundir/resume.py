@@ -14,8 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from depthbench.rundir.folder_lock import in_use
-
-METRICS_FILE = "metrics.json"  # the name metrics_file.METRICS_FILE writes (no Lightning import)
+from depthbench.rundir.layout import METRICS_FILE, last_checkpoint
 
 
 def read_record(folder: Path) -> dict[str, Any] | None:
@@ -66,7 +65,7 @@ def interrupted_runs(parent: Path) -> list[Path]:
     killed: a last.ckpt and no metrics.json), not in use, newest checkpoint first."""
     found = []
     for folder in parent.iterdir() if parent.is_dir() else ():
-        last = folder / "checkpoints" / "last.ckpt"
+        last = last_checkpoint(folder)
         record = read_record(folder)
         stopped = record is None or record.get("status") == "interrupted"
         if last.is_file() and stopped and not in_use(folder):

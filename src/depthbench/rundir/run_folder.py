@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from depthbench.errors import ConfigError
 from depthbench.rundir.commands import COMMANDS_FILE, record_command
 from depthbench.rundir.folder_lock import LOCK_FILE, RunFolderError, is_locked_here, lock, unlock
+from depthbench.rundir.layout import CHECKPOINTS_DIR, checkpoints_dir, last_checkpoint
 from depthbench.rundir.resume import METRICS_FILE, find_run_to_continue, read_record
 
 # files whose presence means a run wrote results into the folder (metrics.json: see below)
@@ -57,7 +58,7 @@ def results_in(folder: Path) -> list[str]:
     refused = record is not None and record.get("status") == "failed" and not record.get("steps")
     if record is not None and not refused:
         found.append(METRICS_FILE)
-    found += [f"checkpoints/{p.name}" for p in sorted((folder / "checkpoints").glob("*.ckpt"))]
+    found += [f"{CHECKPOINTS_DIR}/{p.name}" for p in sorted(checkpoints_dir(folder).glob("*.ckpt"))]
     found += [name for name in RESULT_FILES if (folder / name).is_file()]
     return found
 
@@ -227,7 +228,7 @@ class RunFolderClaim(Callback):
             return
         folder = Path(str(config.hydra.run.dir))
         auto = str(config.get("ckpt_path")) == "auto" and "module" in config
-        if auto and not (folder / "checkpoints" / "last.ckpt").is_file():
+        if auto and not last_checkpoint(folder).is_file():
             found, line = (
                 (None, f"ckpt_path=auto: no checkpoint in {folder}; starting fresh")
                 if _run_dir_given(config)

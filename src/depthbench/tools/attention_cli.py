@@ -17,6 +17,7 @@ from pathlib import Path
 
 from depthbench.data.text import UNK
 from depthbench.errors import CheckpointError, DepthbenchError
+from depthbench.rundir.layout import LAST_CKPT
 from depthbench.tools.attention import (
     format_attention,
     load_text_model,
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         ckpt = Path(args.checkpoint)
         if ckpt.is_dir():
-            found = sorted(ckpt.glob("**/last.ckpt")) or sorted(ckpt.glob("**/*.ckpt"))
+            found = sorted(ckpt.glob(f"**/{LAST_CKPT}")) or sorted(ckpt.glob("**/*.ckpt"))
             if not found:
                 raise CheckpointError(f"no .ckpt file under {ckpt}")
             ckpt = found[0]
