@@ -23,7 +23,7 @@ from depthbench.lesson import demonstrations as D
 from depthbench.lesson import jobs as J
 from depthbench.lesson import run as R
 from depthbench.lesson import verdicts as V
-from depthbench.lesson.claims import Claim, Control, load_claims, merge_overrides, override_key
+from depthbench.lesson.claims import Claim, Control, load_claims, merge_overrides
 from depthbench.lesson.computed import COMPUTED
 from depthbench.lesson.measures import MEASURES
 from depthbench.lesson.outcome import (
@@ -35,6 +35,7 @@ from depthbench.lesson.outcome import (
     Verdict,
     seed_check,
 )
+from depthbench.overrides import override_key
 
 SEEDS = [100, 101, 102]  # the lesson's default seeds: above every claim's pilot seeds
 ACC = V.TRAIN_ACC  # "train acc (eval)": one eval-mode pass over the training set

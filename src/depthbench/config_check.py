@@ -21,6 +21,7 @@ from hydra.errors import ConfigCompositionException, HydraException, MissingConf
 from omegaconf import DictConfig, OmegaConf
 
 from depthbench.errors import ConfigError, close_matches
+from depthbench.overrides import override_key
 
 # folders of conf/ that are no config group of train.py or eval.py: conf/lesson holds the claims
 # that `depthbench lesson` reads (depthbench.lesson.claims)
@@ -83,7 +84,7 @@ def _compose(
                           return_hydra_config=with_hydra)  # fmt: skip
             loader = GlobalHydra.instance().config_loader()
             for key, values in (sweeps or {}).items():
-                group = key.lstrip("+~")
+                group = override_key(key)
                 options = loader.get_group_options(group)
                 unknown = [v for v in values if options and v not in options]
                 if unknown:
@@ -96,7 +97,7 @@ def _compose(
 def unknown_key_message(cfg: DictConfig, key: str) -> str:
     """One line for an override of ``key`` that is not in ``cfg``: the closest keys at the
     first level where the path leaves the config, or that level's keys."""
-    parts = key.lstrip("+~").split(".")
+    parts = override_key(key).split(".")
     node, prefix = cfg, ""
     for i, part in enumerate(parts):
         if isinstance(node, DictConfig) and part in node:
@@ -144,7 +145,7 @@ def compose_command(
         return None  # another primary config folder: Hydra's to compose
     config_dirs = [config_dir]
     if flags.get("--config-dir") or flags.get("-cd"):
-        if any(o.lstrip("+").startswith("hydra.searchpath") for o in overrides):
+        if any(override_key(o).startswith("hydra.searchpath") for o in overrides):
             return None  # both extend the search path: Hydra merges them, this check would not
         config_dirs.append(str(Path(flags.get("--config-dir") or flags["-cd"]).resolve()))
     config_name = flags.get("--config-name") or flags.get("-cn") or config_name
@@ -182,7 +183,7 @@ def trainer_arguments() -> set[str]:
 def _addable(key: str, config_name: str) -> bool:
     """Whether an override of ``key``, absent from the config, is meant to be added: a Trainer
     argument under ``trainer.``, or (eval) a key of the checkpoint's data under ``data.``."""
-    parts = key.lstrip("+~").split(".")
+    parts = override_key(key).split(".")
     if len(parts) == 2 and parts[0] == "trainer":
         return parts[1] in trainer_arguments()
     return config_name == "eval" and len(parts) >= 2 and parts[0] == "data"
@@ -286,8 +287,8 @@ def _refuse_foreign_groups(config_dir: str, config_name: str, overrides: Sequenc
     from depthbench.validation import FROM_CHECKPOINT, from_checkpoint_message
 
     for arg in overrides:
-        key, _, value = arg.partition("=")
-        root = key.lstrip("+~").split(".")[0]
+        value = arg.partition("=")[2]
+        root = override_key(arg).split(".")[0]
         if root in NOT_GROUPS:
             raise ConfigError(
                 f"{arg}: conf/lesson/ holds the lesson's claims, which {config_name}.py does not "

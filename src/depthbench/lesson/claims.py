@@ -20,6 +20,7 @@ import yaml
 
 from depthbench.conf_dir import CONF_DIR
 from depthbench.errors import ConfigError
+from depthbench.overrides import override_key, override_value
 
 LESSON_DIR = Path(CONF_DIR) / "lesson"
 PROFILES = ("quick", "full")
@@ -90,11 +91,6 @@ def _flatten(items: list[Any]) -> list[str]:
     for item in items:
         out += _flatten(item) if isinstance(item, list) else [str(item)]
     return out
-
-
-def override_key(override: str) -> str:
-    """``model.depth`` of ``model.depth=4``, ``+model.depth=4`` or ``~model.depth``."""
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def merge_overrides(base: list[str], changes: list[str]) -> list[str]:
@@ -201,11 +197,6 @@ def is_sweep(value: str) -> bool:
     return False
 
 
-def _value(override: str) -> str | None:
-    """The value of ``key=value`` (None: ``~key``, a deletion)."""
-    return None if override.startswith("~") else override.split("=", 1)[-1]
-
-
 def compared_keys(claim: Claim, source: Claim | None = None) -> dict[str, str]:
     """Every override key whose values the claim's verdict compares -> why, in words: a key set
     differently by two of its sweeps, changed by its control, swapped by a ``replace`` control, or
@@ -218,7 +209,7 @@ def compared_keys(claim: Claim, source: Claim | None = None) -> dict[str, str]:
 
     for profile in (source or claim).profiles.values():
         sweeps = {
-            name: {override_key(o): _value(o) for o in overrides}
+            name: {override_key(o): override_value(o) for o in overrides}
             for name, overrides in (profile.get("sweeps") or {}).items()
         }
         for name, values in sweeps.items():
@@ -250,7 +241,7 @@ def collapsed_by(claim: Claim, extra: list[str], source: Claim | None = None) ->
         key = override_key(o)
         if key not in why:
             continue
-        value = _value(o)
+        value = override_value(o)
         swept_only = all(r.startswith("takes several") for r in why[key].split(" and "))
         if swept_only and value is not None and is_sweep(value):
             continue  # still a sweep: other values, but the comparison stands

@@ -34,6 +34,7 @@ from depthbench.lesson.outcome import (
     Verdict,
 )
 from depthbench.lesson.page import ClaimResult
+from depthbench.overrides import override_key
 from depthbench.report.collect import collect_runs, config_value
 from depthbench.report.tables import runs_frame, swept_keys, typed
 from depthbench.rundir.atomic import write_text_atomic
@@ -315,11 +316,11 @@ def arm_keys(claim: Claim, frame: pd.DataFrame) -> list[str]:
     for c in (claim, source):
         for profile in c.profiles.values():
             for overrides in (profile.get("sweeps") or {}).values():
-                keys |= {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+                keys |= {override_key(o) for o in overrides}
         if c.control is not None:
             for change in c.control.sweeps.values():
                 if isinstance(change, list):
-                    keys |= {o.split("=", 1)[0].lstrip("+~") for o in change}
+                    keys |= {override_key(o) for o in change}
             if c.control.replace:
                 keys.add(str(c.control.replace["key"]))
     return [k for k in frame.columns if k in keys and k not in NOT_MEASURED_COLUMNS]

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from depthbench.overrides import override_key
 from depthbench.rundir.layout import metrics_path
 
 IGNORED_OVERRIDES = ("hydra.", "hydra/", "paths.")
@@ -106,8 +107,7 @@ def parse_overrides(lines: list[str]) -> dict[str, str]:
     for line in lines:
         if "=" not in line or line.startswith("~"):
             continue
-        key, value = line.split("=", 1)
-        key = key.lstrip("+")
+        key, value = override_key(line), line.split("=", 1)[1]
         if key == "experiment" or key.startswith(IGNORED_OVERRIDES):
             continue
         out[key] = value

@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from depthbench.overrides import override_key
 from depthbench.rundir.folder_lock import in_use
 from depthbench.rundir.layout import METRICS_FILE, last_checkpoint
 
@@ -110,10 +111,10 @@ def resume_command(out_dir: Path) -> str:
     program = f"python {program}" if program.endswith(".py") else program
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         drop = ("hydra.sweep.dir", "ckpt_path")
-        kept = [a for a in sys.argv[1:] if a.split("=")[0].lstrip("+~") not in drop]
+        kept = [a for a in sys.argv[1:] if override_key(a) not in drop]
         words = [*kept, f"hydra.sweep.dir={HydraConfig.get().sweep.dir}", "ckpt_path=auto"]
         return " ".join([program, *(shlex.quote(w) for w in words)])
     given = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    kept = [o for o in given if o.split("=")[0].lstrip("+~") not in ("hydra.run.dir", "ckpt_path")]
+    kept = [o for o in given if override_key(o) not in ("hydra.run.dir", "ckpt_path")]
     words = [*kept, f"hydra.run.dir={out_dir}", "ckpt_path=auto"]
     return " ".join([program, *(shlex.quote(w) for w in words)])

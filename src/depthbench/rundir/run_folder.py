@@ -32,6 +32,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from depthbench.errors import ConfigError
+from depthbench.overrides import override_key
 from depthbench.rundir.commands import COMMANDS_FILE, record_command
 from depthbench.rundir.folder_lock import LOCK_FILE, RunFolderError, is_locked_here, lock, unlock
 from depthbench.rundir.layout import CHECKPOINTS_DIR, checkpoints_dir, last_checkpoint
@@ -203,7 +204,7 @@ def _old_trainer(folder: Path) -> dict[str, Any] | None:
 def _run_dir_given(config: DictConfig) -> bool:
     """Whether the command line set ``hydra.run.dir`` (else: a new timestamped folder)."""
     task = config.hydra.overrides.get("task") or []
-    return any(str(o).split("=")[0].lstrip("+~") == "hydra.run.dir" for o in task)
+    return any(override_key(str(o)) == "hydra.run.dir" for o in task)
 
 
 def _script() -> str:

@@ -33,11 +33,9 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from depthbench.overrides import override_key
+
 log = logging.getLogger("depthbench")
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def group_jobs(job_overrides: Sequence[Sequence[str]], max_seeds: int) -> list[list[int]]:
@@ -45,7 +43,7 @@ def group_jobs(job_overrides: Sequence[Sequence[str]], max_seeds: int) -> list[l
     appearance; groups of at most ``max_seeds``."""
     groups: dict[tuple[str, ...], list[list[int]]] = {}
     for i, overrides in enumerate(job_overrides):
-        key = tuple(sorted(o for o in overrides if _key(o) != "seed"))
+        key = tuple(sorted(o for o in overrides if override_key(o) != "seed"))
         chunks = groups.setdefault(key, [[]])
         if len(chunks[-1]) >= max_seeds:
             chunks.append([])
