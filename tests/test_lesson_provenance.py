@@ -207,8 +207,8 @@ def test_header_lists_the_seeds_the_verdicts_read_commits_and_criteria(
 
 
 def test_the_header_says_which_claims_trained_their_seeds_together() -> None:
-    from depthbench.lesson.outcome import Verdict
-    from depthbench.lesson.page import ClaimResult, together_line
+    from depthbench.lesson.outcome import ClaimResult, Verdict
+    from depthbench.lesson.page import together_line
 
     named = {
         c.name: c for c in load_claims(["fixes", "vanishing_gradients", "shattered_gradients"])

@@ -31,9 +31,9 @@ from depthbench.lesson.outcome import (
     NOT_CONFIRMED,
     NOT_MEASURED,
     UNDECIDED,
+    ClaimResult,
     Verdict,
 )
-from depthbench.lesson.page import ClaimResult
 from depthbench.overrides import override_key
 from depthbench.report.collect import collect_runs, config_value
 from depthbench.report.tables import runs_frame, swept_keys, typed
@@ -475,14 +475,11 @@ def decide(
     why = undecided_because(claim, sets, failed)
     if why and verdict.outcome != NOT_MEASURED:
         verdict = Verdict(UNDECIDED, f"undecided: {why}", own.checks, own.table, own.figure)
-    result = ClaimResult(claim, verdict, root / source if root else None, outcomes, bad, seconds)
-    result.control = ctrl
-    result.seeds, result.control_seeds = seeds, control_seeds
-    result.frames, result.control_frames = frames, control
-    result.commits = commits
-    result.sets, result.failed = sets, failed
-    result.together = together
-    return result
+    return ClaimResult(
+        claim, verdict, root / source if root else None, outcomes, bad, seconds,
+        control=ctrl, seeds=seeds, control_seeds=control_seeds, frames=frames,
+        control_frames=control, commits=commits, sets=sets, failed=failed, together=together,
+    )  # fmt: skip
 
 
 def _seeds_of(frames: Mapping[str, pd.DataFrame]) -> list[int]:

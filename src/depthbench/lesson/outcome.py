@@ -6,12 +6,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from depthbench.report.tables import aggregate_seeds, seed_cell
+
+if TYPE_CHECKING:  # claims reads its YAML; a result only names its claim
+    from depthbench.lesson.claims import Claim
 
 CONFIRMED, NOT_CONFIRMED = "confirmed", "not confirmed"
 # a claim whose own verdict passes but whose negative control passes too (or was not measured,
@@ -217,3 +221,25 @@ def paired_check(
         f"one-sided p = {p:.2g}{missing}",
         bool(passed),
     )
+
+
+@dataclass
+class ClaimResult:
+    """A claim with its verdict and the runs behind it."""
+
+    claim: Claim
+    verdict: Verdict
+    runs_dir: Path | None = None
+    outcomes: dict[str, int] = field(default_factory=dict)  # status -> number of runs
+    bad_runs: list[str] = field(default_factory=list)  # "job (overrides): diverged at step N"
+    seconds: float | None = None  # wall time of the claim's sweeps
+    report: Path | None = None  # the full report of the claim's runs (depthbench report)
+    control: Verdict | None = None  # the claim's verdict function on its negative control
+    seeds: list[int] = field(default_factory=list)  # the seeds of the claim's runs
+    control_seeds: list[int] = field(default_factory=list)  # its control's (shifted: their own)
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # the deciding rows
+    control_frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    commits: list[str] = field(default_factory=list)  # the commits the runs ran on (dirty flag)
+    sets: list[list[str]] = field(default_factory=list)  # the --set lists its processes ran with
+    failed: list[str] = field(default_factory=list)  # one line per process of it that failed
+    together: int = 0  # how many of its runs trained with their seeds together (seeds_together)

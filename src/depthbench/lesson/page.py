@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from depthbench.lesson.claims import Claim
 from depthbench.lesson.figures import draw
 from depthbench.lesson.outcome import (
     CONFIRMED,
     INCONCLUSIVE,
     NOT_CONFIRMED,
     UNDECIDED,
+    ClaimResult,
     Verdict,
 )
 from depthbench.report.tables import markdown_table
@@ -28,28 +27,6 @@ BADGE = {
     INCONCLUSIVE: "**inconclusive**",
     UNDECIDED: "**undecided**",
 }
-
-
-@dataclass
-class ClaimResult:
-    """A claim with its verdict and the runs behind it."""
-
-    claim: Claim
-    verdict: Verdict
-    runs_dir: Path | None = None
-    outcomes: dict[str, int] = field(default_factory=dict)  # status -> number of runs
-    bad_runs: list[str] = field(default_factory=list)  # "job (overrides): diverged at step N"
-    seconds: float | None = None  # wall time of the claim's sweeps
-    report: Path | None = None  # the full report of the claim's runs (depthbench report)
-    control: Verdict | None = None  # the claim's verdict function on its negative control
-    seeds: list[int] = field(default_factory=list)  # the seeds of the claim's runs
-    control_seeds: list[int] = field(default_factory=list)  # its control's (shifted: their own)
-    frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # the deciding rows
-    control_frames: dict[str, pd.DataFrame] = field(default_factory=dict)
-    commits: list[str] = field(default_factory=list)  # the commits the runs ran on (dirty flag)
-    sets: list[list[str]] = field(default_factory=list)  # the --set lists its processes ran with
-    failed: list[str] = field(default_factory=list)  # one line per process of it that failed
-    together: int = 0  # how many of its runs trained with their seeds together (seeds_together)
 
 
 def _verdict_line(v: Verdict) -> str:

@@ -29,11 +29,8 @@ from depthbench.errors import ConfigError, DepthbenchError
 from depthbench.lesson.claims import PROFILES, criteria_came_first, criteria_state, load_claims
 from depthbench.lesson.decide import decide, measure_all
 from depthbench.lesson.jobs import gpu_count, plan_jobs, run_jobs
-from depthbench.lesson.outcome import (
-    UNDECIDED,
-    Verdict,
-)
-from depthbench.lesson.page import ClaimResult, write_page
+from depthbench.lesson.outcome import UNDECIDED, ClaimResult, Verdict
+from depthbench.lesson.page import write_page
 from depthbench.report.collect import collect_runs
 from depthbench.report.writer import write_report
 from depthbench.rundir.atomic import write_text_atomic
