@@ -17,9 +17,8 @@ left for are recorded as skipped, training runs get the remaining time as ``trai
 and a section that overruns its cap is stopped by an alarm. ``--device cpu`` runs the same code
 at tiny sizes (:data:`TINY`; the test suite does, into a temporary folder). Nothing downloads:
 Fashion-MNIST comes from local files, everything else is synthetic.
-
-One file over 300 lines on purpose: each section's measurement beside its size and its share of
-the 8-minute budget, read as one script.
+Each section's measurement sits beside its size and its share of the 8-minute budget, read as
+one script.
 """
 
 from __future__ import annotations

@@ -4,8 +4,7 @@ CPU benchmark), ``bench_data.md`` (the data-path benchmark) and ``gpu.md`` (the 
 Every table goes through ``report.tables.markdown_table``; every section names the machine, the
 versions, the date and the command of its record. ``tests/test_bench_pages.py`` checks that each
 committed page is its committed record rendered.
-
-One file over 300 lines on purpose: the wording of every committed result page, side by side.
+The wording of every committed result page sits side by side here.
 """
 
 from __future__ import annotations

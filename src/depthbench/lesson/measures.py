@@ -15,8 +15,8 @@ filters, and the attention summary of a transformer run. Each adds columns to a 
   over the training set), ``lesion`` (Veit et al. 2016), ``landscape`` (Li et al. 2018), and
   ``raw_linear`` (the raw-pixel baseline), plus ``loss_curve`` from ``metrics.csv``.
 
-The file is one unit on purpose: every measurement the lesson takes of a run, behind the one
-``MEASURES`` table, sharing one path from a run folder to its trained net and data.
+Every measurement the lesson takes of a run sits behind the one ``MEASURES`` table and shares
+one path from a run folder to its trained net and data.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ returns a :class:`Verdict`: the checks that make up the criterion, each with the
 was decided on, the measured table (mean ± std with n over seeds), and a figure to draw.
 
 The functions are pure: no training, no files, so each one is tested on hand-made results
-that should confirm the claim and on results that should not. The file is one unit on purpose:
-nine claims' checks side by side, each a few dozen lines, read and compared together.
+that should confirm the claim and on results that should not. The claims' checks sit side by
+side, each a few dozen lines, to be read and compared together.
 """
 
 from __future__ import annotations
