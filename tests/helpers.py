@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
+
+from depthbench.config_check import compose_config as compose_with_depthbench
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")
@@ -43,10 +43,8 @@ def compose_with_hydra(
 ) -> DictConfig:
     """``conf/<config_name>.yaml`` with ``overrides`` as Hydra composes it for a run, with its
     ``hydra`` node (launcher, sweeper, run folders) unless ``hydra_node=False``; the one place
-    the tests compose configs."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name, overrides=overrides or [], return_hydra_config=hydra_node)
+    the tests compose configs (``config_check.compose_config``, as depthbench does)."""
+    return compose_with_depthbench([CONF_DIR], config_name, overrides or [], with_hydra=hydra_node)
 
 
 def sweep_jobs(cfg: DictConfig) -> list[list[str]]:

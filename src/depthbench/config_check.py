@@ -68,14 +68,17 @@ def _one_value_each(overrides: list[str]) -> tuple[list[str], dict[str, list[str
     return out, sweeps
 
 
-def _compose(
-    config_dirs: list[str],
+def compose_config(
+    config_dirs: Sequence[str],
     config_name: str,
-    overrides: list[str],
+    overrides: Sequence[str],
     sweeps: dict[str, list[str]] | None = None,
     with_hydra: bool = False,
 ) -> DictConfig:
-    """Compose as Hydra will; each swept value of a config group must be one of its options."""
+    """``<config_dirs[0]>/<config_name>.yaml`` with ``overrides`` as Hydra composes it for a
+    run (later folders join the search path; the ``hydra`` node too when ``with_hydra``): the
+    one way depthbench, its tests and the notebook compose a config. Each swept value of a
+    config group in ``sweeps`` must be one of its options."""
     GlobalHydra.instance().clear()
     extra = [f"hydra.searchpath=[{','.join('file://' + d for d in config_dirs[1:])}]"]
     try:
@@ -150,7 +153,7 @@ def compose_command(
         config_dirs.append(str(Path(flags.get("--config-dir") or flags["-cd"]).resolve()))
     config_name = flags.get("--config-name") or flags.get("-cn") or config_name
     overrides, sweeps = _one_value_each(overrides)
-    return _compose(config_dirs, config_name, overrides, sweeps, with_hydra)
+    return compose_config(config_dirs, config_name, overrides, sweeps, with_hydra)
 
 
 def trainer_arguments() -> set[str]:
