@@ -4,7 +4,7 @@
 checkout, and is mapped to the package ``depthbench.conf`` (each of its folders a package whose
 YAML and Markdown files are package data). A wheel therefore carries every config, and
 ``depthbench-train`` finds them after a non-editable install
-(``depthbench.conf_dir.find_conf_dir``).
+(``depthbench.core.conf_dir.find_conf_dir``).
 """
 
 from setuptools import find_namespace_packages, setup

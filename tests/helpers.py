@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig, open_dict
 
-from depthbench.config_check import compose_config as compose_with_depthbench
+from depthbench.core.compose import compose_config as compose_with_depthbench
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")

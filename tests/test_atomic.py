@@ -1,4 +1,4 @@
-"""``rundir.atomic``: the one temp-file, fsync, rename writer."""
+"""``depthbench.atomic``: the one temp-file, fsync, rename writer."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from depthbench.rundir.atomic import atomic_write, temp_path, write_text_atomic
+from depthbench.atomic import atomic_write, temp_path, write_text_atomic
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path) -> None:

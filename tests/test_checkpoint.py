@@ -8,11 +8,11 @@ import pytest
 import torch
 from helpers import FAST, compose_config
 
-import depthbench.build
-from depthbench.build import build_data, build_module, build_net, build_trainer
+import depthbench.core.build
 from depthbench.callbacks.run_config import DATA_SPEC_KEY
+from depthbench.core.build import build_data, build_module, build_net, build_trainer
+from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net
 from depthbench.errors import CheckpointError
-from depthbench.rundir.checkpoint import load_checkpoint, load_net
 
 
 def test_load_net_equals_the_trained_module_without_loading_data(tmp_path: Path, monkeypatch):
@@ -31,7 +31,7 @@ def test_load_net_equals_the_trained_module_without_loading_data(tmp_path: Path,
         raise AssertionError("load_net instantiated the data module")
 
     with monkeypatch.context() as m:
-        m.setattr(depthbench.build, "build_data", no_data)
+        m.setattr(depthbench.core.build, "build_data", no_data)
         net, run_cfg = load_net(ckpt)
     assert not net.training and run_cfg.model.dropout == 0.3 and run_cfg.seed == cfg.seed
     with torch.no_grad():

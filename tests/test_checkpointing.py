@@ -13,11 +13,11 @@ import pytest
 import torch
 from helpers import FAST, ROOT, compose_config
 
-from depthbench.build import build_trainer
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO, LastCheckpoint
+from depthbench.core.build import build_trainer
+from depthbench.core.run import train
+from depthbench.core.run_folder.checkpoint import load_checkpoint
 from depthbench.errors import DivergenceError
-from depthbench.run import train
-from depthbench.rundir.checkpoint import load_checkpoint
 
 OLD = {"state_dict": {"w": torch.ones(50_000)}, "global_step": 1}
 

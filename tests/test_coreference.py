@@ -9,6 +9,7 @@ import pytest
 import torch
 from helpers import FAST, compose_config
 
+from depthbench.core.run import train
 from depthbench.data.coreference import (
     ANIMATE,
     ANIMATE_ADJECTIVES,
@@ -17,7 +18,6 @@ from depthbench.data.coreference import (
     CoreferenceDataModule,
 )
 from depthbench.errors import ConfigError
-from depthbench.run import train
 
 SMALL = dict(n_train=600, n_val=100, n_test=200, batch_size=32)
 

@@ -172,7 +172,7 @@ def test_mnist1d_generated_shapes_and_cache() -> None:
 
 
 def test_mnist1d_trains_a_conv1d_cnn(tmp_path: Path) -> None:
-    from depthbench.run import train
+    from depthbench.core.run import train
 
     cfg = compose_config(["data=mnist1d", "model=cnn", *FAST], tmp_path, data_dir=SHARED_DATA)
     metrics = train(cfg)
@@ -405,7 +405,7 @@ def test_splits_move_to_the_trainer_device_once() -> None:
 
 
 def test_train_runs_with_the_torchvision_loader(tmp_path: Path) -> None:
-    from depthbench.run import train
+    from depthbench.core.run import train
 
     cfg = compose_config(["data.loader=torchvision", "data.augment=true", *FAST], tmp_path)
     assert train(cfg)["status"] == "ok"

@@ -9,8 +9,8 @@ import pytest
 import torch
 from helpers import FAST, compose_config
 
+from depthbench.core.run import train
 from depthbench.diagnostics.activations import activation_stats
-from depthbench.run import train
 
 # FAST without the progress-bar callback (callbacks=none: no checkpoints to write)
 TINY = [o for o in FAST if not o.startswith("callbacks.")]

@@ -12,12 +12,12 @@ from helpers import FAST, ROOT, compose_config, compose_with_hydra, run_train
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
-from depthbench.build import build_data, build_module, build_net
 from depthbench.callbacks.run_config import CONFIG_KEY
+from depthbench.core.build import build_data, build_module, build_net
+from depthbench.core.run import train
+from depthbench.core.run_folder.checkpoint import load_checkpoint
 from depthbench.errors import ConfigError
 from depthbench.launch.distributed import check_accelerator, hydra_rank_command
-from depthbench.run import train
-from depthbench.rundir.checkpoint import load_checkpoint
 from depthbench.tools.confusion import read_confusion_csv
 
 NO_GPU = not torch.cuda.is_available()

@@ -8,9 +8,9 @@ import torch
 from helpers import FAST, compose_config
 from torch import nn
 
-from depthbench.module import Classifier
+from depthbench.core.classifier import Classifier
+from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net
 from depthbench.optim.ema import ema_copy, ema_update, warmup_decay
-from depthbench.rundir.checkpoint import load_checkpoint, load_net
 
 
 def test_ema_update_is_a_lerp_of_parameters_and_float_buffers() -> None:
@@ -31,7 +31,7 @@ def test_ema_update_is_a_lerp_of_parameters_and_float_buffers() -> None:
 
 
 def test_ema_weights_differ_from_raw_and_are_saved_for_eval(tmp_path: Path) -> None:
-    from depthbench.run import train
+    from depthbench.core.run import train
 
     cfg = compose_config(["module.ema_decay=0.9", *FAST], tmp_path)
     train(cfg)

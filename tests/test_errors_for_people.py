@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from helpers import CONF_DIR, ROOT, compose_config
 
-from depthbench.config_check import check_overrides, compose_command
+from depthbench.core.compose import check_overrides, compose_command
+from depthbench.core.run import train
 from depthbench.errors import ConfigError
-from depthbench.run import train
 
 TINY = [
     "trainer.max_epochs=1",

@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from helpers import FAST, compose_config
 from omegaconf import open_dict
 
-from depthbench.build import build_data, build_module, build_net, build_trainer
 from depthbench.callbacks.finetune import BackboneFreeze, finetune_callbacks
+from depthbench.core.build import build_data, build_module, build_net, build_trainer
+from depthbench.core.run import train
 from depthbench.errors import ConfigError
 from depthbench.models.efficientnet_lite import (
     LITE_MEAN,
@@ -21,7 +22,6 @@ from depthbench.models.efficientnet_lite import (
     lite0_weights_path,
 )
 from depthbench.models.finetune import FineTuner
-from depthbench.run import train
 
 torch.set_num_threads(1)
 SMALL = ["data=digits", "model=finetune", "model.image_size=32", *FAST]

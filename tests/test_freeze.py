@@ -10,12 +10,12 @@ import torch
 from helpers import FAST, compose_config
 from hydra.utils import instantiate
 
-from depthbench.build import build_data, build_module, build_net, build_trainer
 from depthbench.callbacks.freeze import FreezeAtInit
+from depthbench.core.build import build_data, build_module, build_net, build_trainer
+from depthbench.core.together import why_apart
 from depthbench.errors import ConfigError
 from depthbench.lesson import jobs as J
 from depthbench.lesson.claims import load_claims
-from depthbench.together import why_apart
 
 torch.set_num_threads(1)
 FREEZE = [

@@ -47,7 +47,7 @@ HINTS: dict[tuple[str, str], list[str]] = {
     ("bench/gpu.py", "--device"): [GPU],
     ("bench/pages.py", "--device"): [GPU],
     ("bench/pages.py", "--out"): [GPU],
-    ("build.py", "model=transformer"): [HERE + "test_text_data_takes_the_model_it_names"],
+    ("core/build.py", "model=transformer"): [HERE + "test_text_data_takes_the_model_it_names"],
     ("callbacks/reliability.py", "model.batchnorm=true"): [
         HERE + "test_the_divergence_hint_gives_the_net_normalisation"
     ],
@@ -55,15 +55,15 @@ HINTS: dict[tuple[str, str], list[str]] = {
         HERE + "test_each_subcommands_help_lists_its_options",
         UP + "test_each_entry_points_help_describes_itself",
     ],
-    ("config_check.py", "--help"): [UP + "test_help_lists_no_lesson_group"],
-    ("config_check.py", "--only"): [UP + "test_the_lesson_is_refused_naming_its_command"],
-    ("config_check.py", "depthbench lesson"): [
+    ("core/compose.py", "--help"): [UP + "test_help_lists_no_lesson_group"],
+    ("core/compose.py", "--only"): [UP + "test_the_lesson_is_refused_naming_its_command"],
+    ("core/compose.py", "depthbench lesson"): [
         UP + "test_the_lesson_is_refused_naming_its_command"
     ],
-    ("config_check.py", "did you mean"): [
+    ("core/compose.py", "did you mean"): [
         UP + "test_did_you_mean_a_key_and_an_option_compose_as_suggested"
     ],
-    ("config_check.py", "on purpose: +"): [UP + "test_add_plus_hint_adds_the_key"],
+    ("core/compose.py", "on purpose: +"): [UP + "test_add_plus_hint_adds_the_key"],
     ("data/cifar.py", "data.download=true"): [HERE + "test_download_hint_downloads_into_the_root"],
     ("data/fashion_mnist.py", "apt-get install dataset-fashion-mnist`;"): [
         HERE + "test_the_debian_package_named_is_where_fashion_mnist_is_read"
@@ -109,7 +109,7 @@ HINTS: dict[tuple[str, str], list[str]] = {
     ("lesson/run.py", "--runs"): [
         "test_second_day.py::test_resume_without_runs_continues_the_newest_unfinished_lesson_or_refuses"
     ],
-    ("rundir/run_folder.py", "leave ckpt_path unset"): [
+    ("core/run_folder/ownership.py", "leave ckpt_path unset"): [
         "test_second_day.py::test_a_finished_onecycle_run_is_refused_and_the_new_run_it_names_trains"
     ],
     ("lesson/run.py", "resume with"): [
@@ -128,41 +128,45 @@ HINTS: dict[tuple[str, str], list[str]] = {
     ],
     ("models/deep.py", "model.batchnorm=true"): [HERE + "test_residual_scale_hint_builds"],
     ("models/deep.py", "model.residual_scale=1.0"): [HERE + "test_residual_scale_hint_builds"],
-    ("rundir/checkpoint.py", "ckpt_path=/path/to/run/checkpoints/last.ckpt"): [
+    ("core/run_folder/checkpoint.py", "ckpt_path=/path/to/run/checkpoints/last.ckpt"): [
         "test_train.py::test_eval_checkpoint_and_resume"
     ],
-    ("rundir/checkpoint.py", "ckpt_path=auto"): [
+    ("core/run_folder/checkpoint.py", "ckpt_path=auto"): [
         UP + "test_checkpoint_hints_work_as_written",
         UP + "test_a_refused_folders_two_ways_on_work",
     ],
-    ("rundir/checkpoint.py", "ckpt_path=outputs/runs/..."): [
+    ("core/run_folder/checkpoint.py", "ckpt_path=outputs/runs/..."): [
         UP + "test_checkpoint_hints_work_as_written"
     ],
-    ("rundir/checkpoint.py", "hydra.run.dir=DIR"): [UP + "test_a_refused_folders_two_ways_on_work"],
-    ("rundir/checkpoint.py", "leave data unset"): [
+    ("core/run_folder/checkpoint.py", "hydra.run.dir=DIR"): [
+        UP + "test_a_refused_folders_two_ways_on_work"
+    ],
+    ("core/run_folder/checkpoint.py", "leave data unset"): [
         HERE + "test_eval_on_other_data_leave_data_unset"
     ],
-    ("rundir/checkpoint.py", "resume with"): [UP + "test_checkpoint_hints_work_as_written"],
-    ("run.py", "resume with"): [
+    ("core/run_folder/checkpoint.py", "resume with"): [
+        UP + "test_checkpoint_hints_work_as_written"
+    ],
+    ("core/run.py", "resume with"): [
         UP + "test_the_interrupt_hint_and_auto_in_a_new_folder_resume_the_run"
     ],
-    ("rundir/run_folder.py", "ckpt_path=auto"): [
+    ("core/run_folder/ownership.py", "ckpt_path=auto"): [
         UP + "test_a_refused_folders_two_ways_on_work",
         UP + "test_a_sweep_into_another_sweeps_folder_is_refused",
     ],
-    ("rundir/folder_lock.py", "hydra.run.dir=NEW_DIR"): [
+    ("core/run_folder/folder_lock.py", "hydra.run.dir=NEW_DIR"): [
         UP + "test_the_lock_keeps_a_second_process_out_and_dies_with_its_holder"
     ],
-    ("rundir/folder_lock.py", "leave hydra.run.dir unset"): [
+    ("core/run_folder/folder_lock.py", "leave hydra.run.dir unset"): [
         UP + "test_the_lock_keeps_a_second_process_out_and_dies_with_its_holder"
     ],
-    ("rundir/run_folder.py", "hydra.run.dir=NEW_DIR"): [
+    ("core/run_folder/ownership.py", "hydra.run.dir=NEW_DIR"): [
         UP + "test_a_refused_folders_two_ways_on_work"
     ],
-    ("rundir/run_folder.py", "leave hydra.run.dir unset"): [
+    ("core/run_folder/ownership.py", "leave hydra.run.dir unset"): [
         UP + "test_a_refused_folders_two_ways_on_work"
     ],
-    ("together.py", "leave hydra.sweep.dir unset"): [
+    ("core/together.py", "leave hydra.sweep.dir unset"): [
         "test_seeds_together.py::test_a_run_stopped_while_training_together_is_not_resumed",
         UP + "test_a_sweep_into_another_sweeps_folder_is_refused",
     ],
@@ -175,13 +179,13 @@ HINTS: dict[tuple[str, str], list[str]] = {
     ("lesson/run.py", "--only"): [
         "test_lesson_provenance.py::test_set_on_a_computed_claim_or_with_from_is_refused_in_one_line"
     ],
-    ("rundir/run_folder.py", "leave hydra.sweep.dir unset"): [
+    ("core/run_folder/ownership.py", "leave hydra.sweep.dir unset"): [
         UP + "test_a_sweep_into_another_sweeps_folder_is_refused"
     ],
-    ("rundir/run_folder.py", "hydra.sweep.dir=NEW_DIR"): [
+    ("core/run_folder/ownership.py", "hydra.sweep.dir=NEW_DIR"): [
         UP + "test_a_sweep_into_another_sweeps_folder_is_refused"
     ],
-    ("rundir/run_folder.py", "raise trainer.max_epochs"): [
+    ("core/run_folder/ownership.py", "raise trainer.max_epochs"): [
         UP + "test_raising_max_epochs_continues_the_finished_run"
     ],
     ("tools/attention.py", "depthbench attention"): [
@@ -190,9 +194,9 @@ HINTS: dict[tuple[str, str], list[str]] = {
     ("tools/attention.py", "experiment=attention_it"): [
         "test_attention_cli.py::test_prints_rows_summing_to_one"
     ],
-    ("validation.py", "add "): [HERE + "test_text_csv_runs_as_its_hints_say"],
-    ("validation.py", "did you mean"): [UP + "test_eval_takes_the_checkpoints_data_keys"],
-    ("validation.py", "remove it"): [UP + "test_eval_remove_it_works_as_written"],
+    ("core/config_values.py", "add "): [HERE + "test_text_csv_runs_as_its_hints_say"],
+    ("core/config_values.py", "did you mean"): [UP + "test_eval_takes_the_checkpoints_data_keys"],
+    ("core/config_values.py", "remove it"): [UP + "test_eval_remove_it_works_as_written"],
 }
 
 PAGE = "names the command that made a page or a figure on it"
@@ -228,8 +232,11 @@ NOT_HINTS: dict[tuple[str, str], str] = {
     ("lesson/run.py", "depthbench lesson"): PAGE,
     ("report/writer.py", "depthbench report"): PAGE,
     ("report/writer.py", "n=1:"): "prose on a page",
-    ("rundir/run_folder.py", "ckpt_path=auto:"): "says what ckpt_path=auto, as given, found",
-    ("rundir/resume.py", "ckpt_path=auto:"): "says what ckpt_path=auto, as given, found",
+    (
+        "core/run_folder/ownership.py",
+        "ckpt_path=auto:",
+    ): "says what ckpt_path=auto, as given, found",
+    ("core/run_folder/resume.py", "ckpt_path=auto:"): "says what ckpt_path=auto, as given, found",
     ("tools/predict.py", "--top-k"): GIVEN,
 }
 
@@ -273,7 +280,7 @@ def test_every_message_that_suggests_a_command_is_listed_with_its_tests() -> Non
 def refused_by(error_type: type[Exception], build, *args) -> str:
     """The message of the depthbench error ``build(*args)`` raises (Hydra's ``instantiate``
     wraps a constructor's)."""
-    from depthbench.rundir.metrics_file import depthbench_error
+    from depthbench.core.run_folder.metrics_file import depthbench_error
 
     with pytest.raises(Exception) as raised:
         build(*args)
@@ -329,7 +336,7 @@ def test_the_debian_package_named_is_where_fashion_mnist_is_read() -> None:
 
 
 def test_text_data_takes_the_model_it_names(tmp_path: Path) -> None:
-    from depthbench.build import build_data, build_net
+    from depthbench.core.build import build_data, build_net
 
     small = ["data=coreference", "data.n_train=64", "data.n_val=16", "data.n_test=16"]
     cfg = compose_config(small, tmp_path)
@@ -346,8 +353,8 @@ def test_text_csv_runs_as_its_hints_say(tmp_path: Path) -> None:
     (for Python callers) names the whole command, which trains."""
     from test_text_csv import write_csv
 
+    from depthbench.core.run import train
     from depthbench.data.text_csv import TextCSVDataModule
-    from depthbench.run import train
 
     with pytest.raises(ConfigError, match=r"add data\.path=\.\.\. to the command"):
         train(compose_config(["data=text_csv", *FAST], tmp_path / "none"))
@@ -361,7 +368,7 @@ def test_text_csv_runs_as_its_hints_say(tmp_path: Path) -> None:
 
 def test_eval_on_other_data_leave_data_unset(tmp_path: Path) -> None:
     """Data of another shape is refused naming "leave data unset"; without data= eval runs."""
-    from depthbench.run import evaluate, train
+    from depthbench.core.run import evaluate, train
 
     train(compose_config(FAST, tmp_path / "run"))
     ckpt = [f"ckpt_path={tmp_path / 'run'}", "+trainer.limit_test_batches=1"]
@@ -374,7 +381,7 @@ def test_eval_on_other_data_leave_data_unset(tmp_path: Path) -> None:
 def test_the_divergence_hint_gives_the_net_normalisation(tmp_path: Path) -> None:
     """The divergence line's "try model.batchnorm=true": with it, the net has the
     normalisation whose absence the line names as a cause."""
-    from depthbench.build import build_data, build_net
+    from depthbench.core.build import build_data, build_net
 
     cfg = compose_config(["model.batchnorm=true"], tmp_path)
     net = build_net(cfg.model, build_data(cfg))
@@ -382,7 +389,7 @@ def test_the_divergence_hint_gives_the_net_normalisation(tmp_path: Path) -> None
 
 
 def test_residual_scale_hint_builds(tmp_path: Path) -> None:
-    from depthbench.build import build_data, build_net
+    from depthbench.core.build import build_data, build_net
 
     base = ["model.residual=true", "model.batchnorm=true"]
     cfg = compose_config([*base, "model.residual_scale=0.5"], tmp_path)
@@ -399,7 +406,7 @@ def test_backbone_hints_name_config_keys(tmp_path: Path, monkeypatch) -> None:
     download that fails offline names ``model.weights_path``, and that key loads the file."""
     import torchvision
 
-    from depthbench.build import build_data, build_net
+    from depthbench.core.build import build_data, build_net
     from depthbench.errors import CheckpointError
 
     cfg = compose_config(["model=finetune", "model.backbone=depthbench"], tmp_path)

@@ -12,8 +12,8 @@ import pytest
 from helpers import compose_config
 from omegaconf import open_dict
 
-from depthbench.run import train
-from depthbench.rundir.history import ResumableCSVLogger, keep_rows_before
+from depthbench.core.run import train
+from depthbench.core.run_folder.history import ResumableCSVLogger, keep_rows_before
 
 # digits subset: 5 full batches per epoch, rows at every other step, deterministic
 HISTORY = [
@@ -118,7 +118,7 @@ def test_csv_logger_keeps_rows_moved_aside_by_a_kill(tmp_path: Path) -> None:
 def test_resume_continues_tensorboard_folder_and_wandb_run(tmp_path: Path, caplog) -> None:
     """logger=many, wandb offline: the resumed run keeps the wandb id (run folder and
     checkpoint), says what it did in one line, and TensorBoard writes into the same folder."""
-    from depthbench.rundir.checkpoint import load_checkpoint
+    from depthbench.core.run_folder.checkpoint import load_checkpoint
     from depthbench.tracking import WANDB_ID_KEY
 
     overrides = [*[o for o in HISTORY if "gradflow" not in o], "logger=many", "scheduler=none"]

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from depthbench.core.overrides import override_key
 from depthbench.errors import ConfigError
 from depthbench.lesson import decide as DE
 from depthbench.lesson import demonstrations as D
@@ -35,7 +36,6 @@ from depthbench.lesson.outcome import (
     Verdict,
     seed_check,
 )
-from depthbench.overrides import override_key
 
 SEEDS = [100, 101, 102]  # the lesson's default seeds: above every claim's pilot seeds
 ACC = V.TRAIN_ACC  # "train acc (eval)": one eval-mode pass over the training set

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from depthbench.core.run_folder.metrics_file import STATUSES, error_line, write_metrics
 from depthbench.machine import code_state
-from depthbench.rundir.metrics_file import STATUSES, error_line, write_metrics
 
 
 @pytest.mark.parametrize("status", ["OK", "nan", "", "crashed"])
@@ -55,7 +55,7 @@ def test_replaces_the_old_file_in_one_rename(tmp_path: Path, monkeypatch) -> Non
         seen.append((json.loads(Path(dst).read_text())["steps"], json.loads(Path(src).read_text())))
         rename(src, dst)
 
-    monkeypatch.setattr(os, "replace", checked_replace)  # the rename of rundir.atomic
+    monkeypatch.setattr(os, "replace", checked_replace)  # the rename of depthbench.atomic
     write_metrics(tmp_path, "failed", error="RuntimeError: boom", steps=2)
     assert seen == [(1, {"status": "failed", "error": "RuntimeError: boom", "steps": 2,
                          "output_dir": str(tmp_path), "code": code_state()})]  # fmt: skip

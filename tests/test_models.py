@@ -11,11 +11,11 @@ import pytest
 import torch
 from helpers import FAST, compose_config
 
+from depthbench.core.run import train
 from depthbench.errors import ConfigError
 from depthbench.models import create_model
 from depthbench.models.resnet_cifar import CifarResNet
 from depthbench.models.transformer import TransformerClassifier
-from depthbench.run import train
 
 
 def _params(m: torch.nn.Module) -> int:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from helpers import compose_config, run_train
 
+from depthbench.core.run import train
+from depthbench.core.run_folder.output_dir import MIN_FREE_MB_ENV, check_output_dir
 from depthbench.errors import ConfigError
-from depthbench.run import train
-from depthbench.rundir.output_dir import MIN_FREE_MB_ENV, check_output_dir
 
 
 def _one_line_exit_2(args: list[str], needle: str) -> None:

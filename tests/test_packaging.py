@@ -141,8 +141,8 @@ def test_installed_wheel_trains_from_an_empty_folder(fresh_env: Path, tmp_path: 
 
 
 def test_clients_import_without_the_command_line_module() -> None:
-    """lesson, bench, report and tools find the configs through ``depthbench.conf_dir``; none of
-    them imports ``depthbench.cli`` (which registers Hydra resolvers and warning filters)."""
+    """lesson, bench, report and tools find the configs through ``depthbench.core.conf_dir``; none
+    of them imports ``depthbench.cli`` (which registers Hydra resolvers and warning filters)."""
     code = (
         "import importlib, pkgutil, sys\n"
         "for name in ('lesson', 'bench', 'report', 'tools'):\n"

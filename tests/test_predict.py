@@ -16,8 +16,8 @@ from helpers import FAST, ROOT, compose_config
 from PIL import Image
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from depthbench.build import build_data
-from depthbench.run import evaluate, train
+from depthbench.core.build import build_data
+from depthbench.core.run import evaluate, train
 from depthbench.tools.confusion import read_confusion_csv
 from depthbench.tools.predict import Predictor, find_checkpoint, main
 
@@ -195,7 +195,7 @@ def test_predict_text_lines_and_files(tmp_path: Path) -> None:
     its checkpoint: the same probabilities as the net on the data module's own encoding."""
     from test_text_csv import write_csv
 
-    from depthbench.rundir.checkpoint import load_net
+    from depthbench.core.run_folder.checkpoint import load_net
 
     train_file = write_csv(tmp_path / "train.csv", 120)
     cfg = compose_config(

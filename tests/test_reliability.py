@@ -16,9 +16,9 @@ import torch
 from helpers import ROOT, compose_config, run_train
 from omegaconf import open_dict
 
+from depthbench.core.run import evaluate, train
+from depthbench.core.run_folder.checkpoint import load_checkpoint
 from depthbench.errors import CheckpointError, DivergenceError
-from depthbench.run import evaluate, train
-from depthbench.rundir.checkpoint import load_checkpoint
 
 # digits, deterministic, dropout (so the RNG state matters), last.ckpt every 3 steps
 RESUMABLE = [

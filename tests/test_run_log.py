@@ -9,7 +9,7 @@ import lightning as L
 import pytest
 from helpers import FAST, compose_config, run_train
 
-from depthbench.run import train
+from depthbench.core.run import train
 
 NOISE = (
     "GPU available",

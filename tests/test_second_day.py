@@ -26,7 +26,7 @@ def run_py(*args: str, cwd: Path = ROOT, timeout: float = 300) -> tuple[int, str
 # ---- one line, exit 2, everywhere ------------------------------------------------------------
 def test_trainer_arguments_are_read_from_lightnings_source_without_importing_it() -> None:
     code = (
-        "import sys; from depthbench.config_check import trainer_arguments; "
+        "import sys; from depthbench.core.compose import trainer_arguments; "
         "names = trainer_arguments(); print(sorted(names)); print('lightning' in sys.modules)"
     )
     status, out = run_py("-c", code)
@@ -58,7 +58,7 @@ def test_cfg_hydra_resolve_prints_the_resolved_hydra_config() -> None:
 
 
 def test_cfg_hydra_resolve_is_selected_from_the_whole_config() -> None:
-    from depthbench.config_check import hydra_config_resolvable
+    from depthbench.core.compose import hydra_config_resolvable
 
     assert hydra_config_resolvable(["--cfg", "hydra", "-r", "a=1"]) == [
         "--cfg", "all", "--package", "hydra", "-r", "a=1"]  # fmt: skip
@@ -149,10 +149,14 @@ def test_resume_without_runs_continues_the_newest_unfinished_lesson_or_refuses(
 # ---- start-up in seconds ---------------------------------------------------------------------
 LIGHT = {
     # what a small command imports -> what it must not import
-    "depthbench.cli, depthbench.validation, depthbench.config_check, depthbench.launch.sweeps, "
-    "depthbench.rundir.run_folder, depthbench.rundir.output_dir": ("torch", "lightning"),
-    "depthbench.data, depthbench.data.spec, depthbench.tools.predict, depthbench.build, "
-    "depthbench.rundir.checkpoint": ("lightning", "torchvision"),
+    "depthbench.cli, depthbench.core.config_values, depthbench.core.compose, "
+    "depthbench.launch.sweeps, "
+    "depthbench.core.run_folder.ownership, depthbench.core.run_folder.output_dir": (
+        "torch",
+        "lightning",
+    ),
+    "depthbench.data, depthbench.data.spec, depthbench.tools.predict, depthbench.core.build, "
+    "depthbench.core.run_folder.checkpoint": ("lightning", "torchvision"),
 }
 
 
@@ -164,7 +168,7 @@ def test_small_commands_import_no_heavy_module(modules: str) -> None:
 
 
 def test_validation_names_the_activations_and_inits_the_layers_take() -> None:
-    from depthbench import validation
+    from depthbench.core import config_values as validation
     from depthbench.models import layers
 
     assert tuple(layers.ACTIVATIONS) == validation.ACTIVATIONS
@@ -244,8 +248,8 @@ def test_a_test_size_beyond_the_test_split_is_one_line(tmp_path: Path) -> None:
 
 # ---- continuing a run means training -----------------------------------------------------------
 def test_the_continuation_line_names_the_schedule_or_refuses_one_that_cannot_stretch() -> None:
+    from depthbench.core.run_folder.ownership import continuation_line
     from depthbench.errors import ConfigError
-    from depthbench.rundir.run_folder import continuation_line
 
     record, trainer = {"status": "ok", "epochs": 2}, {"max_epochs": 4}
     cosine = {"_target_": "depthbench.optim.schedulers.cosine"}
@@ -264,7 +268,7 @@ def test_raising_max_epochs_on_a_finished_run_trains_with_a_replanned_schedule(
 
     from helpers import compose_config
 
-    from depthbench.run import train
+    from depthbench.core.run import train
 
     tiny = ["+trainer.limit_train_batches=4", "+trainer.limit_val_batches=1",
             "+trainer.limit_test_batches=1", "callbacks.progress_bar.refresh_rate=0",
@@ -284,8 +288,8 @@ def test_raising_max_epochs_on_a_finished_run_trains_with_a_replanned_schedule(
 def test_a_finished_onecycle_run_is_refused_and_the_new_run_it_names_trains(tmp_path: Path) -> None:
     from helpers import compose_config
 
+    from depthbench.core.run import train
     from depthbench.errors import ConfigError
-    from depthbench.run import train
 
     tiny = ["scheduler=onecycle", "+trainer.limit_train_batches=8", "+trainer.limit_val_batches=1",
             "+trainer.limit_test_batches=1", "callbacks.progress_bar.refresh_rate=0"]  # fmt: skip
@@ -299,7 +303,7 @@ def test_a_finished_onecycle_run_is_refused_and_the_new_run_it_names_trains(tmp_
 
 
 def test_each_command_of_a_run_folder_is_kept(tmp_path: Path) -> None:
-    from depthbench.rundir.commands import read_commands, record_command
+    from depthbench.core.run_folder.commands import read_commands, record_command
 
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "overrides.yaml").write_text("- trainer.max_epochs=2\n")
@@ -352,7 +356,7 @@ def test_ctrl_c_in_a_sweep_keeps_finished_jobs_and_prints_the_command_that_resum
 def test_a_refused_commands_folder_is_removed_and_a_folder_with_results_kept(
     tmp_path: Path,
 ) -> None:
-    from depthbench.rundir.run_folder import discard_refused
+    from depthbench.core.run_folder.ownership import discard_refused
 
     refused = tmp_path / "refused"
     (refused / ".hydra").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""Seeds trained together (depthbench.together, hydra/launcher=seeds_together) are the separate
+"""Seeds trained together (depthbench.core.together, hydra/launcher=seeds_together) are the separate
 runs: the same initial weights (bitwise), the same batches (bitwise, augmentations included),
 the same training losses (1e-3 relative over 50 steps), a diverged seed leaves the others
 unchanged, and each seed's checkpoint loads and evaluates as a separately trained one."""
@@ -17,9 +17,9 @@ import torch
 from helpers import ROOT, compose_config, run_train
 from omegaconf import DictConfig
 
-import depthbench.together as together
-from depthbench.run import evaluate, train
-from depthbench.rundir.checkpoint import load_net
+import depthbench.core.together as together
+from depthbench.core.run import evaluate, train
+from depthbench.core.run_folder.checkpoint import load_net
 from hydra_plugins.depthbench_launchers.seeds_together import group_jobs
 
 DATA = ROOT / "data"  # MNIST-1D is generated once, shared with the other tests

@@ -11,10 +11,10 @@ import pytest
 import torch
 from helpers import FAST, compose_config
 
+from depthbench.core.run import train
 from depthbench.data.text import Vocabulary, tokenize
 from depthbench.data.text_csv import TextCSVDataModule
 from depthbench.errors import ConfigError, DataError
-from depthbench.run import train
 
 GOOD = ["great", "lovely", "wonderful", "fine", "excellent"]
 BAD = ["awful", "terrible", "boring", "poor", "dreadful"]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from helpers import CONF_DIR, compose_config
 
-from depthbench.rundir.redaction import REDACTED, is_secret_name, redact
+from depthbench.core.run_folder.redaction import REDACTED, is_secret_name, redact
 from depthbench.tracking import log_image
 
 ROOT = Path(CONF_DIR).parent

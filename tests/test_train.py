@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from helpers import FAST, FMNIST_DEBIAN, compose_config
 
-from depthbench.run import evaluate, train
-from depthbench.rundir.checkpoint import load_checkpoint
+from depthbench.core.run import evaluate, train
+from depthbench.core.run_folder.checkpoint import load_checkpoint
 
 
 def test_train_digits_writes_metrics_and_checkpoints(tmp_path: Path) -> None:

@@ -23,10 +23,10 @@ from helpers import CONF_DIR, FAST, ROOT, compose_config, run_train
 from hydra.errors import InstantiationException
 
 from depthbench.cli import _guarded
+from depthbench.core.run import evaluate, train
+from depthbench.core.run_folder.folder_lock import LOCK_FILE, RunFolderError, lock, unlock
+from depthbench.core.run_folder.metrics_file import depthbench_error, error_line
 from depthbench.errors import CheckpointError
-from depthbench.run import evaluate, train
-from depthbench.rundir.folder_lock import LOCK_FILE, RunFolderError, lock, unlock
-from depthbench.rundir.metrics_file import depthbench_error, error_line
 
 QUIET = [*FAST, "logger=csv"]
 
@@ -107,7 +107,8 @@ def test_a_refused_commands_record_does_not_block_the_folder(tmp_path: Path) -> 
 
 
 HOLD = (
-    "import sys, time; from pathlib import Path; from depthbench.rundir.folder_lock import lock; "
+    "import sys, time; from pathlib import Path; "
+    "from depthbench.core.run_folder.folder_lock import lock; "
     "lock(Path(sys.argv[1])); print('locked', flush=True); time.sleep(120)"
 )
 
@@ -309,7 +310,7 @@ def fake_interrupted_run(folder: Path, overrides: list[str], status: str | None)
 
 
 def test_auto_finds_the_latest_interrupted_run_of_the_same_config(tmp_path: Path) -> None:
-    from depthbench.rundir.resume import find_run_to_continue
+    from depthbench.core.run_folder.resume import find_run_to_continue
 
     runs = tmp_path / "runs"
     old = fake_interrupted_run(runs / "a", ["model.depth=2"], "interrupted")
@@ -381,7 +382,7 @@ def test_the_interrupt_hint_and_auto_in_a_new_folder_resume_the_run(tmp_path: Pa
 
 def refusal(config_name: str, *args: str) -> str:
     """The one-line ConfigError of ``python {config_name}.py ARGS`` (checked before Hydra)."""
-    from depthbench.config_check import check_overrides
+    from depthbench.core.compose import check_overrides
     from depthbench.errors import ConfigError
 
     with pytest.raises(ConfigError) as refused:
@@ -391,7 +392,7 @@ def refusal(config_name: str, *args: str) -> str:
 
 def command_line(config_name: str, *args: str):
     """The config ``python {config_name}.py ARGS`` runs with (as ``cli._checked`` gives it)."""
-    from depthbench.config_check import check_overrides, compose_command
+    from depthbench.core.compose import check_overrides, compose_command
 
     completed = check_overrides(CONF_DIR, config_name, list(args))
     return completed, compose_command(CONF_DIR, config_name, completed)
@@ -547,7 +548,7 @@ def test_a_sweep_into_another_sweeps_folder_is_refused(tmp_path: Path, capsys) -
     numbers) go on."""
     from omegaconf import OmegaConf
 
-    from depthbench.rundir.run_folder import RunFolderClaim
+    from depthbench.core.run_folder.ownership import RunFolderClaim
 
     sweep = tmp_path / "sweep"
     (sweep / "0").mkdir(parents=True)

@@ -9,7 +9,7 @@ import pytest
 from helpers import ROOT, compose_config
 from hydra.errors import MissingConfigException
 
-from depthbench import run
+from depthbench.core import run
 from depthbench.errors import CheckpointError, ConfigError
 
 FAST = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "logger=none", "callbacks=none"]

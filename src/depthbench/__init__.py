@@ -2,7 +2,7 @@
 
 The command line is ``depthbench`` (or ``python -m depthbench``); ``train.py`` and ``eval.py`` in
 a checkout are the same commands. Importing the package loads nothing heavy: the subpackages
-(``models``, ``data``, ``rundir``, ...) are imported where they are used.
+(``models``, ``data``, ``run_folder``, ...) are imported where they are used.
 """
 
 # the one version: pyproject.toml reads it (``[tool.setuptools.dynamic]``)

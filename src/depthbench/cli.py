@@ -15,11 +15,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from depthbench.conf_dir import CONF_DIR
-from depthbench.config_check import app_help, check_overrides, config_groups_help
+from depthbench.core.compose import app_help, check_overrides, config_groups_help
+from depthbench.core.conf_dir import CONF_DIR
+from depthbench.core.run_folder.folder_lock import RunFolderError
+from depthbench.core.run_folder.metrics_file import depthbench_error, error_chain, error_line
 from depthbench.errors import DepthbenchError
-from depthbench.rundir.folder_lock import RunFolderError
-from depthbench.rundir.metrics_file import depthbench_error, error_chain, error_line
 
 log = logging.getLogger("depthbench")
 # conf/hydra/launcher/submitit_*.yaml are checked against the plugin's schema of the same name on
@@ -45,7 +45,7 @@ def _discard_refusal(cfg: DictConfig, error: BaseException) -> None:
     """A single command stopped by bad input leaves nothing but its line: the folder Hydra made
     for it is removed when it holds nothing else (``run_folder.discard_refused``). A folder
     with results (a run continued with another model, say) keeps them, and gets no record."""
-    from depthbench.rundir.run_folder import discard_refused
+    from depthbench.core.run_folder.ownership import discard_refused
 
     if isinstance(error, RunFolderError):  # the folder is another run's: nothing touched there
         return
@@ -113,12 +113,12 @@ def eval_main() -> None:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _train_hydra(cfg: DictConfig) -> float | None:
     """Train (``python train.py ...``); returns ``cfg.optimized_metric`` for sweepers."""
+    from depthbench.core.run_folder.redaction import redact_hydra_outputs
     from depthbench.launch.sweeps import in_multirun, run_sweep_job
-    from depthbench.rundir.redaction import redact_hydra_outputs
 
     redact_hydra_outputs()  # no secret in the run folder's .hydra/*.yaml
     if in_multirun():  # a failing job is recorded (metrics.json, jobs.jsonl); the sweep goes on
-        from depthbench.run import train
+        from depthbench.core.run import train
 
         _quiet_lightning_handlers()
         return run_sweep_job(train, cfg)
@@ -130,10 +130,10 @@ def _train_hydra(cfg: DictConfig) -> float | None:
 def _checked_then_train(cfg: DictConfig) -> dict:
     """``run.train``, its config checked first: a bad value is answered before torch and
     Lightning load (seconds), the run then checks it again."""
-    from depthbench.validation import validate_train_config
+    from depthbench.core.config_values import validate_train_config
 
     validate_train_config(cfg)
-    from depthbench.run import train
+    from depthbench.core.run import train
 
     return train(cfg)
 
@@ -146,10 +146,10 @@ def _eval_hydra(cfg: DictConfig) -> None:
 
 def _checked_then_evaluate(cfg: DictConfig) -> dict:
     """``run.evaluate``, its config checked before torch and Lightning load."""
-    from depthbench.validation import validate_eval_config
+    from depthbench.core.config_values import validate_eval_config
 
     validate_eval_config(cfg)
-    from depthbench.run import evaluate
+    from depthbench.core.run import evaluate
 
     return evaluate(cfg)
 

@@ -10,7 +10,7 @@
 - ``log_image(trainer, key, image)``: one call for diagnostics that works for wandb, TensorBoard and
   is a no-op for CSV.
 
-Secrets are removed by ``depthbench.rundir.redaction``; the run config is logged by
+Secrets are removed by ``depthbench.core.run_folder.redaction``; the run config is logged by
 ``depthbench.callbacks.run_config.LogResolvedConfig``.
 """
 
@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
-from depthbench.rundir.redaction import redact
+from depthbench.core.run_folder.redaction import redact
 
 log = logging.getLogger("depthbench")
 

@@ -110,7 +110,7 @@ def seconds_per_batch(
 
 def make_datamodule(loader: str, workers: int, seed: int, workdir: Path) -> InMemoryDataModule:
     """Fashion-MNIST as ``depthbench train data=fashion_mnist`` builds it, set up for fitting."""
-    from depthbench.build import build_data
+    from depthbench.core.build import build_data
 
     overrides = ["data=fashion_mnist", f"data.loader={loader}", f"data.num_workers={workers}"]
     return build_data(compose([*overrides, f"seed={seed}"], workdir))

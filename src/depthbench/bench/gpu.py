@@ -227,7 +227,7 @@ def throughput(sizes: Sizes, workdir: Path, deadline: float) -> dict[str, Any]:
 def data_path_ms(overrides: list[str], sizes: Sizes, batches: int) -> float:
     """Milliseconds per batch of the framework's data path alone (index + transform)."""
     from depthbench.bench.data import forever, seconds_per_batch
-    from depthbench.build import build_data
+    from depthbench.core.build import build_data
     from depthbench.data.loader import TensorBatchLoader
 
     cfg = compose(overrides, Path(tempfile.gettempdir()))

@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from depthbench.atomic import write_text_atomic
 from depthbench.machine import machine_record
-from depthbench.rundir.atomic import write_text_atomic
 
 RESULTS_DIR = Path("docs") / "results"
 
@@ -29,8 +29,8 @@ def compose(overrides: Sequence[str], output_dir: Path) -> Any:
     ``config_check.compose_command``), its outputs going to ``output_dir``."""
     from omegaconf import open_dict
 
-    from depthbench.conf_dir import find_conf_dir
-    from depthbench.config_check import compose_command
+    from depthbench.core.compose import compose_command
+    from depthbench.core.conf_dir import find_conf_dir
 
     cfg = compose_command(find_conf_dir(), "train", list(overrides))
     with open_dict(cfg):
@@ -49,7 +49,7 @@ def train_run(
     """
     from omegaconf import open_dict
 
-    from depthbench.run import train
+    from depthbench.core.run import train
 
     out = workdir / f"run-{time.time_ns()}"
     out.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ training set normalised once into one float tensor, a random permutation per epo
 Both read the data from the same place: on a GPU the whole split lives in GPU memory for both
 (the framework's data module keeps it there, the loop moves it there once), so neither pays a
 per-batch host-to-device copy the other does not. The framework side is
-``depthbench.run.train`` with the default callbacks and CSV logger, timed from the inside by
+``depthbench.core.run.train`` with the default callbacks and CSV logger, timed from the inside by
 :class:`~depthbench.bench.timing.StepTimer`; validation and test are off (per-step cost only).
 
 Every step is timed (end of one step to end of the next). Per run we keep the mean over the
@@ -70,7 +70,7 @@ def framework_steps(
 
 def raw_steps(overrides: list[str], steps: int, warmup: int, device: str) -> dict[str, float]:
     """Per-step statistics of a hand-written loop over the same data, model and optimizer."""
-    from depthbench.build import build_data, build_net
+    from depthbench.core.build import build_data, build_net
 
     cuda = device.startswith("cuda")
     cfg = compose(overrides, Path(tempfile.gettempdir()))

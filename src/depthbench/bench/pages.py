@@ -108,7 +108,7 @@ def _overhead(s: dict[str, Any], device: str) -> tuple[str, str, list[str]]:
     text = (
         f"Per training step, {s['repeats']} alternating framework/raw pairs per model, "
         f"{s['steps']} steps each (first {s['warmup_steps']} untimed), batch {s['batch_size']}, "
-        f"{s['threads']} thread(s). Framework = `depthbench.run.train` with the default "
+        f"{s['threads']} thread(s). Framework = `depthbench.core.run.train` with the default "
         "callbacks (atomic checkpointing, NaN guard, exact-resume state, LR monitor, progress "
         "bar) and CSV logger; raw = a hand-written loop (same net, init, optimizer, scheduler, "
         "data in memory). Ratio = framework / raw, paired per repeat, median (range)."

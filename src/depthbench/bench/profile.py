@@ -24,7 +24,7 @@ from depthbench.bench.harness import RESULTS_DIR, compose
 def hook_report(overrides: list[str], workdir: Path) -> str:
     """Lightning's ``SimpleProfiler`` summary of one ``run.train``: mean seconds and calls of
     every hook, callbacks' hooks named ``[Callback]<state key>.<hook>``."""
-    from depthbench.run import train
+    from depthbench.core.run import train
 
     cfg = compose(overrides, workdir)
     with open_dict(cfg):
@@ -59,7 +59,7 @@ def call_tree(overrides: list[str], workdir: Path) -> str:
     """pyinstrument's call tree of one ``run.train`` (0.5 ms sampling)."""
     from pyinstrument import Profiler
 
-    from depthbench.run import train
+    from depthbench.core.run import train
 
     cfg = compose(overrides, workdir)
     profiler = Profiler(interval=0.0005)

@@ -2,7 +2,7 @@
 
 For each model and each number of seeds n, ``python train.py -m seed=0,...,n-1 ...`` runs once
 with Hydra's basic launcher (the seeds apart, one after the other in one process) and once with
-``hydra/launcher=seeds_together`` (one stacked model; ``depthbench.together``), each a fresh
+``hydra/launcher=seeds_together`` (one stacked model; ``depthbench.core.together``), each a fresh
 process. The wall time and the CPU time (user + system) of the whole process (imports, data,
 training, test, outputs) are compared with the same command for one seed alone; on a busy
 machine the CPU time is the figure to read (the wall time then mostly measures the others).
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from depthbench.bench.harness import save_section
-from depthbench.rundir.layout import METRICS_FILE
+from depthbench.core.run_folder.layout import METRICS_FILE
 
 # name -> the overrides of one seed's run (the lesson's settings, one arm of each sweep)
 MODELS = {

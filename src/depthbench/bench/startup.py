@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from depthbench.bench.harness import median, save_section, spread, train_run
-from depthbench.rundir.layout import last_checkpoint
+from depthbench.core.run_folder.layout import last_checkpoint
 
 # name -> what the user types (after `python`); {run}, {ckpt} and {png} are filled in per run
 COMMANDS = {

@@ -146,7 +146,7 @@ def count_per_step(cfg: Any, cpu_is_device: bool = False) -> list[dict[str, Any]
     """
     from omegaconf import open_dict
 
-    from depthbench import run
+    from depthbench.core import run
 
     with open_dict(cfg):
         guard = cfg.callbacks.get("divergence_guard")

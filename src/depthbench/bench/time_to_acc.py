@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from depthbench.bench.harness import RESULTS_DIR, compose, median, save_section
-from depthbench.rundir.layout import metrics_path
+from depthbench.core.run_folder.layout import metrics_path
 
 EXPERIMENTS = {"fmnist_mlp_recipe": 0.88, "fmnist_cnn_recipe": 0.91}
 # whole-process wall seconds each recipe must fit on an idle 2-core machine (None: no budget)
@@ -73,7 +73,7 @@ def sklearn_worker(out_file: str, seed: int = 42, max_epochs: int = 40) -> None:
     import numpy as np
     from sklearn.neural_network import MLPClassifier
 
-    from depthbench.build import build_data
+    from depthbench.core.build import build_data
 
     cfg = compose(["data=fashion_mnist", f"seed={seed}"], Path(tempfile.gettempdir()))
     dm = build_data(cfg)  # the same split and normalisation as depthbench train

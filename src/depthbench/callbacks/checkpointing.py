@@ -1,7 +1,7 @@
 """Checkpoint writing through Lightning's public extension points.
 
 * :class:`AtomicCheckpointIO` is the Trainer's ``CheckpointIO`` plugin (``build.build_trainer``
-  adds it to every run): each file is written through ``rundir.atomic.atomic_write`` (temp
+  adds it to every run): each file is written through ``depthbench.atomic.atomic_write`` (temp
   file, fsync, rename), so a kill at any moment leaves the previous file or the new one, never
   half of one. It refuses to write weights that are not
   finite (a DivergenceError), so the last good checkpoint is never replaced by a NaN one.
@@ -24,9 +24,9 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from depthbench.atomic import atomic_write
+from depthbench.core.run_folder.layout import LAST_NAME
 from depthbench.errors import DivergenceError
-from depthbench.rundir.atomic import atomic_write
-from depthbench.rundir.layout import LAST_NAME
 
 
 def nonfinite_tensors(state_dict: dict[str, Any], limit: int = 3) -> list[str]:

@@ -1,7 +1,7 @@
 """``KeepHistory``: the loggers' history continues across a resume, and never lags a checkpoint.
 
 ``build.build_trainer`` adds it to every run. With
-:class:`~depthbench.rundir.history.ResumableCSVLogger` (``logger=csv``) it makes a resumed
+:class:`~depthbench.core.run_folder.history.ResumableCSVLogger` (``logger=csv``) it makes a resumed
 run's ``csv/metrics.csv`` equal an uninterrupted run's:
 
 * at ``on_train_start`` (a resumed trainer's ``global_step`` is restored by then) the rows at or
@@ -22,7 +22,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
-from depthbench.rundir.history import ResumableCSVLogger
+from depthbench.core.run_folder.history import ResumableCSVLogger
 from depthbench.tracking import WANDB_ID_KEY
 
 

@@ -37,7 +37,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from depthbench.callbacks.checkpointing import LastCheckpoint
 from depthbench.callbacks.reliability import nonfinite_parameters
-from depthbench.rundir.layout import last_checkpoint
+from depthbench.core.run_folder.layout import last_checkpoint
 
 log = logging.getLogger("depthbench")
 

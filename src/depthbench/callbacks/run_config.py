@@ -13,11 +13,10 @@ from typing import Any
 
 import lightning as L
 
-from depthbench.data.spec import data_spec
-
 # the checkpoint keys this callback writes, defined beside their reader (light to import)
-from depthbench.rundir.checkpoint import CONFIG_KEY, DATA_SPEC_KEY
-from depthbench.rundir.redaction import redact
+from depthbench.core.run_folder.checkpoint import CONFIG_KEY, DATA_SPEC_KEY
+from depthbench.core.run_folder.redaction import redact
+from depthbench.data.spec import data_spec
 
 
 class ConfigInCheckpoint(L.Callback):

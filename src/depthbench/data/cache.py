@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from depthbench.rundir.atomic import atomic_write
+from depthbench.atomic import atomic_write
 
 log = logging.getLogger("depthbench")
 

@@ -11,9 +11,9 @@ import gzip
 import shutil
 from pathlib import Path
 
+from depthbench.atomic import atomic_write
 from depthbench.data.mnist import IDX_FILES, IdxDataModule
 from depthbench.errors import DataError
-from depthbench.rundir.atomic import atomic_write
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = tuple(f for pair in IDX_FILES.values() for f in pair)

@@ -12,8 +12,8 @@ import lightning as L
 import torch
 from torch import nn
 
+from depthbench.core.run_folder.history import keep_rows_before
 from depthbench.plotting import pyplot
-from depthbench.rundir.history import keep_rows_before
 from depthbench.tracking import log_image
 
 log = logging.getLogger("depthbench")

@@ -33,10 +33,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from depthbench.core.run_folder.folder_lock import RunFolderError
+from depthbench.core.run_folder.metrics_file import error_line, is_rank_zero, write_metrics
+from depthbench.core.run_folder.redaction import redact, redact_yaml_file
 from depthbench.errors import ConfigError
-from depthbench.rundir.folder_lock import RunFolderError
-from depthbench.rundir.metrics_file import error_line, is_rank_zero, write_metrics
-from depthbench.rundir.redaction import redact, redact_yaml_file
 
 log = logging.getLogger("depthbench")
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from depthbench.conf_dir import CONF_DIR
+from depthbench.core.conf_dir import CONF_DIR
+from depthbench.core.overrides import override_key, override_value
 from depthbench.errors import ConfigError
-from depthbench.overrides import override_key, override_value
 
 LESSON_DIR = Path(CONF_DIR) / "lesson"
 PROFILES = ("quick", "full")

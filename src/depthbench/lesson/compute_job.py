@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", required=True)
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    from depthbench.atomic import write_text_atomic
     from depthbench.lesson.computed import COMPUTED
     from depthbench.machine import code_state
-    from depthbench.rundir.atomic import write_text_atomic
 
     fn = COMPUTED[a.name]
     args = json.loads(a.args)

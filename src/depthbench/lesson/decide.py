@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from depthbench.atomic import write_text_atomic
+from depthbench.core import open_run, override_key
 from depthbench.lesson import verdicts
 from depthbench.lesson.claims import Claim, collapsed_by, load_claims
 from depthbench.lesson.jobs import CONTROL, FAILED_FILE, SET_FILE, TIMES_FILE, batch_folders
@@ -34,10 +36,8 @@ from depthbench.lesson.outcome import (
     ClaimResult,
     Verdict,
 )
-from depthbench.overrides import override_key
 from depthbench.report.collect import collect_runs, config_value
 from depthbench.report.tables import runs_frame, swept_keys, typed
-from depthbench.rundir.atomic import write_text_atomic
 
 log = logging.getLogger("depthbench")
 MEASURES_FILE = "lesson_measures.json"  # per run folder: the claim's measurements, kept
@@ -234,7 +234,7 @@ def _config(run_dir: Any, cache: dict) -> dict | None:
     if run_dir not in cache:
         import yaml
 
-        path = Path(run_dir) / ".hydra" / "config.yaml"
+        path = open_run(run_dir).config_path
         raw = yaml.safe_load(path.read_text()) if path.is_file() else None
         cache[run_dir] = (
             {k: v for k, v in raw.items() if k not in WHERE_KEYS} if isinstance(raw, dict) else None

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from depthbench.atomic import write_text_atomic
 from depthbench.errors import ConfigError
 from depthbench.lesson.claims import Claim, merge_overrides
-from depthbench.rundir.atomic import write_text_atomic
 
 log = logging.getLogger("depthbench")
 TIMES_FILE = "seconds.txt"  # per seed-batch folder: the wall time of its process (exit 0 only)
@@ -101,8 +101,9 @@ def sweep_command(
     """The ``train.py -m`` command line of one sweep (``--set`` replaces keys, never doubles).
 
     The sweep's seeds train together, one stacked model per setting (``hydra/launcher=
-    seeds_together``, ``depthbench.together``), where they can; each run's ``metrics.json`` then
-    says ``"seeds_together": N``; ``--set hydra/launcher=basic`` trains them apart."""
+    seeds_together``, ``depthbench.core.together``), where they can; each run's
+    ``metrics.json`` then says ``"seeds_together": N``; ``--set hydra/launcher=basic`` trains
+    them apart."""
     launcher = ["hydra/launcher=seeds_together"]
     merged = merge_overrides(
         [*launcher, *overrides], [*extra, "seed=" + ",".join(str(s) for s in seeds)]

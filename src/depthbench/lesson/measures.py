@@ -30,8 +30,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from depthbench.core import open_run
+from depthbench.core.run_folder.layout import last_checkpoint
 from depthbench.report.collect import Run
-from depthbench.rundir.layout import last_checkpoint
 
 # 3x3 first-derivative kernels at 0, 90, 45 and 135 degrees (|cos| ignores the sign)
 EDGE_KERNELS = torch.tensor(
@@ -124,8 +125,8 @@ def probes(
     """Probe accuracies per layer of the run's trained net (``probe i``), of a fresh net of
     the same architecture (``probe init i``) and on the raw input (``probe raw``); for a 2-D
     net also the first layer's edge score, trained and at initialisation."""
-    from depthbench.build import build_data, build_net
-    from depthbench.rundir.checkpoint import load_checkpoint, load_net, stored_data_spec
+    from depthbench.core.build import build_data, build_net
+    from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net, stored_data_spec
 
     ckpt = last_checkpoint(run.path)
     if not ckpt.is_file():
@@ -179,8 +180,8 @@ def attention(run: Run, sentence: str, referent: str, other: str) -> dict[str, A
 def _trained(run: Run, split: str, examples: int | None, seed: int = 0):
     """The run's trained net (eval mode) and ``examples`` rows of its data's ``split``, as the
     net sees them at evaluation (no augmentation), or None when the run kept no checkpoint."""
-    from depthbench.build import build_data
-    from depthbench.rundir.checkpoint import load_checkpoint, load_net
+    from depthbench.core.build import build_data
+    from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net
 
     ckpt = last_checkpoint(run.path)
     if not ckpt.is_file():
@@ -281,8 +282,8 @@ def loss_curve(run: Run) -> dict[str, list[float]]:
     """The logged per-step training loss (``metrics.csv``'s ``train/loss_step``) of the run."""
     import pandas as pd
 
-    path = next(iter(sorted(run.path.rglob("metrics.csv"))), None)
-    if path is None:
+    path = open_run(run.path).history_path
+    if not path.is_file():
         return {}
     frame = pd.read_csv(path)
     if "train/loss_step" not in frame:
@@ -339,8 +340,8 @@ def raw_linear(run: Run, test: int = 2048) -> dict[str, float]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from depthbench.build import build_data
-    from depthbench.rundir.checkpoint import load_checkpoint, load_net
+    from depthbench.core.build import build_data
+    from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net
 
     ckpt = last_checkpoint(run.path)
     if not ckpt.is_file():

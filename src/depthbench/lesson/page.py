@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from depthbench.atomic import write_text_atomic
 from depthbench.lesson.figures import draw
 from depthbench.lesson.outcome import (
     CONFIRMED,
@@ -19,7 +20,6 @@ from depthbench.lesson.outcome import (
     Verdict,
 )
 from depthbench.report.tables import markdown_table
-from depthbench.rundir.atomic import write_text_atomic
 
 BADGE = {
     CONFIRMED: "**confirmed**",

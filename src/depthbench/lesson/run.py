@@ -25,6 +25,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from depthbench.atomic import write_text_atomic
 from depthbench.errors import ConfigError, DepthbenchError
 from depthbench.lesson.claims import PROFILES, criteria_came_first, criteria_state, load_claims
 from depthbench.lesson.decide import decide, measure_all
@@ -33,7 +34,6 @@ from depthbench.lesson.outcome import UNDECIDED, ClaimResult, Verdict
 from depthbench.lesson.page import write_page
 from depthbench.report.collect import collect_runs
 from depthbench.report.writer import write_report
-from depthbench.rundir.atomic import write_text_atomic
 
 log = logging.getLogger("depthbench")
 WALL_FILE = "wall_seconds.txt"  # per runs folder: the wall time of the lesson that ran it

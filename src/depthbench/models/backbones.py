@@ -141,7 +141,7 @@ def depthbench_backbone(checkpoint: str | Path) -> Backbone:
     Its input size and normalisation are those of the data it was trained on, as recorded in the
     checkpoint.
     """
-    from depthbench.rundir.checkpoint import load_checkpoint, load_net, stored_data_spec
+    from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net, stored_data_spec
 
     ckpt = load_checkpoint(checkpoint)
     spec = stored_data_spec(ckpt)

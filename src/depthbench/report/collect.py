@@ -16,8 +16,7 @@ from typing import Any
 
 import yaml
 
-from depthbench.overrides import override_key
-from depthbench.rundir.layout import metrics_path
+from depthbench.core import layout, override_key
 
 IGNORED_OVERRIDES = ("hydra.", "hydra/", "paths.")
 # the fields of the record of a command refused before training (written by depthbench before
@@ -89,10 +88,11 @@ def find_run_dirs(paths: list[Path]) -> list[Path]:
         root = Path(root)
         if not root.exists():
             raise FileNotFoundError(f"no such run or multirun folder: {root}")
-        if (root / ".hydra").is_dir():
+        if layout.config_path(root).is_file():
             found.append(root)
             continue
-        found += sorted((p.parent for p in root.rglob(".hydra") if p.is_dir()), key=_natural)
+        found += sorted((p.parent.parent for p in root.rglob(layout.CONFIG_FILE)
+                         if p.parent.name == layout.HYDRA_DIR), key=_natural)  # fmt: skip
     return list(dict.fromkeys(found))
 
 
@@ -124,14 +124,13 @@ def _last_error(run_dir: Path) -> str:
 
 def load_run(run_dir: Path) -> Run:
     """Read one run folder."""
-    hydra_dir = run_dir / ".hydra"
-    config = _load_yaml(hydra_dir / "config.yaml") or {}
-    overrides = parse_overrides(_load_yaml(hydra_dir / "overrides.yaml") or [])
+    config = _load_yaml(layout.config_path(run_dir)) or {}
+    overrides = parse_overrides(_load_yaml(layout.overrides_path(run_dir)) or [])
     run = Run(run_dir, str(config.get("task_name", run_dir.parent.name)), overrides, config)
-    hydra = (_load_yaml(hydra_dir / "hydra.yaml") or {}).get("hydra", {})
+    hydra = (_load_yaml(layout.config_path(run_dir).with_name("hydra.yaml")) or {}).get("hydra", {})
     choices = (hydra.get("runtime") or {}).get("choices") or {}
     run.choices = {str(k): str(v) for k, v in choices.items() if not str(k).startswith("hydra/")}
-    metrics_file = metrics_path(run_dir)
+    metrics_file = layout.metrics_path(run_dir)
     if metrics_file.exists():
         try:
             run.metrics = json.loads(metrics_file.read_text())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from depthbench.core import layout
 from depthbench.plotting import integer_ticks
 from depthbench.report.collect import Run
 from depthbench.report.figures import _by_x, _facets, _grid, _mean_curve, _save, mark_diverged
@@ -47,7 +48,7 @@ def curves_figure(runs: list[Run], keys: list[str], xk: str | None):
     curves: dict[Path, pd.Series] = {}
     kinds: dict[Path, str] = {}
     for run in runs:
-        f = run.file("csv/metrics.csv")
+        f = run.file(str(layout.history_path("")))
         found = loss_curve(f) if f is not None else None
         if found is not None:
             curves[run.path], kinds[run.path] = found

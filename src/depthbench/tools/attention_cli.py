@@ -15,9 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from depthbench.core.run_folder.layout import LAST_CKPT
 from depthbench.data.text import UNK
 from depthbench.errors import CheckpointError, DepthbenchError
-from depthbench.rundir.layout import LAST_CKPT
 from depthbench.tools.attention import (
     format_attention,
     load_text_model,

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from depthbench.core import layout
 from depthbench.data.stats import to_float
 from depthbench.plotting import pyplot
 
@@ -163,11 +164,11 @@ def explain_predictions(
     classes = list(classes) if len(classes) == n else [str(i) for i in range(n)]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_confusion_csv(matrix, classes, out_dir / "confusion.csv")
-    plot_confusion(matrix, classes, out_dir / "confusion.png")
+    write_confusion_csv(matrix, classes, out_dir / layout.CONFUSION_FILE)
+    plot_confusion(matrix, classes, out_dir / layout.CONFUSION_FIGURE)
     if predictions is not None:
         probs, labels = predictions
-        write_predictions_csv(probs, labels, classes, out_dir / "predictions.csv")
+        write_predictions_csv(probs, labels, classes, out_dir / layout.PREDICTIONS_FILE)
         if images is not None and is_image_batch(images) and len(images) >= len(labels):
             plot_wrong_examples(images[: len(labels)], probs, labels, classes,
                                 out_dir / "wrong_examples.png")  # fmt: skip

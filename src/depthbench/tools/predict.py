@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from depthbench.data.stats import to_float
-from depthbench.errors import CheckpointError, DataError, DepthbenchError
-from depthbench.rundir.checkpoint import (
+from depthbench.core.run_folder.checkpoint import (
     load_checkpoint,
     load_net,
     resolve_ckpt_path,
     stored_data_spec,
 )
+from depthbench.data.stats import to_float
+from depthbench.errors import CheckpointError, DataError, DepthbenchError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 TEXT_EXTENSIONS = (".txt",)

@@ -1,8 +1,8 @@
 """``hydra/launcher=seeds_together``: the seeds of a sweep train together, one stacked model.
 
 The jobs of a multirun whose overrides are equal but for ``seed`` form a group; a group of
-several seeds that ``depthbench.together.why_apart`` accepts trains as one stacked model in this
-process (``depthbench.together.train_together``); every other job runs exactly as Hydra's
+several seeds that ``depthbench.core.together.why_apart`` accepts trains as one stacked model in
+this process (``depthbench.core.together.train_together``); every other job runs exactly as Hydra's
 basic launcher runs it (``run_job`` with the task function), one after the other, and a group
 that could have stacked but cannot says why in one log line.
 
@@ -33,7 +33,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from depthbench.overrides import override_key
+from depthbench.core.overrides import override_key
 
 log = logging.getLogger("depthbench")
 
@@ -114,9 +114,9 @@ class SeedsTogetherLauncher(Launcher):
 
     def _together(self, configs: list[DictConfig]) -> list[JobReturn] | None:
         """Train the group's seeds as one model; None (after one log line) when it cannot."""
+        from depthbench.core.run_folder.redaction import redact_hydra_outputs
+        from depthbench.core.together import CannotStack, train_together, why_apart
         from depthbench.launch.sweeps import run_sweep_job
-        from depthbench.rundir.redaction import redact_hydra_outputs
-        from depthbench.together import CannotStack, train_together, why_apart
 
         prepared: list[tuple[JobReturn, DictConfig, DictConfig]] = []
 
@@ -180,9 +180,9 @@ def _no_together_resume(task: TaskFunction) -> TaskFunction:
     holds no Lightning loop position to resume from exactly."""
 
     def job(task_cfg: DictConfig) -> Any:
+        from depthbench.core.run_folder.folder_lock import RunFolderError
+        from depthbench.core.together import resume_refusal
         from depthbench.launch.sweeps import run_sweep_job
-        from depthbench.rundir.folder_lock import RunFolderError
-        from depthbench.together import resume_refusal
 
         reason = resume_refusal(task_cfg)
         if reason is None:

@@ -73,7 +73,7 @@ def fixed_config(config: DictConfig) -> dict[str, Any]:
     ``ckpt_path`` and the searched keys (``hydra.sweeper.params``), flat and JSON-able."""
     import json
 
-    from depthbench.rundir.resume import comparable
+    from depthbench.core.run_folder.resume import comparable
 
     searched = set((config.hydra.sweeper.get("params") or {}).keys())
     flat = comparable(config)
@@ -83,7 +83,7 @@ def fixed_config(config: DictConfig) -> dict[str, Any]:
 def check_same_fixed_config(study: Any, fixed: dict[str, Any]) -> list[str]:
     """The keys whose fixed value differs from the one the stored study was run with (empty:
     the same, or a study without a record, which gets this one)."""
-    from depthbench.rundir.resume import differing_keys
+    from depthbench.core.run_folder.resume import differing_keys
 
     stored = study.user_attrs.get(FIXED_CONFIG_ATTR)
     if stored is None:

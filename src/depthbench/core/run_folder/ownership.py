@@ -31,15 +31,31 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from depthbench.core.overrides import override_key
+from depthbench.core.run_folder.commands import COMMANDS_FILE, record_command
+from depthbench.core.run_folder.folder_lock import (
+    LOCK_FILE,
+    RunFolderError,
+    is_locked_here,
+    lock,
+    unlock,
+)
+from depthbench.core.run_folder.layout import (
+    CHECKPOINTS_DIR,
+    CONFUSION_FILE,
+    HISTORY_DIR,
+    HISTORY_FILE,
+    HYDRA_DIR,
+    PREDICTIONS_FILE,
+    checkpoints_dir,
+    config_path,
+    last_checkpoint,
+)
+from depthbench.core.run_folder.resume import METRICS_FILE, find_run_to_continue, read_record
 from depthbench.errors import ConfigError
-from depthbench.overrides import override_key
-from depthbench.rundir.commands import COMMANDS_FILE, record_command
-from depthbench.rundir.folder_lock import LOCK_FILE, RunFolderError, is_locked_here, lock, unlock
-from depthbench.rundir.layout import CHECKPOINTS_DIR, checkpoints_dir, last_checkpoint
-from depthbench.rundir.resume import METRICS_FILE, find_run_to_continue, read_record
 
 # files whose presence means a run wrote results into the folder (metrics.json: see below)
-RESULT_FILES = ("csv/metrics.csv", "predictions.csv", "confusion.csv")
+RESULT_FILES = (f"{HISTORY_DIR}/{HISTORY_FILE}", PREDICTIONS_FILE, CONFUSION_FILE)
 LIMIT_KEYS = ("max_epochs", "max_steps")
 CONTINUE_VALUES = ("auto", "last")
 
@@ -130,7 +146,15 @@ def continuation_line(record: Mapping[str, Any], scheduler: Any, trainer: Any) -
 
 # what a command leaves in its run folder before it trains: Hydra's config copies and log, the
 # lock, the commands file, a refusal's metrics.json, a logger's empty start
-BOOKKEEPING = (".hydra", LOCK_FILE, COMMANDS_FILE, METRICS_FILE, "csv", "tensorboard", "wandb")
+BOOKKEEPING = (
+    HYDRA_DIR,
+    LOCK_FILE,
+    COMMANDS_FILE,
+    METRICS_FILE,
+    HISTORY_DIR,
+    "tensorboard",
+    "wandb",
+)
 
 
 def discard_refused(folder: Path) -> bool:
@@ -193,7 +217,7 @@ def claimed(folder: Path, cfg: DictConfig) -> Iterator[None]:
 
 def _old_trainer(folder: Path) -> dict[str, Any] | None:
     """The trainer config the folder's run was started with (Hydra's saved copy), if any."""
-    path = folder / ".hydra" / "config.yaml"
+    path = config_path(folder)
     try:
         trainer = OmegaConf.to_container(OmegaConf.load(path).get("trainer") or {})
     except Exception:  # absent or unreadable: unknown
@@ -223,7 +247,7 @@ class RunFolderClaim(Callback):
     before Hydra writes to it. Only global rank 0 claims: the other DDP ranks join its folder."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from depthbench.rundir.metrics_file import is_rank_zero
+        from depthbench.core.run_folder.metrics_file import is_rank_zero
 
         if not is_rank_zero():
             return

@@ -16,10 +16,8 @@ import os
 import socket
 from pathlib import Path
 
+from depthbench.core.run_folder.layout import LOCK_FILE
 from depthbench.errors import ConfigError
-
-LOCK_FILE = ".depthbench.lock"
-
 
 # folders this process holds the lock of: resolved path -> (file descriptor, depth)
 _HELD: dict[str, tuple[int, int]] = {}

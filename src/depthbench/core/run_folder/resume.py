@@ -13,9 +13,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from depthbench.overrides import override_key
-from depthbench.rundir.folder_lock import in_use
-from depthbench.rundir.layout import METRICS_FILE, last_checkpoint
+from depthbench.core.overrides import override_key
+from depthbench.core.run_folder.folder_lock import in_use
+from depthbench.core.run_folder.layout import METRICS_FILE, config_path, last_checkpoint
+from depthbench.core.run_folder.saved_names import current_names
 
 
 def read_record(folder: Path) -> dict[str, Any] | None:
@@ -53,7 +54,11 @@ def comparable(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
         else dict(config)
     )
     assert isinstance(container, dict)
-    return {k: v for k, v in _flat(container).items() if k.split(".")[0] not in NOT_THE_CONFIG}
+    return {
+        k: v
+        for k, v in _flat(current_names(container)).items()
+        if k.split(".")[0] not in NOT_THE_CONFIG
+    }
 
 
 def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
@@ -81,7 +86,7 @@ def find_run_to_continue(config: DictConfig, parent: Path) -> tuple[Path | None,
     nearest: tuple[int, Path, list[str]] | None = None
     for folder in interrupted_runs(parent):
         try:
-            saved = comparable(OmegaConf.load(folder / ".hydra" / "config.yaml"))
+            saved = comparable(OmegaConf.load(config_path(folder)))
         except Exception:  # no (readable) config: not comparable
             continue
         differ = differing_keys(saved, wanted)

@@ -20,8 +20,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
+from depthbench.core.overrides import override_key
 from depthbench.errors import ConfigError, close_matches
-from depthbench.overrides import override_key
 
 # folders of conf/ that are no config group of train.py or eval.py: conf/lesson holds the claims
 # that `depthbench lesson` reads (depthbench.lesson.claims)
@@ -287,7 +287,7 @@ def _lesson_command(arg: str, value: str, config_dir: str) -> str:
 
 def _refuse_foreign_groups(config_dir: str, config_name: str, overrides: Sequence[str]) -> None:
     """Groups that this entry point would silently ignore are refused, naming the right one."""
-    from depthbench.validation import FROM_CHECKPOINT, from_checkpoint_message
+    from depthbench.core.config_values import FROM_CHECKPOINT, from_checkpoint_message
 
     for arg in overrides:
         value = arg.partition("=")[2]
@@ -372,6 +372,6 @@ def check_values(config_name: str, cfg: DictConfig | None) -> None:
         return
     if cfg.hydra.get("mode") == RunMode.MULTIRUN:
         return
-    from depthbench.validation import validate_train_values
+    from depthbench.core.config_values import validate_train_values
 
     validate_train_values(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))

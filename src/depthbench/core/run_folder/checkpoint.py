@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from depthbench.core.run_folder.layout import LAST_CKPT, last_checkpoint
+from depthbench.core.run_folder.saved_names import current_names
 from depthbench.data.spec import data_spec
 from depthbench.errors import CheckpointError, ConfigError
-from depthbench.rundir.layout import LAST_CKPT, last_checkpoint
 
 if TYPE_CHECKING:  # torch and the builder load where a checkpoint is read, not at import:
     from torch import nn  # resolve_ckpt_path answers a command line before torch loads
@@ -115,11 +116,11 @@ def load_net(checkpoint: str | Path | Mapping[str, Any]) -> tuple[nn.Module, Dic
     under ``ema_net.`` when the run averaged its weights (``module.ema_decay``): the EMA
     weights are the ones the run validated and tested with.
     """
-    from depthbench.build import build_net
+    from depthbench.core.build import build_net
 
     name = "checkpoint" if isinstance(checkpoint, Mapping) else str(checkpoint)
     ckpt = checkpoint if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint)
-    config = OmegaConf.create(ckpt[CONFIG_KEY])
+    config = OmegaConf.create(current_names(ckpt[CONFIG_KEY]))
     net = build_net(config.model, stored_data_spec(ckpt))
     state = ckpt["state_dict"]
     prefix = "ema_net." if any(k.startswith("ema_net.") for k in state) else "net."

@@ -25,7 +25,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from depthbench.rundir.atomic import atomic_write
+from depthbench.atomic import atomic_write
+from depthbench.core.run_folder import layout
 
 # the suffix of a metrics.csv moved aside while Lightning's writer opens the folder
 ASIDE_SUFFIX = ".resume"
@@ -69,7 +70,8 @@ def keep_rows_before(path: Path, step: int, header: list[str] | None = None) -> 
 class ResumableCSVLogger(CSVLogger):
     """Lightning's ``CSVLogger`` that continues ``metrics.csv`` when a run resumes in its folder.
 
-    Same arguments as ``CSVLogger``. When the writer opens a folder that holds a
+    Same arguments as ``CSVLogger``; by default it writes the run folder's history folder
+    (``layout.HISTORY_DIR``, no version subfolder). When the writer opens a folder that holds a
     ``metrics.csv``, its rows are moved aside (``metrics.csv.resume``, so a kill at any moment
     leaves them in one of the two files), Lightning's writer starts the file, and the rows are
     written back through the writer before anything else. ``KeepHistory`` (``callbacks/
@@ -77,8 +79,11 @@ class ResumableCSVLogger(CSVLogger):
     (:meth:`keep_rows_before`).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, save_dir: str | Path, name: str | None = None, version: str | int = "", **kwargs: Any
+    ) -> None:
+        name = layout.HISTORY_DIR if name is None else name
+        super().__init__(save_dir, name=name, version=version, **kwargs)
         self._continued = False
 
     @property

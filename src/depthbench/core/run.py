@@ -17,14 +17,6 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from depthbench.build import (
-    build_data,
-    build_module,
-    build_net,
-    build_trainer,
-    count_parameters,
-    progress_bar_wanted,
-)
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO
 from depthbench.callbacks.epoch_log import EpochLog, summary_line
 from depthbench.callbacks.finetune import finetune_callbacks
@@ -32,29 +24,41 @@ from depthbench.callbacks.interrupt import interrupt_signal
 from depthbench.callbacks.predictions import CollectPredictions
 from depthbench.callbacks.reliability import DivergenceGuard
 from depthbench.callbacks.run_config import CONFIG_KEY
-from depthbench.data.spec import class_names
-from depthbench.errors import DivergenceError
-from depthbench.launch.distributed import check_accelerator
-from depthbench.rundir.checkpoint import (
+from depthbench.core.build import (
+    build_data,
+    build_module,
+    build_net,
+    build_trainer,
+    count_parameters,
+    progress_bar_wanted,
+)
+from depthbench.core.config_values import (
+    check_data_keys,
+    validate_eval_config,
+    validate_train_config,
+)
+from depthbench.core.run_folder.checkpoint import (
     check_data_fits,
     check_resume_fits,
     load_checkpoint,
     load_net,
     stored_data_spec,
 )
-from depthbench.rundir.metrics_file import error_line, is_rank_zero, write_metrics
-from depthbench.rundir.output_dir import check_output_dir
-from depthbench.rundir.resume import read_record, resume_command
-from depthbench.rundir.run_folder import (
+from depthbench.core.run_folder.metrics_file import error_line, is_rank_zero, write_metrics
+from depthbench.core.run_folder.output_dir import check_output_dir
+from depthbench.core.run_folder.ownership import (
     AlreadyFinished,
     claimed,
     continuation_line,
     continues_run,
     finished_message,
 )
+from depthbench.core.run_folder.resume import read_record, resume_command
+from depthbench.data.spec import class_names
+from depthbench.errors import DivergenceError
+from depthbench.launch.distributed import check_accelerator
 from depthbench.tools.confusion import explain_predictions
 from depthbench.tracking import finish_wandb, remember_wandb_id
-from depthbench.validation import check_data_keys, validate_eval_config, validate_train_config
 
 log = logging.getLogger("depthbench")
 
@@ -108,9 +112,10 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     exception as ``error.depthbench_metrics`` (``sweeps.run_sweep_job`` reads it). A fit stopped
     by SIGINT/SIGTERM (``GracefulInterrupt``) raises ``SystemExit(128 + signal)``.
 
-    The run folder is this run's alone (``depthbench.rundir.run_folder``): a folder with another
-    run's results, or one in use by another process, raises RunFolderError before anything is
-    written; continuing a run that already finished returns its metrics, changing nothing.
+    The run folder is this run's alone (``depthbench.core.run_folder.ownership``): a folder
+    with another run's results, or one in use by another process, raises RunFolderError before
+    anything is written; continuing a run that already finished returns its metrics, changing
+    nothing.
     """
     ckpt_path = validate_train_config(cfg)  # bad values: one clear line, before any data loads
     out_dir = Path(cfg.paths.output_dir)
@@ -216,7 +221,7 @@ def finished_metrics(
 ) -> dict[str, Any]:
     """The ``metrics.json`` record of a fit that finished (``status`` ok), from the fit's final
     logged metrics and the test's; ``train`` and the seeds trained together
-    (``depthbench.together``) both write it."""
+    (``depthbench.core.together``) both write it."""
     return {
         "status": "ok",
         "train/loss": _final(fit_metrics, "train/loss_epoch") or _final(fit_metrics, "train/loss"),

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from depthbench.rundir.atomic import atomic_write
+from depthbench.atomic import atomic_write
 
 REDACTED = "***redacted***"
 # a config key or environment variable is secret when its last word is one of these

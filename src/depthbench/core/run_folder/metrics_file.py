@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from depthbench.atomic import write_text_atomic
+from depthbench.core.run_folder.layout import METRICS_FILE
+from depthbench.core.run_folder.redaction import redact
 from depthbench.machine import code_state
-from depthbench.rundir.atomic import write_text_atomic
-from depthbench.rundir.layout import METRICS_FILE
-from depthbench.rundir.redaction import redact
 
 STATUSES = ("ok", "diverged", "interrupted", "failed")
 # the fields a status needs beyond status and output_dir
@@ -48,7 +48,7 @@ def is_rank_zero() -> bool:
 
 
 def write_metrics(out_dir: str | Path, status: str, **fields: Any) -> Path:
-    """Write ``<out_dir>/metrics.json`` atomically (``rundir.atomic``); return its path.
+    """Write ``<out_dir>/metrics.json`` atomically (``depthbench.atomic``); return its path.
 
     The file holds ``status``, then ``fields``, then ``output_dir`` (``out_dir`` unless given),
     with secrets redacted. Raises ValueError for a status not in ``STATUSES`` or a missing field

@@ -18,9 +18,9 @@ hundreds of tiny kernels is paid once for all seeds. It is the same experiment a
   DivergenceGuard records it) and left out from then on; the others go on unchanged.
 
 Each seed gets its own run folder written by the same code as a separate run: the folder claim
-(``rundir.run_folder.claimed``), ``metrics.json`` (``rundir.metrics_file.write_metrics``),
+(``run_folder.ownership.claimed``), ``metrics.json`` (``run_folder.metrics_file.write_metrics``),
 ``checkpoints/last.ckpt`` (and the best-by-metric one) through ``AtomicCheckpointIO``, in the
-format ``rundir.checkpoint.load_net`` reads, and its loggers' history (``csv/metrics.csv`` with
+format ``run_folder.checkpoint.load_net`` reads, and its loggers' history (``csv/metrics.csv`` with
 the separate run's rows). ``why_apart`` names what cannot be stacked; those configs run apart.
 """
 
@@ -47,19 +47,19 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from depthbench.build import build_data, build_module, build_net, count_parameters
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO
 from depthbench.callbacks.epoch_log import summary_line
 from depthbench.callbacks.run_config import ConfigInCheckpoint
+from depthbench.core.build import build_data, build_module, build_net, count_parameters
+from depthbench.core.classifier import EPOCH_SUMS_KEY
+from depthbench.core.config_values import validate_train_config
+from depthbench.core.run import finished_metrics
+from depthbench.core.run_folder.layout import LAST_CKPT
+from depthbench.core.run_folder.metrics_file import METRICS_FILE, write_metrics
+from depthbench.core.run_folder.output_dir import check_output_dir
+from depthbench.core.run_folder.ownership import claimed
+from depthbench.core.run_folder.redaction import redact
 from depthbench.errors import DivergenceError
-from depthbench.module import EPOCH_SUMS_KEY
-from depthbench.run import finished_metrics
-from depthbench.rundir.layout import LAST_CKPT
-from depthbench.rundir.metrics_file import METRICS_FILE, write_metrics
-from depthbench.rundir.output_dir import check_output_dir
-from depthbench.rundir.redaction import redact
-from depthbench.rundir.run_folder import claimed
-from depthbench.validation import validate_train_config
 
 log = logging.getLogger("depthbench")
 
@@ -75,7 +75,7 @@ HANDLED_CALLBACKS = {
     "depthbench.callbacks.heartbeat.Heartbeat",
 }
 HANDLED_LOGGERS = {
-    "depthbench.rundir.history.ResumableCSVLogger",
+    "depthbench.core.run_folder.history.ResumableCSVLogger",
     "lightning.pytorch.loggers.CSVLogger",
     "lightning.pytorch.loggers.TensorBoardLogger",
 }
@@ -138,7 +138,7 @@ def why_apart(cfg: DictConfig) -> str | None:
             return f"module.{key}=true"
     if module.get("ema_decay") is not None:
         return "module.ema_decay is set"
-    if str(module.get("_target_")) != "depthbench.module.Classifier":
+    if str(module.get("_target_")) != "depthbench.core.classifier.Classifier":
         return f"module {module.get('_target_')}"
     if _targets(cfg.get("diagnostics")):
         return "diagnostics callbacks measure one net at a time"
@@ -360,7 +360,7 @@ def _log_rows(seed: Seed, metrics: dict[str, float], step: int) -> None:
 
 
 def save_checkpoint(seed: Seed, k: int, stack: Stack, path: Path, state: dict[str, Any]) -> None:
-    """Write seed ``k``'s checkpoint in the separate run's format (``rundir.checkpoint``)."""
+    """Write seed ``k``'s checkpoint in the separate run's format (``run_folder.checkpoint``)."""
     stack.unstack_into(k, seed.net)
     checkpoint: dict[str, Any] = {
         "epoch": state["epoch"],

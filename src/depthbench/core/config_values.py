@@ -15,8 +15,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from depthbench.core.run_folder.checkpoint import resolve_ckpt_path
 from depthbench.errors import ConfigError, close_matches
-from depthbench.rundir.checkpoint import resolve_ckpt_path
 
 # The names ``models.layers`` accepts (its ACTIVATIONS and INITS; a test keeps them equal),
 # spelled here so that this module imports no torch: ``cli`` checks a config with it before

@@ -4,7 +4,7 @@ Hydra writes the command's overrides to ``.hydra/overrides.yaml`` and replaces t
 time a run is continued in its folder (``ckpt_path=auto``), so the command that started the run
 would be lost. ``RunFolderClaim`` appends each command here before Hydra writes: the first time,
 the folder's earlier command (the overrides Hydra saved for it) comes first. Secrets are
-redacted (``rundir.redaction``).
+redacted (``run_folder.redaction``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import shlex
 from datetime import datetime, timezone
 from pathlib import Path
 
-from depthbench.rundir.redaction import redact
+from depthbench.core.run_folder.layout import COMMANDS_FILE, overrides_path
+from depthbench.core.run_folder.redaction import redact
 
-COMMANDS_FILE = "commands.txt"
+__all__ = ["COMMANDS_FILE", "read_commands", "record_command"]
 
 
 def _line(when: str, script: str, overrides: list[str]) -> str:
@@ -29,7 +30,7 @@ def record_command(folder: Path, script: str, overrides: list[str]) -> Path:
 
     path = folder / COMMANDS_FILE
     lines = []
-    earlier = folder / ".hydra" / "overrides.yaml"
+    earlier = overrides_path(folder)
     if not path.exists() and earlier.is_file():  # a folder from before this file existed
         try:
             old = yaml.safe_load(earlier.read_text()) or []

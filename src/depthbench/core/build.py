@@ -2,7 +2,7 @@
 
 ``run.py`` runs what this module builds. A network's shape comes from its data: ``build_net``
 builds a net from a model config and a *data spec* (``data.spec``), and the same spec is stored
-in every checkpoint, so a net is rebuilt without its data (``rundir.checkpoint.load_net``).
+in every checkpoint, so a net is rebuilt without its data (``run_folder.checkpoint.load_net``).
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from depthbench.core.run_folder.redaction import redact
 from depthbench.data.spec import data_spec
 from depthbench.errors import ConfigError
-from depthbench.rundir.redaction import redact
 
 if TYPE_CHECKING:  # Lightning loads where a Trainer is built: `depthbench predict` needs none
     import lightning as L
     import torch
 
-    from depthbench.module import Classifier
+    from depthbench.core.classifier import Classifier
 
 # what a data module's extra model arguments say about the model it needs
 NEEDS = {"vocab_size": "text data needs a model that reads word ids: model=transformer"}

@@ -1,0 +1,28 @@
+"""Names a run folder's saved config may hold from before the pipeline lived in
+``depthbench.core``, mapped to today's, so that an older run's checkpoint still evaluates,
+predicts and resumes: its ``.hydra/config.yaml`` and the config inside its checkpoints are read
+through :func:`current_names` and never rewritten on disk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+RENAMED = {
+    "depthbench.module.Classifier": "depthbench.core.classifier.Classifier",
+    "depthbench.rundir.history.ResumableCSVLogger": (
+        "depthbench.core.run_folder.history.ResumableCSVLogger"
+    ),
+    "${paths.output_dir}/checkpoints": "${depthbench_run_folder:${paths.output_dir},checkpoints}",
+}
+
+
+def current_names(node: Any) -> Any:
+    """A copy of a plain config container (dicts, lists, values) with every renamed value
+    replaced by today's name."""
+    if isinstance(node, dict):
+        return {k: current_names(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [current_names(v) for v in node]
+    if isinstance(node, str):
+        return RENAMED.get(node, node)
+    return node
