@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig, open_dict
 
-from depthbench.core.compose import compose_config as compose_with_depthbench
+from depthbench.core import compose as compose_with_depthbench
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")
@@ -43,8 +43,8 @@ def compose_with_hydra(
 ) -> DictConfig:
     """``conf/<config_name>.yaml`` with ``overrides`` as Hydra composes it for a run, with its
     ``hydra`` node (launcher, sweeper, run folders) unless ``hydra_node=False``; the one place
-    the tests compose configs (``config_check.compose_config``, as depthbench does)."""
-    return compose_with_depthbench([CONF_DIR], config_name, overrides or [], with_hydra=hydra_node)
+    the tests compose configs (``depthbench.core.config_compose``, as depthbench does)."""
+    return compose_with_depthbench(overrides or [], config_name, with_hydra=hydra_node)
 
 
 def sweep_jobs(cfg: DictConfig) -> list[list[str]]:

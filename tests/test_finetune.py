@@ -12,7 +12,7 @@ from helpers import FAST, compose_config
 from omegaconf import open_dict
 
 from depthbench.callbacks.finetune import BackboneFreeze, finetune_callbacks
-from depthbench.core.build import build_data, build_module, build_net, build_trainer
+from depthbench.core.build import build_data, build_module, build_net, build_trainer, run_callbacks
 from depthbench.core.run import train
 from depthbench.errors import ConfigError
 from depthbench.models.efficientnet_lite import (
@@ -49,7 +49,7 @@ def _fit(overrides: list[str], tmp_path: Path):
     dm = build_data(cfg)
     net = build_net(cfg.model, dm)
     module = build_module(cfg, net)
-    trainer = build_trainer(cfg, extra_callbacks=finetune_callbacks(net))
+    trainer = build_trainer(cfg, run_callbacks(cfg, net))
     before = {k: v.clone() for k, v in net.backbone.state_dict().items()}
     head_before = net.head.weight.detach().clone()
     trainer.fit(module, datamodule=dm)

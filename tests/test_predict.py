@@ -16,10 +16,11 @@ from helpers import FAST, ROOT, compose_config
 from PIL import Image
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from depthbench.core import find_checkpoint
 from depthbench.core.build import build_data
 from depthbench.core.run import evaluate, train
 from depthbench.tools.confusion import read_confusion_csv
-from depthbench.tools.predict import Predictor, find_checkpoint, main
+from depthbench.tools.predict import Predictor, main
 
 DIGITS = [str(i) for i in range(10)]
 

@@ -1,8 +1,9 @@
 """Freeze a fine-tuner's backbone with Lightning's ``BaseFinetuning`` (and unfreeze it later).
 
-``run.train`` adds :class:`BackboneFreeze` automatically for any net that carries a ``finetune``
-plan (``depthbench.models.finetune.FinetunePlan``, filled from the ``model=finetune`` config keys
-``freeze``, ``unfreeze_at_epoch``, ``train_bn``, ``train_last_n_blocks``, ``backbone_lr_factor``).
+``build.run_callbacks`` adds :class:`BackboneFreeze` automatically for any net that carries a
+``finetune`` plan (``depthbench.models.finetune.FinetunePlan``, filled from the
+``model=finetune`` config keys ``freeze``, ``unfreeze_at_epoch``, ``train_bn``,
+``train_last_n_blocks``, ``backbone_lr_factor``).
 The Classifier builds its optimizer from :func:`optimizer_param_groups`, which gives a backbone
 that is unfrozen later its own parameter group.
 """

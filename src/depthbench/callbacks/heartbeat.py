@@ -4,7 +4,7 @@ With the progress bar off (a SLURM, ``nohup`` or CI log; ``build.progress_bar_wa
 other lines are per epoch, and one epoch of a large run takes many minutes: the log looks hung.
 The heartbeat writes ``step 1,200/8,600 (epoch 3/20)  loss 0.4123  5,120 samples/s  ETA 4 min``
 to the ``depthbench`` logger at most every ``every_seconds`` seconds (and every
-``every_n_steps`` steps when set). ``build.build_trainer`` keeps it only when the bar is off.
+``every_n_steps`` steps when set). ``build.run_callbacks`` keeps it only when the bar is off.
 """
 
 from __future__ import annotations

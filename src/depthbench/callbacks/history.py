@@ -1,6 +1,6 @@
 """``KeepHistory``: the loggers' history continues across a resume, and never lags a checkpoint.
 
-``build.build_trainer`` adds it to every run. With
+``build.run_callbacks`` adds it to every run. With
 :class:`~depthbench.core.run_folder.history.ResumableCSVLogger` (``logger=csv``) it makes a resumed
 run's ``csv/metrics.csv`` equal an uninterrupted run's:
 

@@ -7,8 +7,8 @@ Checkpoints are written atomically and only with finite weights by
   the training loss becomes NaN or infinite (on any process: every rank stops at the same step),
   naming the step and the likely causes, and keeps that step and the last finite loss for
   ``metrics.json``. Lightning runs checkpoint callbacks
-  after all others, so the NaN step is never checkpointed. ``run.train`` adds one to every run
-  whose callbacks have none (``callbacks=none`` included).
+  after all others, so the NaN step is never checkpointed. ``build.run_callbacks`` adds one to
+  every run whose callbacks have none (``callbacks=none`` included).
 * :class:`ExactResume` restores each process's random generators and the training loader's
   position, so a resumed run (even one killed mid-epoch) equals an uninterrupted one in
   deterministic mode.

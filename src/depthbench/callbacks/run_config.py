@@ -4,7 +4,7 @@
   and the fine-tuner rebuild the network without the run folder (``checkpoint.load_net``).
 - ``LogResolvedConfig`` logs the resolved, redacted config to the loggers.
 
-``build.build_trainer`` adds both to every run.
+``build.run_callbacks`` adds both to every run.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ the notebook and the tests call.
   Lightning callbacks; returns its ``metrics.json`` record;
 - :func:`evaluate` — test a checkpoint (``eval.yaml``'s config); returns its record;
 - :func:`open_run` — a run folder: its checkpoint, record, history and trained network;
-- :func:`load_checkpoint`, :func:`load_net` — the one path from a checkpoint file to a network;
+- :func:`find_checkpoint`, :func:`load_checkpoint`, :func:`load_net`,
+  :func:`stored_data_spec` — the one path from a run folder or checkpoint file to a network and
+  the data it expects;
 - :func:`build_data`, :func:`build_net` — a config's data module and untrained network.
 
 Importing this package imports neither torch nor Lightning: the functions import the pipeline
@@ -43,12 +45,14 @@ __all__ = [
     "build_net",
     "compose",
     "evaluate",
+    "find_checkpoint",
     "layout",
     "load_checkpoint",
     "load_net",
     "open_run",
     "override_key",
     "override_value",
+    "stored_data_spec",
     "train",
 ]
 
@@ -63,7 +67,7 @@ def compose(
     """The config ``python train.py OVERRIDES`` runs (``config_name="eval"``: ``eval.py``'s),
     composed from depthbench's configs; ``config_dirs`` are searched first (a user's own
     ``conf/``), the ``hydra`` node is kept when ``with_hydra``."""
-    from depthbench.core.compose import compose_config
+    from depthbench.core.config_compose import compose_config
 
     dirs = [*config_dirs, CONF_DIR] if config_dirs else [CONF_DIR]
     return compose_config(dirs, config_name, list(overrides), with_hydra=with_hydra)
@@ -88,6 +92,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 def open_run(path: str | Path) -> RunFolder:
     """The run folder at ``path`` (a training run's or an evaluation's output folder)."""
     return RunFolder(Path(path))
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file as is; a run folder: its ``checkpoints/last.ckpt`` (the file ``eval.py``
+    takes from the same folder). CheckpointError when there is none."""
+    from depthbench.core.run_folder.checkpoint import resolve_ckpt_path
+
+    return Path(resolve_ckpt_path(str(path), Path.cwd(), required=True))  # type: ignore[arg-type]
+
+
+def stored_data_spec(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The data a loaded checkpoint's network expects (input shape, classes, normalisation),
+    stored when it was saved."""
+    from depthbench.core.run_folder.checkpoint import stored_data_spec as spec
+
+    return spec(checkpoint)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hydra.utils import get_object, instantiate
@@ -109,59 +109,69 @@ def progress_bar_wanted(trainer_cfg: DictConfig) -> bool:
     return sys.stdout.isatty() if value is None else bool(value)
 
 
-def build_trainer(cfg: DictConfig, extra_callbacks: list[Any] | None = None) -> L.Trainer:
-    """Instantiate the Trainer with the configured callbacks and loggers.
+def run_callbacks(
+    cfg: DictConfig, net: torch.nn.Module | None = None, extra: Sequence[Any] = ()
+) -> list[Any]:
+    """Every Lightning callback of a run, listed here and nowhere else.
 
-    Divergence is always watched: without a configured DivergenceGuard (``callbacks=none``, or
-    an experiment that drops the group) a default one is added. Every run also keeps its history
-    across resumes (``KeepHistory``) and stops at a step boundary on SIGINT/SIGTERM
-    (``GracefulInterrupt``). Every checkpoint is written by ``AtomicCheckpointIO`` (atomic,
-    finite weights only) unless the config names another.
-    Every run logs one line per epoch (``EpochLog``), whose training-only clock gives
-    ``train_samples_per_second``; with the progress bar off, a ``Heartbeat`` line every 30 s
-    (``callbacks.heartbeat.*`` sets when).
+    1. The configured ones: the ``callbacks`` group (``conf/callbacks/*.yaml``: checkpoints,
+       divergence guard, exact resume, LR monitor, progress bar, heartbeat) and ``diagnostics``.
+    2. The pipeline's own, which every run has: the resolved config in each checkpoint and in the
+       loggers (``ConfigInCheckpoint``, ``LogResolvedConfig``), the history kept across resumes
+       (``KeepHistory``), a stop at a step boundary on SIGINT/SIGTERM (``GracefulInterrupt``),
+       one line per epoch (``EpochLog``, whose training-only clock gives the samples/s), and
+       these defaults unless the config has one of the class: ``DivergenceGuard`` (a NaN loss
+       always ends the run as diverged) and ``Heartbeat`` (a line every 30 s without a bar).
+    3. The fine-tuner's backbone freeze, for a net with a freezing plan (``net.finetune``).
+    4. A caller's ``extra`` (a measurement: ``depthbench.core.train(cfg, callbacks=...)``).
+
+    Then what the run cannot use goes: the LR monitor without a logger (Lightning refuses it),
+    the progress bar when it is off (a log gets heartbeat lines), the heartbeat when the bar is
+    on.
     """
     import lightning as L
-    from lightning.pytorch.plugins.io import CheckpointIO
 
-    from depthbench.callbacks.checkpointing import AtomicCheckpointIO
     from depthbench.callbacks.epoch_log import EpochLog
+    from depthbench.callbacks.finetune import finetune_callbacks
     from depthbench.callbacks.heartbeat import Heartbeat
     from depthbench.callbacks.history import KeepHistory
     from depthbench.callbacks.interrupt import GracefulInterrupt
     from depthbench.callbacks.reliability import DivergenceGuard
     from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
 
-    callbacks = _instantiate_group(cfg.get("callbacks")) + _instantiate_group(
+    configured = _instantiate_group(cfg.get("callbacks")) + _instantiate_group(
         cfg.get("diagnostics")
     )
     resolved = redact(OmegaConf.to_container(cfg, resolve=True))  # no secret in ckpt or logs
-    callbacks += [ConfigInCheckpoint(resolved), LogResolvedConfig(resolved), KeepHistory()]
-    callbacks += [GracefulInterrupt()]
-    callbacks += extra_callbacks or []
-    if not any(isinstance(c, DivergenceGuard) for c in callbacks):
-        callbacks.append(DivergenceGuard())
-    if not any(isinstance(c, EpochLog) for c in callbacks):
-        callbacks.append(EpochLog())
-    loggers = _instantiate_group(cfg.get("logger"))
-    if not loggers:  # logger=none: the LR monitor has nowhere to write and Lightning refuses it
-        callbacks = [
-            c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)
-        ]
+    own = [ConfigInCheckpoint(resolved), LogResolvedConfig(resolved), KeepHistory()]
+    own += [GracefulInterrupt(), EpochLog()]
+    defaults = [d for d in (DivergenceGuard(), Heartbeat())
+                if not any(isinstance(c, type(d)) for c in configured)]  # fmt: skip
+    tuning = finetune_callbacks(net) if net is not None else []
+    callbacks = [*configured, *own, *defaults, *tuning, *extra]
     bar = progress_bar_wanted(cfg.trainer)
-    if not bar:  # Lightning refuses a bar it must hide; a log gets heartbeat lines instead
-        callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.ProgressBar)]
-        if not any(isinstance(c, Heartbeat) for c in callbacks):
-            callbacks.append(Heartbeat())
-    else:  # the bar shows progress
-        callbacks = [c for c in callbacks if not isinstance(c, Heartbeat)]
+    unusable: tuple[type, ...] = (Heartbeat,) if bar else (L.pytorch.callbacks.ProgressBar,)
+    loggers = [c for c in (cfg.get("logger") or {}).values() if isinstance(c, DictConfig)]
+    if not any("_target_" in c for c in loggers):
+        unusable += (L.pytorch.callbacks.LearningRateMonitor,)
+    return [c for c in callbacks if not isinstance(c, unusable)]
+
+
+def build_trainer(cfg: DictConfig, callbacks: Sequence[Any] | None = None) -> L.Trainer:
+    """The Trainer of ``cfg`` with ``callbacks`` (default: ``run_callbacks(cfg)``) and the
+    configured loggers; every checkpoint is written by ``AtomicCheckpointIO`` (atomic, finite
+    weights only) unless the config names another ``CheckpointIO``."""
+    from lightning.pytorch.plugins.io import CheckpointIO
+
+    from depthbench.callbacks.checkpointing import AtomicCheckpointIO
+
     plugins = list(instantiate(cfg.trainer.get("plugins")) or [])
     if not any(isinstance(p, CheckpointIO) for p in plugins):
         plugins.append(AtomicCheckpointIO())
     return instantiate(
         cfg.trainer,
-        callbacks=callbacks,
-        logger=loggers or False,
+        callbacks=list(run_callbacks(cfg) if callbacks is None else callbacks),
+        logger=_instantiate_group(cfg.get("logger")) or False,
         plugins=plugins,
-        enable_progress_bar=bar,
+        enable_progress_bar=progress_bar_wanted(cfg.trainer),
     )

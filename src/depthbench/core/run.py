@@ -19,7 +19,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO
 from depthbench.callbacks.epoch_log import EpochLog, summary_line
-from depthbench.callbacks.finetune import finetune_callbacks
 from depthbench.callbacks.interrupt import interrupt_signal
 from depthbench.callbacks.predictions import CollectPredictions
 from depthbench.callbacks.reliability import DivergenceGuard
@@ -31,6 +30,7 @@ from depthbench.core.build import (
     build_trainer,
     count_parameters,
     progress_bar_wanted,
+    run_callbacks,
 )
 from depthbench.core.config_values import (
     check_data_keys,
@@ -146,7 +146,7 @@ def _train(
     module = build_module(cfg, net)
     if checkpoint:  # another model than the checkpoint's: one line now, not a state-dict dump
         check_resume_fits(checkpoint, module, cfg.model)
-    trainer = build_trainer(cfg, extra_callbacks=[*finetune_callbacks(net), *callbacks])
+    trainer = build_trainer(cfg, run_callbacks(cfg, net, extra=callbacks))
     io = trainer.strategy.checkpoint_io
     if checkpoint and ckpt_path and isinstance(io, AtomicCheckpointIO):  # fit reads no file
         io.preload(ckpt_path, checkpoint)

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from depthbench.callbacks.run_config import CONFIG_KEY
-from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net
+from depthbench.core import load_checkpoint, load_net
 from depthbench.data.text import Vocabulary, encode_batch, tokenize, unpack
 from depthbench.errors import CheckpointError, ConfigError
 from depthbench.plotting import pyplot

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from depthbench.core.run_folder.layout import LAST_CKPT
+from depthbench.core import layout
 from depthbench.data.text import UNK
 from depthbench.errors import CheckpointError, DepthbenchError
 from depthbench.tools.attention import (
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         ckpt = Path(args.checkpoint)
         if ckpt.is_dir():
-            found = sorted(ckpt.glob(f"**/{LAST_CKPT}")) or sorted(ckpt.glob("**/*.ckpt"))
+            found = sorted(ckpt.glob(f"**/{layout.LAST_CKPT}")) or sorted(ckpt.glob("**/*.ckpt"))
             if not found:
                 raise CheckpointError(f"no .ckpt file under {ckpt}")
             ckpt = found[0]

@@ -171,7 +171,7 @@ def explain_predictions(
         write_predictions_csv(probs, labels, classes, out_dir / layout.PREDICTIONS_FILE)
         if images is not None and is_image_batch(images) and len(images) >= len(labels):
             plot_wrong_examples(images[: len(labels)], probs, labels, classes,
-                                out_dir / "wrong_examples.png")  # fmt: skip
+                                out_dir / layout.WRONG_EXAMPLES_FIGURE)  # fmt: skip
     return {
         "test/acc_per_class": per_class_accuracy(per_class, classes),
         "test/examples": int(matrix.sum()),

@@ -29,12 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from depthbench.core.run_folder.checkpoint import (
-    load_checkpoint,
-    load_net,
-    resolve_ckpt_path,
-    stored_data_spec,
-)
+from depthbench.core import find_checkpoint, load_checkpoint, load_net, stored_data_spec
 from depthbench.data.stats import to_float
 from depthbench.errors import CheckpointError, DataError, DepthbenchError
 
@@ -52,12 +47,6 @@ class Prediction:
 
     source: str  # the file, ``file[i]`` for row i of a batch, or the text itself
     top: list[tuple[str, float]]
-
-
-def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file as is; a run folder: its ``checkpoints/last.ckpt``, the file ``eval.py``
-    takes from the same folder (``checkpoint.resolve_ckpt_path``)."""
-    return Path(resolve_ckpt_path(str(path), Path.cwd(), required=True))
 
 
 def _datamodule_state(checkpoint: Mapping[str, Any]) -> Mapping[str, Any] | None:

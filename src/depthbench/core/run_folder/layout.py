@@ -9,6 +9,7 @@ A run folder (``outputs/runs/train/<time>``, a multirun's job folder, an evaluat
     csv/metrics.csv            the logged history (Lightning's CSVLogger names the file)
     predictions.csv            eval: every test example's prediction
     confusion.csv, .png        eval: the confusion matrix
+    wrong_examples.png         eval: the most confidently wrong test images
     commands.txt               every command that ran in the folder
     .hydra/config.yaml         the composed config (Hydra writes ``.hydra/``)
     .depthbench.lock           held while a process runs in the folder
@@ -40,6 +41,7 @@ HISTORY_FILE = "metrics.csv"  # Lightning's CSVLogger's file name in HISTORY_DIR
 PREDICTIONS_FILE = "predictions.csv"
 CONFUSION_FILE = "confusion.csv"
 CONFUSION_FIGURE = "confusion.png"
+WRONG_EXAMPLES_FIGURE = "wrong_examples.png"
 COMMANDS_FILE = "commands.txt"
 LOCK_FILE = ".depthbench.lock"
 HYDRA_DIR = ".hydra"  # Hydra's output subdir (conf/hydra/default.yaml keeps Hydra's default)
