@@ -9,7 +9,7 @@ import torch
 from helpers import FAST, compose_config
 
 from depthbench.cli import main
-from depthbench.core.run import train
+from depthbench.core import train
 from depthbench.tools.attention import load_text_model, read_sentence
 
 LESSON = "the cat sat on the mat because it was tired"

@@ -7,8 +7,8 @@ import json
 import pytest
 from helpers import FAST, compose_config, compose_with_hydra, sweep_jobs
 
+from depthbench.core import train
 from depthbench.core.build import count_parameters
-from depthbench.core.run import train
 from depthbench.models.budget import count_at_width, solve_width
 from depthbench.models.deep import DeepCNN, DeepMLP
 

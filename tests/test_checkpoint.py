@@ -10,8 +10,8 @@ from helpers import FAST, compose_config
 
 import depthbench.core.build
 from depthbench.callbacks.run_config import DATA_SPEC_KEY
+from depthbench.core import load_checkpoint, load_net
 from depthbench.core.build import build_data, build_module, build_net, build_trainer
-from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net
 from depthbench.errors import CheckpointError
 
 

@@ -14,9 +14,8 @@ import torch
 from helpers import FAST, ROOT, compose_config
 
 from depthbench.callbacks.checkpointing import AtomicCheckpointIO, LastCheckpoint
+from depthbench.core import load_checkpoint, train
 from depthbench.core.build import build_trainer
-from depthbench.core.run import train
-from depthbench.core.run_folder.checkpoint import load_checkpoint
 from depthbench.errors import DivergenceError
 
 OLD = {"state_dict": {"w": torch.ones(50_000)}, "global_step": 1}

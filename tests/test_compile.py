@@ -11,9 +11,8 @@ import torch
 from helpers import compose_config
 from torch._dynamo.utils import counters
 
+from depthbench.core import evaluate, load_checkpoint, load_net, train
 from depthbench.core.build import build_data, build_module, build_net
-from depthbench.core.run import evaluate, train
-from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net
 
 COMPILED = ["module.compile=true", "module.compile_backend=eager", "model.width=32",
             "callbacks.progress_bar.refresh_rate=0", "logger=none"]  # fmt: skip

@@ -13,7 +13,7 @@ from helpers import CONF_DIR, compose_config
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from depthbench.core.compose import NOT_GROUPS
+from depthbench.core.config_compose import NOT_GROUPS
 
 # every config group of train.yaml: not conf/hydra (Hydra's own settings) nor NOT_GROUPS
 # (conf/lesson: the claims `depthbench lesson` reads, checked in test_lesson.py)

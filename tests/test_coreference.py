@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import FAST, compose_config
 
-from depthbench.core.run import train
+from depthbench.core import train
 from depthbench.data.coreference import (
     ANIMATE,
     ANIMATE_ADJECTIVES,

@@ -13,9 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from depthbench.callbacks.run_config import CONFIG_KEY
+from depthbench.core import load_checkpoint, train
 from depthbench.core.build import build_data, build_module, build_net
-from depthbench.core.run import train
-from depthbench.core.run_folder.checkpoint import load_checkpoint
 from depthbench.errors import ConfigError
 from depthbench.launch.distributed import check_accelerator, hydra_rank_command
 from depthbench.tools.confusion import read_confusion_csv

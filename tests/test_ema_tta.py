@@ -8,8 +8,8 @@ import torch
 from helpers import FAST, compose_config
 from torch import nn
 
+from depthbench.core import load_checkpoint, load_net
 from depthbench.core.classifier import Classifier
-from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net
 from depthbench.optim.ema import ema_copy, ema_update, warmup_decay
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import CONF_DIR, ROOT, compose_config
 
-from depthbench.core.compose import check_overrides, compose_command
-from depthbench.core.run import train
+from depthbench.core import train
+from depthbench.core.config_compose import check_overrides, compose_command
 from depthbench.errors import ConfigError
 
 TINY = [

@@ -15,7 +15,7 @@ from helpers import compose_config
 from omegaconf import open_dict
 
 from depthbench.callbacks.reliability import ExactResume
-from depthbench.core.run import train
+from depthbench.core import train
 
 
 def _on_rank(rank: int) -> ExactResume:

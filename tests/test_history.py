@@ -12,7 +12,7 @@ import pytest
 from helpers import compose_config
 from omegaconf import open_dict
 
-from depthbench.core.run import train
+from depthbench.core import train
 from depthbench.core.run_folder.history import ResumableCSVLogger, keep_rows_before
 
 # digits subset: 5 full batches per epoch, rows at every other step, deterministic

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, compose_config, compose_with_hydra
 
-from depthbench.core.run import train
-from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net
+from depthbench.core import load_checkpoint, load_net, train
 
 # 640 digits (10 batches per epoch), deterministic, dropout (the RNG state matters), last.ckpt
 # every 2 steps: its first appearance is the "training is under way" marker

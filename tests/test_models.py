@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import FAST, compose_config
 
-from depthbench.core.run import train
+from depthbench.core import train
 from depthbench.errors import ConfigError
 from depthbench.models import create_model
 from depthbench.models.resnet_cifar import CifarResNet

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import compose_config, run_train
 
-from depthbench.core.run import train
+from depthbench.core import train
 from depthbench.core.run_folder.output_dir import MIN_FREE_MB_ENV, check_output_dir
 from depthbench.errors import ConfigError
 

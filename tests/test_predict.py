@@ -16,9 +16,7 @@ from helpers import FAST, ROOT, compose_config
 from PIL import Image
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from depthbench.core import find_checkpoint
-from depthbench.core.build import build_data
-from depthbench.core.run import evaluate, train
+from depthbench.core import build_data, evaluate, find_checkpoint, train
 from depthbench.tools.confusion import read_confusion_csv
 from depthbench.tools.predict import Predictor, main
 

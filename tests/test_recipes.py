@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import FAST, ROOT, compose_config
 
-from depthbench.core.run import train
+from depthbench.core import train
 
 README = ROOT / "README.md"
 FILE_COMMENT = re.compile(r"^# ((?:src/depthbench|conf)/[\w/]+\.(?:py|yaml))\b")

@@ -16,8 +16,7 @@ import torch
 from helpers import ROOT, compose_config, run_train
 from omegaconf import open_dict
 
-from depthbench.core.run import evaluate, train
-from depthbench.core.run_folder.checkpoint import load_checkpoint
+from depthbench.core import evaluate, load_checkpoint, train
 from depthbench.errors import CheckpointError, DivergenceError
 
 # digits, deterministic, dropout (so the RNG state matters), last.ckpt every 3 steps

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import FAST, ROOT, compose_config
 
-from depthbench.core.run import train
+from depthbench.core import train
 from depthbench.core.run_folder import layout
 
 PACKAGE = ROOT / "src" / "depthbench"

@@ -9,7 +9,7 @@ import lightning as L
 import pytest
 from helpers import FAST, compose_config, run_train
 
-from depthbench.core.run import train
+from depthbench.core import train
 
 NOISE = (
     "GPU available",

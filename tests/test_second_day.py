@@ -26,7 +26,7 @@ def run_py(*args: str, cwd: Path = ROOT, timeout: float = 300) -> tuple[int, str
 # ---- one line, exit 2, everywhere ------------------------------------------------------------
 def test_trainer_arguments_are_read_from_lightnings_source_without_importing_it() -> None:
     code = (
-        "import sys; from depthbench.core.compose import trainer_arguments; "
+        "import sys; from depthbench.core.config_compose import trainer_arguments; "
         "names = trainer_arguments(); print(sorted(names)); print('lightning' in sys.modules)"
     )
     status, out = run_py("-c", code)
@@ -58,7 +58,7 @@ def test_cfg_hydra_resolve_prints_the_resolved_hydra_config() -> None:
 
 
 def test_cfg_hydra_resolve_is_selected_from_the_whole_config() -> None:
-    from depthbench.core.compose import hydra_config_resolvable
+    from depthbench.core.config_compose import hydra_config_resolvable
 
     assert hydra_config_resolvable(["--cfg", "hydra", "-r", "a=1"]) == [
         "--cfg", "all", "--package", "hydra", "-r", "a=1"]  # fmt: skip
@@ -149,7 +149,7 @@ def test_resume_without_runs_continues_the_newest_unfinished_lesson_or_refuses(
 # ---- start-up in seconds ---------------------------------------------------------------------
 LIGHT = {
     # what a small command imports -> what it must not import
-    "depthbench.cli, depthbench.core.config_values, depthbench.core.compose, "
+    "depthbench.cli, depthbench.core.config_values, depthbench.core.config_compose, "
     "depthbench.launch.sweeps, "
     "depthbench.core.run_folder.ownership, depthbench.core.run_folder.output_dir": (
         "torch",

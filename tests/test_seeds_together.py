@@ -18,8 +18,7 @@ from helpers import ROOT, compose_config, run_train
 from omegaconf import DictConfig
 
 import depthbench.core.together as together
-from depthbench.core.run import evaluate, train
-from depthbench.core.run_folder.checkpoint import load_net
+from depthbench.core import evaluate, load_net, train
 from hydra_plugins.depthbench_launchers.seeds_together import group_jobs
 
 DATA = ROOT / "data"  # MNIST-1D is generated once, shared with the other tests

@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import FAST, compose_config
 
-from depthbench.core.run import train
+from depthbench.core import train
 from depthbench.data.text import Vocabulary, tokenize
 from depthbench.data.text_csv import TextCSVDataModule
 from depthbench.errors import ConfigError, DataError

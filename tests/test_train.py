@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import FAST, FMNIST_DEBIAN, compose_config
 
-from depthbench.core.run import evaluate, train
-from depthbench.core.run_folder.checkpoint import load_checkpoint
+from depthbench.core import evaluate, load_checkpoint, train
 
 
 def test_train_digits_writes_metrics_and_checkpoints(tmp_path: Path) -> None:

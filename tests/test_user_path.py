@@ -23,7 +23,7 @@ from helpers import CONF_DIR, FAST, ROOT, compose_config, run_train
 from hydra.errors import InstantiationException
 
 from depthbench.cli import _guarded
-from depthbench.core.run import evaluate, train
+from depthbench.core import evaluate, train
 from depthbench.core.run_folder.folder_lock import LOCK_FILE, RunFolderError, lock, unlock
 from depthbench.core.run_folder.metrics_file import depthbench_error, error_line
 from depthbench.errors import CheckpointError
@@ -382,7 +382,7 @@ def test_the_interrupt_hint_and_auto_in_a_new_folder_resume_the_run(tmp_path: Pa
 
 def refusal(config_name: str, *args: str) -> str:
     """The one-line ConfigError of ``python {config_name}.py ARGS`` (checked before Hydra)."""
-    from depthbench.core.compose import check_overrides
+    from depthbench.core.config_compose import check_overrides
     from depthbench.errors import ConfigError
 
     with pytest.raises(ConfigError) as refused:
@@ -392,7 +392,7 @@ def refusal(config_name: str, *args: str) -> str:
 
 def command_line(config_name: str, *args: str):
     """The config ``python {config_name}.py ARGS`` runs with (as ``cli._checked`` gives it)."""
-    from depthbench.core.compose import check_overrides, compose_command
+    from depthbench.core.config_compose import check_overrides, compose_command
 
     completed = check_overrides(CONF_DIR, config_name, list(args))
     return completed, compose_command(CONF_DIR, config_name, completed)

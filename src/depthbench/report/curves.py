@@ -16,7 +16,14 @@ import pandas as pd
 from depthbench.core import layout
 from depthbench.plotting import integer_ticks
 from depthbench.report.collect import Run
-from depthbench.report.figures import _by_x, _facets, _grid, _mean_curve, _save, mark_diverged
+from depthbench.report.figures import (
+    facet_runs,
+    figure_grid,
+    mark_diverged,
+    mean_curve,
+    runs_by_x,
+    save_figure,
+)
 from depthbench.report.tables import setting_keys
 
 STEP_LOSS, EPOCH_LOSS = "train/loss_step", "train/loss_epoch"
@@ -55,16 +62,16 @@ def curves_figure(runs: list[Run], keys: list[str], xk: str | None):
     if not curves:
         return None
     runs = [r for r in runs if r.path in curves]
-    facets = _facets(runs, [k for k in setting_keys(keys) if k != xk])
-    plt, fig, axes = _grid(len(facets))
+    facets = facet_runs(runs, [k for k in setting_keys(keys) if k != xk])
+    plt, fig, axes = figure_grid(len(facets))
     cmap = plt.get_cmap("viridis")
     for ax, (name, group) in zip(axes, facets.items(), strict=False):
-        lines = _by_x(group, xk)
+        lines = runs_by_x(group, xk)
         for i, (tag, seeds) in enumerate(lines.items()):
             color = cmap(i / max(len(lines) - 1, 1))
             ok = [curves[r.path] for r in seeds if r.ok]
             if ok:
-                mean, spread = _mean_curve(ok)
+                mean, spread = mean_curve(ok)
                 text = f"{tag} (n={len(ok)})" if len(ok) > 1 else tag
                 marker = "o" if len(mean) < MARKERS_BELOW else None
                 ax.plot(mean.index, mean, lw=1, color=color, label=text, marker=marker, ms=3)
@@ -101,4 +108,4 @@ def training_curves(runs: list[Run], keys: list[str], xk: str | None, path: Path
     (``loss_curve``).
     """
     fig = curves_figure(runs, keys, xk)
-    return None if fig is None else _save(fig, path)
+    return None if fig is None else save_figure(fig, path)

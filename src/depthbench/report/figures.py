@@ -31,7 +31,7 @@ def _numeric(values: list[object]) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
-def _facets(runs: list[Run], keys: list[str]) -> dict[str, list[Run]]:
+def facet_runs(runs: list[Run], keys: list[str]) -> dict[str, list[Run]]:
     """Runs grouped by their values of ``keys`` (one subplot each), in sweep order."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
@@ -39,7 +39,8 @@ def _facets(runs: list[Run], keys: list[str]) -> dict[str, list[Run]]:
     return groups
 
 
-def _grid(n: int, width: float = 4.2, height: float = 3.2):
+def figure_grid(n: int, width: float = 4.2, height: float = 3.2):
+    """A figure of ``n`` subplots, three to a row: ``(pyplot, figure, axes)``."""
     plt = pyplot()
     cols = min(n, 3)
     rows = math.ceil(n / cols)
@@ -49,7 +50,8 @@ def _grid(n: int, width: float = 4.2, height: float = 3.2):
     return plt, fig, list(axes.flat)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, save and close ``fig``; return ``path``."""
     plt = pyplot()
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -155,7 +157,7 @@ def metrics_vs_x(frame: pd.DataFrame, keys: list[str], xk: str, path: Path) -> P
         ax.set(xlabel=short(xk), title=f"{title}: test solid, train dashed (mean ± std)")
         ax.grid(alpha=0.3)
     ax1.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _bars(drawn: pd.DataFrame, keys: list[str], xk: str, path: Path) -> Path:
@@ -186,16 +188,16 @@ def _bars(drawn: pd.DataFrame, keys: list[str], xk: str, path: Path) -> Path:
     ax2.set_yticklabels([])
     if acc.n_diverged.any():
         ax1.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _mean_curve(curves: list[pd.Series]) -> tuple[pd.Series, pd.Series]:
+def mean_curve(curves: list[pd.Series]) -> tuple[pd.Series, pd.Series]:
     """Mean and standard deviation (0 for one curve) of curves indexed by step or layer."""
     table = pd.concat(curves, axis=1)
     return table.mean(axis=1), table.std(axis=1, ddof=1).fillna(0.0)
 
 
-def _by_x(group: list[Run], xk: str | None) -> dict[str, list[Run]]:
+def runs_by_x(group: list[Run], xk: str | None) -> dict[str, list[Run]]:
     """The runs of one facet by their ``xk`` value: the seeds of each line."""
     lines: dict[str, list[Run]] = {}
     for run in group:
@@ -212,18 +214,18 @@ def gradflow_at_init(runs: list[Run], keys: list[str], xk: str | None, path: Pat
     runs = [r for r in runs if r.file("gradflow.csv")]
     if not runs:
         return None
-    facets = _facets(runs, [k for k in setting_keys(keys) if k != xk])
-    plt, fig, axes = _grid(len(facets))
+    facets = facet_runs(runs, [k for k in setting_keys(keys) if k != xk])
+    plt, fig, axes = figure_grid(len(facets))
     cmap = plt.get_cmap("viridis")
     for ax, (name, group) in zip(axes, facets.items(), strict=False):
-        lines = _by_x(group, xk)
+        lines = runs_by_x(group, xk)
         for i, (tag, seeds) in enumerate(lines.items()):
             curves = []
             for run in seeds:
                 df = pd.read_csv(run.file("gradflow.csv"))
                 d = df[df.step == df.step.min()]
                 curves.append(d.groupby("index").grad_norm.first())
-            mean, spread = _mean_curve(curves)
+            mean, spread = mean_curve(curves)
             color = cmap(i / max(len(lines) - 1, 1))
             tag = f"{tag} (n={len(seeds)})" if len(seeds) > 1 else tag
             ax.plot(mean.index, mean.clip(lower=1e-30), color=color, lw=1, label=tag)
@@ -236,7 +238,7 @@ def gradflow_at_init(runs: list[Run], keys: list[str], xk: str | None, path: Pat
         if len(lines) <= 10:
             ax.legend(fontsize=6)
     fig.suptitle("gradient norm per layer at initialisation (step 0), mean ± std", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def grad_ratio_vs_depth(frame: pd.DataFrame, keys: list[str], xk: str, path: Path) -> Path | None:
@@ -271,4 +273,4 @@ def grad_ratio_vs_depth(frame: pd.DataFrame, keys: list[str], xk: str, path: Pat
     ax.set_ylim(bottom=max(ax.get_ylim()[0], 1e-40))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
