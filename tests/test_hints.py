@@ -218,7 +218,7 @@ def test_every_message_that_suggests_a_command_is_listed_with_its_tests() -> Non
 def refused_by(error_type: type[Exception], build, *args) -> str:
     """The message of the depthbench error ``build(*args)`` raises (Hydra's ``instantiate``
     wraps a constructor's)."""
-    from depthbench.core.run_folder.metrics_file import depthbench_error
+    from depthbench.errors import depthbench_error
 
     with pytest.raises(Exception) as raised:
         build(*args)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from depthbench.core.run_folder.metrics_file import STATUSES, error_line, write_metrics
+from depthbench.core.run_folder.metrics_file import STATUSES, write_metrics
+from depthbench.errors import error_line
 from depthbench.machine import code_state
 
 

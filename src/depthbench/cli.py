@@ -15,11 +15,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from depthbench.core.compose import app_help, check_overrides, config_groups_help
 from depthbench.core.conf_dir import CONF_DIR
+from depthbench.core.config_compose import app_help, check_overrides, config_groups_help
 from depthbench.core.run_folder.folder_lock import RunFolderError
-from depthbench.core.run_folder.metrics_file import depthbench_error, error_chain, error_line
-from depthbench.errors import DepthbenchError
+from depthbench.errors import DepthbenchError, depthbench_error, error_chain, error_line
 
 log = logging.getLogger("depthbench")
 # conf/hydra/launcher/submitit_*.yaml are checked against the plugin's schema of the same name on

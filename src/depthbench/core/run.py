@@ -44,7 +44,7 @@ from depthbench.core.run_folder.checkpoint import (
     load_net,
     stored_data_spec,
 )
-from depthbench.core.run_folder.metrics_file import error_line, is_rank_zero, write_metrics
+from depthbench.core.run_folder.metrics_file import is_rank_zero, write_metrics
 from depthbench.core.run_folder.output_dir import check_output_dir
 from depthbench.core.run_folder.ownership import (
     AlreadyFinished,
@@ -55,7 +55,7 @@ from depthbench.core.run_folder.ownership import (
 )
 from depthbench.core.run_folder.resume import read_record, resume_command
 from depthbench.data.spec import class_names
-from depthbench.errors import DivergenceError
+from depthbench.errors import DivergenceError, error_line
 from depthbench.launch.distributed import check_accelerator
 from depthbench.tools.confusion import explain_predictions
 from depthbench.tracking import finish_wandb, remember_wandb_id

@@ -34,9 +34,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from depthbench.core.run_folder.folder_lock import RunFolderError
-from depthbench.core.run_folder.metrics_file import error_line, is_rank_zero, write_metrics
+from depthbench.core.run_folder.metrics_file import is_rank_zero, write_metrics
 from depthbench.core.run_folder.redaction import redact, redact_yaml_file
-from depthbench.errors import ConfigError
+from depthbench.errors import ConfigError, error_line
 
 log = logging.getLogger("depthbench")
 
