@@ -122,3 +122,18 @@ def test_open_run_reads_a_trained_run(tmp_path: Path) -> None:
     net, config = run.load_net()
     assert sum(p.numel() for p in net.parameters()) == record["params"]
     assert config.model == compose_config(FAST, tmp_path).model
+
+
+def test_the_api_page_example_runs_as_written(tmp_path: Path, monkeypatch) -> None:
+    """docs/api.md's example, with its output folder under ``tmp_path``."""
+    page = (ROOT / "docs" / "api.md").read_text()
+    code = page.split("```python\n", 1)[1].split("```", 1)[0]
+    assert '"outputs/runs/api/r16"' in code
+    code = code.replace('"outputs/runs/api/r16"', repr(str(tmp_path / "r16")))
+    code = code.replace(
+        '"trainer.max_epochs=1"', '"trainer.max_epochs=1", "+trainer.limit_train_batches=3"'
+    )
+    scope: dict = {}
+    exec(compile(code, "docs/api.md", "exec"), scope)  # the page's own example
+    assert scope["run"].metrics()["status"] == "ok"
+    assert type(scope["net"]).__name__ == "DeepMLP" and not scope["net"].training
