@@ -29,7 +29,7 @@ CONTROL = (
 def lesson(*args: str | Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "depthbench.cli", "lesson", *map(str, args)],
+        [sys.executable, "-m", "depthbench", "lesson", *map(str, args)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
 
@@ -55,7 +55,7 @@ def trained(proc: subprocess.CompletedProcess) -> list[str]:
 
 
 @pytest.mark.process
-@pytest.mark.slow  # about 5 minutes on a busy 2-core machine: 4 train.py -m processes of 10 runs
+@pytest.mark.slow  # 4 train.py -m processes of 10 runs each
 def test_lesson_decides_claim_and_control_resumes_and_decides_again(tmp_path: Path) -> None:
     """Claim 1 is measured at initialisation (one step per run), so a tiny real run decides it:
     the claim is confirmed and its control (tanh in place of the sigmoid) is not."""

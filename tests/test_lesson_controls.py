@@ -15,13 +15,13 @@ import pandas as pd
 from depthbench.lesson import decide as DE
 from depthbench.lesson import jobs as J
 from depthbench.lesson.claims import Claim, Control, load_claims
-from depthbench.lesson.outcome import CONFIRMED, NOT_CONFIRMED
+from depthbench.lesson.verdict_types import CONFIRMED, NOT_CONFIRMED
 
 SEEDS = [1000, 1001, 1002]  # the confirmation seeds of issue 28: from 1000 on
 ACC = "train acc (eval)"
 
 
-def claim(control: Control, verdict: str = "degradation") -> Claim:
+def claim(control: Control, verdict: str = "depthbench.lesson.verdicts.degradation") -> Claim:
     """A claim with one sweep ``resnet`` and the given control (as load_claims builds it)."""
     criterion = {"degradation_margin": 0.05, "shortfall_ratio": 0.25, "text": "t"}
     profiles = {"quick": {"sweeps": {"resnet": ["x=1", "model.residual=false,true"]}}}
@@ -209,10 +209,14 @@ def test_plan_jobs_never_reads_the_claims_own_seeds_as_the_controls(tmp_path: Pa
     assert [_seeds_of(j) for j in ctrl] == [[s + offset for s in SEEDS]]
 
 
+SHATTERED = "depthbench.lesson.measures_without_runs.shattered_gradients"
+
+
 def test_plan_jobs_shifts_a_computed_controls_seeds_too(tmp_path: Path) -> None:
     c = Claim(
-        "comp", 12, "t", "c", "", "shattered_gradients", {},
-        {"quick": {"compute": {"main": {"name": "shattered_gradients", "args": {"depth": 32}}}}},
+        "comp", 12, "t", "c", "", "depthbench.lesson.demonstration_verdicts.shattered_gradients",
+        {},
+        {"quick": {"compute": {"main": {"function": SHATTERED, "args": {"depth": 32}}}}},
         control=Control("depth 2", sweeps={"main": {"args": {"depth": 2}}}, seed_offset=7),
     )  # fmt: skip
     jobs = J.plan_jobs([c], tmp_path, "quick", [5, 6], [], gpu=False)

@@ -14,9 +14,10 @@ import torch
 import yaml
 from helpers import FMNIST_DEBIAN, ROOT
 
-from depthbench.lesson import computed as C
-from depthbench.lesson import demonstrations as D
-from depthbench.lesson.outcome import CONFIRMED, NOT_CONFIRMED
+from depthbench.lesson import demonstration_verdicts as D
+from depthbench.lesson import measures_without_runs as M
+from depthbench.lesson.claims import named_function
+from depthbench.lesson.verdict_types import CONFIRMED, NOT_CONFIRMED
 
 CLAIMS = ("shattered_gradients", "transfer_by_layer")
 
@@ -34,7 +35,7 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 @pytest.mark.parametrize("name", CLAIMS)
 def test_yaml_names_its_functions_and_a_control_the_function_accepts(name: str) -> None:
     raw = spec(name)
-    assert callable(getattr(D, raw["verdict"]))
+    assert named_function(name, raw["verdict"]).__module__ == D.__name__
     assert raw["pilot_seeds"][:2] == [0, 1] and max(raw["pilot_seeds"]) < 100
     assert raw["criterion"]["text"]
     assert raw["criterion"]["convergence"] and raw["control"]["change"]
@@ -46,17 +47,19 @@ def _computed_args_are_the_functions(raw: dict) -> None:
     """Every computed sweep's args, and its control's, are keywords of its function."""
     for profile in ("quick", "full"):
         for sweep, job in raw["profiles"][profile]["compute"].items():
-            params = inspect.signature(C.COMPUTED[job["name"]]).parameters
+            params = inspect.signature(named_function("", job["function"])).parameters
             control = raw["control"]["sweeps"][sweep]["args"]
             assert set(job["args"]) | set(control) <= set(params) - {"seed"}
 
 
 def test_transfer_claim_computes_its_frozen_arm_with_transfer_head() -> None:
-    """Claim 8: the frozen backbone (and its random-init control) through computed.transfer_head,
+    """Claim 8: the frozen backbone (and its random-init control) through
+    measures_without_runs.transfer_head,
     the scratch net a training sweep."""
     raw = spec("transfer")
     for profile in ("quick", "full"):
-        assert raw["profiles"][profile]["compute"]["frozen"]["name"] == "transfer_head"
+        frozen = raw["profiles"][profile]["compute"]["frozen"]["function"]
+        assert named_function("transfer", frozen) is M.transfer_head
         assert "scratch" in raw["profiles"][profile]["sweeps"]
     assert raw["control"]["sweeps"] == {"frozen": {"args": {"pretrained": False}}}
     assert raw["criterion"]["head_min"] > 0.1  # above chance by a margin
@@ -66,17 +69,17 @@ def test_transfer_claim_computes_its_frozen_arm_with_transfer_head() -> None:
 # ---- shattered gradients: the measure --------------------------------------------------------
 def test_lag1_autocorrelation_tells_brown_from_white_noise() -> None:
     rng = np.random.default_rng(0)
-    assert C.lag1_autocorrelation(np.sin(np.linspace(0, 6, 256))) > 0.99
-    assert abs(C.lag1_autocorrelation(rng.normal(size=4096))) < 0.05
-    assert C.lag1_autocorrelation(np.cumsum(rng.normal(size=4096))) > 0.95
-    assert np.isnan(C.lag1_autocorrelation(np.ones(10)))
+    assert M.lag1_autocorrelation(np.sin(np.linspace(0, 6, 256))) > 0.99
+    assert abs(M.lag1_autocorrelation(rng.normal(size=4096))) < 0.05
+    assert M.lag1_autocorrelation(np.cumsum(rng.normal(size=4096))) > 0.95
+    assert np.isnan(M.lag1_autocorrelation(np.ones(10)))
 
 
 def test_input_gradient_is_the_derivative_with_the_batch_statistics_fixed() -> None:
     torch.manual_seed(0)
-    net = C.shattered_net(depth=5, width=16, residual=True).double()
+    net = M.shattered_net(depth=5, width=16, residual=True).double()
     x = torch.linspace(-2, 2, 64, dtype=torch.float64).unsqueeze(1)
-    g = C.input_gradient(net, x)
+    g = M.input_gradient(net, x)
     h = 1e-6  # eval mode now: the 64 points' statistics, fixed
     with torch.no_grad():
         fd = ((net(x + h)[:, 0] - net(x - h)[:, 0]) / (2 * h)).numpy()
@@ -86,7 +89,7 @@ def test_input_gradient_is_the_derivative_with_the_batch_statistics_fixed() -> N
 
 
 def test_shattered_gradients_row_on_tiny_nets() -> None:
-    row = C.shattered_gradients(0, depth=8, depths=[1, 8], width=16, points=64)
+    row = M.shattered_gradients(0, depth=8, depths=[1, 8], width=16, points=64)
     assert row["depth"] == 8.0 and row["depths"] == [1.0, 8.0]
     assert len(row["x"]) == len(row["plain df/dx"]) == len(row["residual df/dx"]) == 64
     assert row["plain autocorr by depth"][1] == pytest.approx(row["plain autocorr"])
@@ -168,8 +171,8 @@ def test_shattered_verdict_mean_passes_one_seed_fails() -> None:
 def test_shattered_claim_confirmed_and_its_depth_control_not_on_tiny_real_nets() -> None:
     crit = spec("shattered_gradients")["criterion"]
     args = {"depths": [2, 16], "width": 32, "points": 256}
-    claim = frame([C.shattered_gradients(s, depth=16, **args) for s in range(3)])
-    control = frame([C.shattered_gradients(s, depth=2, **args) for s in range(3)])
+    claim = frame([M.shattered_gradients(s, depth=16, **args) for s in range(3)])
+    control = frame([M.shattered_gradients(s, depth=2, **args) for s in range(3)])
     assert D.shattered_gradients({"main": claim}, crit).outcome == CONFIRMED
     assert D.shattered_gradients({"main": control}, crit).outcome == NOT_CONFIRMED
 
@@ -238,10 +241,10 @@ needs_lite0 = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def tiny_transfer() -> dict[bool, dict]:
-    """One seed of the pretrained net and of the same net at init, at 32x32 on 400 + 300 images
-    (about 2 s each on one core)."""
+    """One seed of the pretrained net and of the same net at init, at 32x32 on 400 + 300
+    images."""
     args = {"train": 400, "test": 300, "image_size": 32, "dims": 32, "root": str(ROOT / "data")}
-    return {p: C.transfer_by_layer(0, pretrained=p, **args) for p in (True, False)}
+    return {p: M.transfer_by_layer(0, pretrained=p, **args) for p in (True, False)}
 
 
 @needs_lite0
@@ -259,16 +262,16 @@ def test_head_accuracies_train_a_linear_head_to_convergence() -> None:
     centres = rng.normal(size=(3, 8)) * 4
     y = np.repeat(np.arange(3), 40)
     x = centres[y] + rng.normal(size=(120, 8))
-    train, test = C.head_accuracies(x[::2], y[::2], x[1::2], y[1::2])
+    train, test = M.head_accuracies(x[::2], y[::2], x[1::2], y[1::2])
     assert train == 1.0 and test >= 0.95  # separable clusters: the convex fit finds them
 
 
 @needs_lite0
 def test_transfer_head_row_on_tiny_sizes() -> None:
-    """computed.transfer_head (claim 8) at 20 + 20 images, 32x32 (about 2 s per arm once the
-    data is read): one feature-and-head path for both arms, the raw-pixel baseline shared."""
+    """measures_without_runs.transfer_head (claim 8) at 20 + 20 images, 32x32: one
+    feature-and-head path for both arms, the raw-pixel baseline shared."""
     args = {"train": 20, "test": 20, "image_size": 32, "root": str(ROOT / "data")}
-    rows = {p: C.transfer_head(0, pretrained=p, **args) for p in (True, False)}
+    rows = {p: M.transfer_head(0, pretrained=p, **args) for p in (True, False)}
     for pretrained, row in rows.items():
         assert set(row) == {"train acc", "test acc", "raw train acc", "raw test acc",
                             "pretrained", "image size"}  # fmt: skip
@@ -278,7 +281,7 @@ def test_transfer_head_row_on_tiny_sizes() -> None:
     assert rows[True]["raw test acc"] == rows[False]["raw test acc"]
     assert rows[True]["raw train acc"] == rows[False]["raw train acc"]
     # ... and the same random backbone: the row is a function of the seed
-    assert C.transfer_head(0, pretrained=False, **args) == rows[False]
+    assert M.transfer_head(0, pretrained=False, **args) == rows[False]
 
 
 @needs_lite0

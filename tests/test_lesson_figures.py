@@ -28,7 +28,7 @@ from matplotlib.colors import to_rgb
 from depthbench.lesson import decide as DE
 from depthbench.lesson import figures as F
 from depthbench.lesson.claims import load_claims
-from depthbench.lesson.outcome import Figure, Series
+from depthbench.lesson.verdict_types import Figure, Series
 from depthbench.plotting import FAMILIES, family_color, family_of, pyplot, setting_family
 
 PAGE = ROOT / "docs" / "results" / "lesson.json"

@@ -19,9 +19,9 @@ from helpers import ROOT
 
 from depthbench.errors import ConfigError
 from depthbench.lesson import compute_job as CJ
-from depthbench.lesson import computed as C
 from depthbench.lesson import decide as DE
 from depthbench.lesson import jobs as J
+from depthbench.lesson import measures_without_runs as M
 from depthbench.lesson import run as R
 from depthbench.lesson.claims import (
     Claim,
@@ -32,7 +32,7 @@ from depthbench.lesson.claims import (
     is_sweep,
     load_claims,
 )
-from depthbench.lesson.outcome import (
+from depthbench.lesson.verdict_types import (
     CONFIRMED,
     INCONCLUSIVE,
     NOT_CONFIRMED,
@@ -207,8 +207,8 @@ def test_header_lists_the_seeds_the_verdicts_read_commits_and_criteria(
 
 
 def test_the_header_says_which_claims_trained_their_seeds_together() -> None:
-    from depthbench.lesson.outcome import ClaimResult, Verdict
     from depthbench.lesson.page import together_line
+    from depthbench.lesson.verdict_types import ClaimResult, Verdict
 
     named = {
         c.name: c for c in load_claims(["fixes", "vanishing_gradients", "shattered_gradients"])
@@ -226,21 +226,24 @@ def test_the_header_says_which_claims_trained_their_seeds_together() -> None:
     assert " 12" not in line  # a computed claim trains nothing: in neither list
 
 
+TINY = "depthbench.lesson.measures_without_runs.tiny"  # set by the tests that use it
+
+
 def test_a_computed_claim_records_the_commit_it_ran_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """compute_job writes each row with the commit and dirty flag, through the atomic writer;
     the claim's result carries them (today's claims 12 and 13 recorded none)."""
-    monkeypatch.setitem(C.COMPUTED, "tiny", lambda seed, scale: {"value": seed * scale})
+    monkeypatch.setattr(M, "tiny", lambda seed, scale: {"value": seed * scale}, raising=False)
     folder = tmp_path / "computed" / "main" / "s100-101"
-    CJ.main(["--name", "tiny", "--args", '{"scale": 0.5}', "--seeds", "100,101",
-             "--out", str(folder)])  # fmt: skip
+    CJ.main(["--claim", "computed", "--function", TINY, "--args", '{"scale": 0.5}',
+             "--seeds", "100,101", "--out", str(folder)])  # fmt: skip
     row = json.loads((folder / "seed-100.json").read_text())
     assert row["value"] == 50.0 and row["code"] == code_state()
     assert not list(folder.glob("*.tmp"))
     (folder / J.TIMES_FILE).write_text("1.0\n")
     claim = Claim("computed", 12, "t", "c", "", "unused", {"text": "t"},
-                  {"quick": {"sweeps": {}, "compute": {"main": {"name": "tiny"}}}})  # fmt: skip
+                  {"quick": {"sweeps": {}, "compute": {"main": {"function": TINY}}}})  # fmt: skip
     monkeypatch.setattr(DE, "verdict_fn", lambda c: lambda f, crit: Verdict(CONFIRMED, "ok"))
     result = DE.decide(claim, tmp_path)
     code = code_state()
@@ -425,10 +428,13 @@ def test_an_interrupted_lesson_marks_its_running_jobs_failed(
 
 def test_every_file_the_lesson_writes_goes_through_the_atomic_writer() -> None:
     """No plain ``write_text`` / ``open(.., "w")`` in the lesson's writers (the job's log, which
-    its process streams into, aside)."""
+    its process streams into, aside), and a figure saved only into ``atomic_write``'s file."""
     lesson = ROOT / "src" / "depthbench" / "lesson"
-    for name in ("run.py", "jobs.py", "compute_job.py", "decide.py", "page.py"):
-        text = (lesson / name).read_text()
-        assert ".write_text(" not in text, name
-        opened = [ln for ln in text.splitlines() if "open(" in ln and '"w"' in ln]
+    for path in sorted(lesson.glob("*.py")):
+        text, name = path.read_text(), path.name
+        assert ".write_text(" not in text and ".write_bytes(" not in text, name
+        opened = [ln for ln in text.splitlines() if "open(" in ln and '"w' in ln]
         assert all(".log" in ln for ln in opened), (name, opened)
+        saved = [ln for ln in text.splitlines() if ".savefig(" in ln]
+        assert all(".savefig(f," in ln for ln in saved), (name, saved)
+        assert not saved or 'with atomic_write(path, "wb") as f:' in text, name

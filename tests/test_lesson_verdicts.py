@@ -20,21 +20,19 @@ import pytest
 from depthbench.core.overrides import override_key
 from depthbench.errors import ConfigError
 from depthbench.lesson import decide as DE
-from depthbench.lesson import demonstrations as D
+from depthbench.lesson import demonstration_verdicts as D
 from depthbench.lesson import jobs as J
 from depthbench.lesson import run as R
 from depthbench.lesson import verdicts as V
 from depthbench.lesson.claims import Claim, Control, load_claims, merge_overrides
-from depthbench.lesson.computed import COMPUTED
-from depthbench.lesson.measures import MEASURES
-from depthbench.lesson.outcome import (
+from depthbench.lesson.verdict_helpers import seed_check
+from depthbench.lesson.verdict_types import (
     CONFIRMED,
     INCONCLUSIVE,
     NOT_CONFIRMED,
     NOT_MEASURED,
     UNDECIDED,
     Verdict,
-    seed_check,
 )
 
 SEEDS = [100, 101, 102]  # the lesson's default seeds: above every claim's pilot seeds
@@ -104,7 +102,7 @@ def failing(v: Verdict) -> list[str]:
     return [ch.requirement for ch in v.checks if ch.passed is False]
 
 
-# ---- outcome.seed_check: a threshold holds in every seed, never only on the mean --------------
+# ---- verdict_helpers.seed_check: a threshold holds in every seed, never only on the mean ----
 def test_seed_check_passes_when_every_seed_holds_and_lists_every_seed() -> None:
     ok = seed_check("x >= 0.5, every seed", {102: 0.7, 100: 0.6, 101: 0.8}, 0.5)
     assert ok.passed is True and ok.requirement == "x >= 0.5, every seed"
@@ -626,7 +624,7 @@ def test_attention_mean_gap_passes_one_seed_fails() -> None:
 
 # claim 8 -------------------------------------------------------------------------------------
 def _frozen(test: float | list[float], raw: float = 0.75, train: float = 1.0) -> pd.DataFrame:
-    """computed.transfer_head's rows, one per seed, as compute_job writes them (no
+    """measures_without_runs.transfer_head's rows, one per seed, as compute_job writes them (no
     ``diverged_at_step``: nothing diverges in a convex fit)."""
     tests = test if isinstance(test, list) else [test + 0.002 * (i - 1) for i in range(3)]
     return pd.DataFrame(
@@ -1217,7 +1215,8 @@ def test_plan_jobs_computed_controls_uses_and_gpu(tmp_path: Path) -> None:
     gpu = J.plan_jobs(load_claims(["gpu_speed"]), tmp_path, "quick", [100], [], gpu=True)
     assert len(gpu) == 1
     bad = Claim(
-        "bad", 99, "t", "c", "", "fixes", {}, {"quick": {"sweeps": {"a": ["x=1"]}}},
+        "bad", 99, "t", "c", "", "depthbench.lesson.verdicts.fixes", {},
+        {"quick": {"sweeps": {"a": ["x=1"]}}},
         control=Control("c", sweeps={"b": ["x=2"]}),
     )  # fmt: skip
     with pytest.raises(ConfigError, match="control names no sweep 'b'"):
@@ -1230,6 +1229,10 @@ def test_seed_folders() -> None:
     assert J.finished_seeds(Path("/nonexistent/sweep")) == []
 
 
+RUN_MEASURES = "depthbench.lesson.run_measures."
+WITHOUT_RUNS = "depthbench.lesson.measures_without_runs."
+
+
 def test_load_claims_order_functions_profiles_and_controls() -> None:
     claims = load_claims()
     names = {c.name for c in claims}
@@ -1239,7 +1242,7 @@ def test_load_claims_order_functions_profiles_and_controls() -> None:
     for c in claims:
         assert callable(DE.verdict_fn(c)), c.name
         assert c.criterion["text"], c.name
-        assert all(m["name"] in MEASURES for m in c.measures), c.name
+        assert all(m["function"].startswith(RUN_MEASURES) for m in c.measures), c.name
         if c.uses:
             assert c.uses in names and not claim_of(c.uses).uses, c.name
             assert not c.profiles and c.sweeps("quick") == {} == c.compute("full"), c.name
@@ -1253,7 +1256,7 @@ def test_load_claims_order_functions_profiles_and_controls() -> None:
                 keys = [override_key(o) for o in overrides]
                 assert all(isinstance(o, str) for o in overrides), c.name
                 assert len(keys) == len(set(keys)), (c.name, profile, overrides)
-            assert all(spec["name"] in COMPUTED for spec in compute.values()), c.name
+            assert all(j["function"].startswith(WITHOUT_RUNS) for j in compute.values()), c.name
     # a claim asked for alone brings the claim whose runs it reads
     assert [c.name for c in load_claims(["lesion"])] == ["degradation", "lesion"]
     with pytest.raises(ConfigError, match="unknown claim nope; allowed: vanishing_gradients"):

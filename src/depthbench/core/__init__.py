@@ -77,7 +77,9 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Train and test the run ``cfg`` describes in ``cfg.paths.output_dir`` (the extra Lightning
     ``callbacks`` join the configured ones); return the record written to its ``metrics.json``."""
     from depthbench.core.run import train as train_run
+    from depthbench.quiet import quiet_lightning
 
+    quiet_lightning()  # the console lines the command line shows, no more
     return train_run(cfg, callbacks=callbacks)
 
 
@@ -85,7 +87,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test the checkpoint ``cfg.ckpt_path`` (a config composed with ``config_name="eval"``) and
     write the record to ``cfg.paths.output_dir``'s ``metrics.json``; return it."""
     from depthbench.core.run import evaluate as evaluate_run
+    from depthbench.quiet import quiet_lightning
 
+    quiet_lightning()
     return evaluate_run(cfg)
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from depthbench.atomic import write_text_atomic
+from depthbench.core import layout
 from depthbench.errors import ConfigError
 from depthbench.tools.attention import (
     LESSON_SENTENCE,
@@ -136,7 +138,9 @@ class ReferentAttention(L.Callback):
             plot_attention(result, self.dirpath / f"attention_{'_'.join(result.words[:4])}.png")
         pl_module.net.train(training)
         self.dirpath.mkdir(parents=True, exist_ok=True)
-        (self.dirpath / "attention_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text_atomic(
+            self.dirpath / layout.ATTENTION_SUMMARY_FILE, json.dumps(summary, indent=2) + "\n"
+        )
         last = summary["last_layer"]
         log.info(
             'attention from "%s", last layer, test mean: referent %.2f, other noun %.2f, rest %.2f',

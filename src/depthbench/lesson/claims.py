@@ -1,29 +1,39 @@
-"""The lesson's claims as written in ``conf/lesson/*.yaml``: sentence, criterion, runs, control.
+"""The lesson's claims as written in ``conf/lesson/*.yaml``: sentence, criterion, runs, control,
+and the functions that measure and judge them.
 
 A claim is measured by **sweeps** (``train.py -m`` overrides, one process per sweep and seed
-batch), by **computed** rows (a function of ``depthbench.lesson.computed`` run once per seed,
-for measurements that need no training), or by the runs of another claim (``uses``). Beside the
-criterion it declares its **negative control**: the same experiment with the claimed cause
-removed by one named change, to which the claim's own verdict function is applied; a control
-that passes makes the claim inconclusive. ``pilot_seeds`` are the seeds the protocol was chosen
-on: the lesson never confirms a claim on them.
+batch), by **computed** rows (a function of ``depthbench.lesson.measures_without_runs`` run once
+per seed, for measurements that need no training run), or by the runs of another claim
+(``uses``). Beside the criterion it declares its **negative control**: the same experiment with
+the claimed cause removed by one named change, to which the claim's own verdict function is
+applied; a control that passes makes the claim inconclusive. ``pilot_seeds`` are the seeds the
+protocol was chosen on: the lesson never confirms a claim on them.
+
+Every function a claim uses is named in its YAML by its full dotted path (``verdict:
+depthbench.lesson.verdicts.degradation``, a measure's or a computed sweep's ``function:``), so
+a reader or an IDE goes from the YAML to the code; :func:`named_function` is the one place that
+turns a path into the function.
 """
 
 from __future__ import annotations
 
+import importlib
+import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from depthbench.core.conf_dir import CONF_DIR
-from depthbench.core.overrides import override_key, override_value
+from depthbench.core import CONF_DIR, override_key, override_value
 from depthbench.errors import ConfigError
 
 LESSON_DIR = Path(CONF_DIR) / "lesson"
 PROFILES = ("quick", "full")
+DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")  # package.module.function
+FORM = "name it by its full dotted path, e.g. depthbench.lesson.verdicts.degradation"
 
 
 @dataclass
@@ -57,11 +67,12 @@ class Claim:
     title: str
     claim: str
     sources: str
-    verdict: str  # a function of depthbench.lesson.verdicts or .demonstrations
+    verdict: str  # the dotted path of its verdict function (frames, criterion) -> Verdict
     criterion: dict[str, Any]
     profiles: dict[str, dict[str, Any]]  # profile -> {"sweeps": {...}, "compute": {...}}
     control: Control | None = None
-    measures: list[dict[str, Any]] = field(default_factory=list)  # [{name, args}] per ok run
+    # [{function, args, where}]: each a dotted path (run, **args) -> columns, per ok run
+    measures: list[dict[str, Any]] = field(default_factory=list)
     config_keys: list[str] = field(default_factory=list)
     pilot_seeds: list[int] = field(default_factory=list)
     uses: str = ""  # another claim whose runs this one reads (no runs of its own)
@@ -74,8 +85,20 @@ class Claim:
         return self._profile(profile).get("sweeps", {})
 
     def compute(self, profile: str) -> dict[str, dict[str, Any]]:
-        """Sweep name -> ``{"name": function, "args": {...}}`` of ``profile``'s computed rows."""
+        """Sweep name -> ``{"function": dotted path, "args": {...}}`` of ``profile``'s computed
+        rows."""
         return self._profile(profile).get("compute", {})
+
+    def functions(self) -> dict[str, str]:
+        """What each function the claim names does -> its dotted path: the verdict, every
+        measure and every computed sweep's function (of each profile)."""
+        named = {"verdict": self.verdict}
+        for m in self.measures:
+            named[f"measure {m['function']}"] = m["function"]
+        for profile, spec in self.profiles.items():
+            for sweep, job in (spec.get("compute") or {}).items():
+                named[f"computed sweep {sweep} ({profile})"] = job["function"]
+        return named
 
     def _profile(self, profile: str) -> dict[str, Any]:
         if self.uses:
@@ -109,7 +132,57 @@ def merge_overrides(base: list[str], changes: list[str]) -> list[str]:
     return out
 
 
-def _profiles(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _dotted(claim: str, what: str, path: Any) -> str:
+    """``path`` when it has the form of a dotted path (nothing imported yet); a ConfigError
+    naming the claim otherwise."""
+    if not isinstance(path, str) or not DOTTED.fullmatch(path):
+        raise ConfigError(f"claim {claim!r} (conf/lesson/{claim}.yaml): its {what} is "
+                          f"{path!r}; {FORM}")  # fmt: skip
+    return path
+
+
+def _computed(claim: str, sweep: str, job: Any) -> dict[str, Any]:
+    """One computed sweep's ``{function, args}``, its function's path checked."""
+    job = dict(job or {})
+    job["function"] = _dotted(claim, f"computed sweep {sweep}'s function", job.get("function"))
+    return job
+
+
+def _measure(claim: str, m: Any) -> dict[str, Any]:
+    """One measure: a dotted path, or ``{function, args, where}``."""
+    m = dict(m) if isinstance(m, dict) else {"function": m}
+    m["function"] = _dotted(claim, "measure", m.get("function"))
+    return m
+
+
+def named_function(claim: str, path: str) -> Callable[..., Any]:
+    """The function at ``path``, a full dotted path as the claim's YAML names it; a ConfigError
+    naming the claim and the path when there is no such module or function."""
+    module_name, _, name = path.rpartition(".")
+    where = f"claim {claim!r} (conf/lesson/{claim}.yaml) names {path!r}"
+    if not module_name:
+        raise ConfigError(f"{where}, which is not a dotted path; {FORM}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name is None or not f"{module_name}.".startswith(f"{e.name}."):
+            raise  # the module exists and imports something missing: its own error says what
+        raise ConfigError(f"{where}: there is no module {module_name}; {FORM}") from None
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise ConfigError(f"{where}: {module_name} has no function {name}; {FORM}")
+    return fn
+
+
+def check_functions(claims: list[Claim]) -> None:
+    """Resolve every function the claims name (a ConfigError for the first that is missing),
+    before anything runs."""
+    for claim in claims:
+        for path in claim.functions().values():
+            named_function(claim.name, path)
+
+
+def _profiles(name: str, raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     profiles = {}
     for p, spec in (raw.get("profiles") or {}).items():
         profiles[p] = {
@@ -118,7 +191,9 @@ def _profiles(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "sweeps": {
                 n: merge_overrides([], _flatten(o)) for n, o in (spec.get("sweeps") or {}).items()
             },
-            "compute": dict(spec.get("compute") or {}),
+            "compute": {
+                n: _computed(name, n, job) for n, job in (spec.get("compute") or {}).items()
+            },
         }
     return profiles
 
@@ -126,17 +201,17 @@ def _profiles(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def load_claim(path: Path) -> Claim:
     """Read one ``conf/lesson/<name>.yaml``."""
     raw = yaml.safe_load(path.read_text())
+    name = path.stem
     control = raw.get("control")
-    measures = raw.get("measures") or []
     return Claim(
-        name=path.stem,
+        name=name,
         order=int(raw["order"]),
         title=raw["title"],
         claim=" ".join(raw["claim"].split()),
         sources=raw.get("sources", ""),
-        verdict=raw["verdict"],
+        verdict=_dotted(name, "verdict", raw.get("verdict")),
         criterion=raw["criterion"],
-        profiles=_profiles(raw),
+        profiles=_profiles(name, raw),
         control=Control(
             change=" ".join(str(control["change"]).split()),
             sweeps={
@@ -150,7 +225,7 @@ def load_claim(path: Path) -> Claim:
         )
         if control
         else None,
-        measures=[m if isinstance(m, dict) else {"name": m} for m in measures],
+        measures=[_measure(name, m) for m in raw.get("measures") or []],
         config_keys=list(raw.get("config_keys") or []),
         pilot_seeds=[int(s) for s in raw.get("pilot_seeds") or []],
         uses=str(raw.get("uses") or ""),

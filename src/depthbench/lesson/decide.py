@@ -23,11 +23,9 @@ import pandas as pd
 
 from depthbench.atomic import write_text_atomic
 from depthbench.core import open_run, override_key
-from depthbench.lesson import verdicts
-from depthbench.lesson.claims import Claim, collapsed_by, load_claims
+from depthbench.lesson.claims import Claim, collapsed_by, load_claims, named_function
 from depthbench.lesson.jobs import CONTROL, FAILED_FILE, SET_FILE, TIMES_FILE, batch_folders
-from depthbench.lesson.measures import MEASURES
-from depthbench.lesson.outcome import (
+from depthbench.lesson.verdict_types import (
     CONFIRMED,
     INCONCLUSIVE,
     NOT_CONFIRMED,
@@ -54,9 +52,14 @@ def _measured(claim: Claim, run: Any) -> dict[str, Any]:
         where = m.get("where") or {}
         if any(str(config_value(run, k)).lower() != str(v).lower() for k, v in where.items()):
             continue
-        key = m["name"] + json.dumps(m.get("args") or {}, sort_keys=True)
+        args = m.get("args") or {}
+        key = m["function"] + json.dumps(args, sort_keys=True)
+        # a lesson from before the YAML named functions by dotted path kept them by bare name
+        bare = m["function"].rpartition(".")[2] + json.dumps(args, sort_keys=True)
+        if key not in kept and bare in kept:
+            key = bare
         if key not in kept:
-            kept[key] = MEASURES[m["name"]](run, **(m.get("args") or {}))
+            kept[key] = named_function(claim.name, m["function"])(run, **args)
             write_text_atomic(cache, json.dumps(kept, default=float), per_process=True)
         row.update(kept[key])
     return row
@@ -194,14 +197,8 @@ def control_frames(claim: Claim, frames: dict, control: dict) -> dict[str, pd.Da
 
 
 def verdict_fn(claim: Claim) -> Callable[[dict, Mapping], Verdict]:
-    """The function that judges ``claim``: its ``verdict`` in ``verdicts`` or, for a
-    demonstration, in ``demonstrations``."""
-    fn = getattr(verdicts, claim.verdict, None)
-    if fn is None:
-        from depthbench.lesson import demonstrations
-
-        fn = getattr(demonstrations, claim.verdict)
-    return fn
+    """The function that judges ``claim``: the one its ``verdict:`` names by dotted path."""
+    return named_function(claim.name, claim.verdict)
 
 
 def judge(claim: Claim, frames: dict) -> Verdict:

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from depthbench.lesson.outcome import Figure, Series
+from depthbench.atomic import atomic_write
+from depthbench.lesson.verdict_types import Figure, Series
 from depthbench.plotting import CONTROL_COLOR, family_color, pyplot, resolve_family, shade
 from depthbench.report.figures import mark_diverged
 
@@ -46,8 +47,11 @@ def draw(
     ``change``) to ``path`` as a PNG titled ``figure.title`` or else ``title``."""
     plt = pyplot()
     fig = render(figure, title, control, change)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    try:  # a reader, or a kill mid-save, sees the old figure or the new one, never half of one
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, dpi=DPI, format=Path(path).suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path
 
 

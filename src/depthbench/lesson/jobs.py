@@ -72,6 +72,17 @@ def finished_seeds(sweep_dir: Path) -> list[int]:
     return done
 
 
+def failed_batches(root: Path) -> list[Path]:
+    """The seed-batch folders under the runs folder ``root`` whose process failed and that no
+    plan has set aside yet (under ``<root>/failed/``): what ``--resume`` runs again."""
+    return sorted(
+        marker.parent
+        for marker in root.rglob(FAILED_FILE)
+        if not (marker.parent / TIMES_FILE).is_file()
+        and marker.relative_to(root).parts[0] != FAILED_DIR
+    )
+
+
 def set_aside_failed(sweep_dir: Path, root: Path) -> list[Path]:
     """Move every failed batch folder of ``sweep_dir`` to ``<root>/failed/`` (same relative
     path; ``-2``, ``-3`` when taken), so that its seeds run again and nothing is overwritten.
@@ -98,12 +109,12 @@ def set_aside_failed(sweep_dir: Path, root: Path) -> list[Path]:
 def sweep_command(
     overrides: list[str], folder: Path, seeds: list[int], extra: list[str]
 ) -> list[str]:
-    """The ``train.py -m`` command line of one sweep (``--set`` replaces keys, never doubles).
+    """The ``depthbench train -m`` command line of one sweep (``--set`` replaces keys, never
+    doubles), run as ``python -m depthbench`` with this interpreter.
 
     The sweep's seeds train together, one stacked model per setting (``hydra/launcher=
-    seeds_together``, ``depthbench.core.together``), where they can; each run's
-    ``metrics.json`` then says ``"seeds_together": N``; ``--set hydra/launcher=basic`` trains
-    them apart."""
+    seeds_together``), where they can; each run's record then says ``"seeds_together": N``;
+    ``--set hydra/launcher=basic`` trains them apart."""
     launcher = ["hydra/launcher=seeds_together"]
     merged = merge_overrides(
         [*launcher, *overrides], [*extra, "seed=" + ",".join(str(s) for s in seeds)]
@@ -111,7 +122,7 @@ def sweep_command(
     return [
         sys.executable,
         "-m",
-        "depthbench.cli",
+        "depthbench",
         "train",
         "-m",
         *merged,
@@ -119,14 +130,16 @@ def sweep_command(
     ]
 
 
-def compute_command(spec: dict[str, Any], folder: Path, seeds: list[int]) -> list[str]:
-    """The command that computes one row per seed of ``spec`` into ``folder``."""
+def compute_command(claim: str, spec: dict[str, Any], folder: Path, seeds: list[int]) -> list[str]:
+    """The command that computes one row per seed of ``spec`` (``claim``'s) into ``folder``."""
     return [
         sys.executable,
         "-m",
         "depthbench.lesson.compute_job",
-        "--name",
-        spec["name"],
+        "--claim",
+        claim,
+        "--function",
+        spec["function"],
         "--args",
         json.dumps(spec.get("args") or {}),
         "--seeds",
@@ -172,7 +185,7 @@ def plan_jobs(
             cmd = (
                 sweep_command(overrides, folder, missing, extra)
                 if overrides is not None
-                else compute_command(spec, folder, missing)
+                else compute_command(claim.name, spec, folder, missing)
             )
             jobs.append(Job(cmd, folder, claim.name, list(extra) if overrides is not None else []))
     return jobs

@@ -11,7 +11,7 @@ import pandas as pd
 
 from depthbench.atomic import write_text_atomic
 from depthbench.lesson.figures import draw
-from depthbench.lesson.outcome import (
+from depthbench.lesson.verdict_types import (
     CONFIRMED,
     INCONCLUSIVE,
     NOT_CONFIRMED,

@@ -27,18 +27,25 @@ from pathlib import Path
 
 from depthbench.atomic import write_text_atomic
 from depthbench.errors import ConfigError, DepthbenchError
-from depthbench.lesson.claims import PROFILES, criteria_came_first, criteria_state, load_claims
+from depthbench.lesson.claims import (
+    PROFILES,
+    check_functions,
+    criteria_came_first,
+    criteria_state,
+    load_claims,
+)
 from depthbench.lesson.decide import decide, measure_all
-from depthbench.lesson.jobs import gpu_count, plan_jobs, run_jobs
-from depthbench.lesson.outcome import UNDECIDED, ClaimResult, Verdict
+from depthbench.lesson.jobs import failed_batches, gpu_count, plan_jobs, run_jobs
 from depthbench.lesson.page import write_page
+from depthbench.lesson.verdict_types import UNDECIDED, ClaimResult, Verdict
 from depthbench.report.collect import collect_runs
 from depthbench.report.writer import write_report
 
 log = logging.getLogger("depthbench")
 WALL_FILE = "wall_seconds.txt"  # per runs folder: the wall time of the lesson that ran it
-# per runs folder: written when every planned process of an invocation has ended (a folder
-# without it was interrupted; `--resume` without `--runs` continues the newest such folder)
+# per runs folder: written when every planned process of an invocation has succeeded (a folder
+# without it, or with a failed process, is unfinished: `--resume` without `--runs` continues the
+# newest such folder)
 DONE_FILE = "finished.txt"
 LESSON_DIR = Path("outputs/lesson")  # <profile>/<time>/: the default runs folders
 DEFAULT_FIRST_SEED = 100  # the pilot seeds of every claim are below it
@@ -57,6 +64,7 @@ def _wall(seconds: float, from_dir: Path | None, root: Path | None) -> str:
 
 # ---- the command -----------------------------------------------------------------------------
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The arguments of ``depthbench lesson``."""
     p = argparse.ArgumentParser(prog="depthbench lesson", description=__doc__.split("\n")[0])
     p.add_argument(
         "--profile",
@@ -115,6 +123,7 @@ def lesson(args: argparse.Namespace) -> Path:
     if args.seeds < 1 or args.jobs < 1 or args.first_seed < 0:
         raise ConfigError("--seeds and --jobs must be >= 1, --first-seed >= 0")
     claims = load_claims([c for c in args.only.split(",") if c] or None)
+    check_functions(claims)
     check_set(args.extra, claims, args.from_dir)
     from depthbench.machine import machine_record
 
@@ -153,7 +162,11 @@ def lesson(args: argparse.Namespace) -> Path:
         # written once: a later --resume adds runs but never changes what is already there
         if not args.resume and not (root / WALL_FILE).exists():
             write_text_atomic(root / WALL_FILE, f"{time.perf_counter() - start:.1f}\n")
-        if not (root / DONE_FILE).exists():  # a finished folder's files stay as they are
+        failed = failed_batches(root)
+        if failed:  # recorded in each batch folder (failed.txt); the page says so, never done
+            log.error("lesson: %d process(es) failed, first %s; --resume runs them again",
+                      len(failed), failed[0])  # fmt: skip
+        elif not (root / DONE_FILE).exists():  # a finished folder's files stay as they are
             write_text_atomic(root / DONE_FILE, datetime.now(timezone.utc).isoformat() + "\n")
     wall = time.perf_counter() - start
     results = []
@@ -222,8 +235,11 @@ def check_set(extra: list[str], claims: list, from_dir: Path | None) -> None:
 
 
 def unfinished(root: Path) -> bool:
-    """Whether the lesson that ran in ``root`` stopped before every process ended: no
-    ``finished.txt`` (nor the ``wall_seconds.txt`` of a lesson from before it was written)."""
+    """Whether the lesson that ran in ``root`` has processes still to run: one of them failed
+    (``failed.txt``, not yet set aside), or it stopped before every process ended (no
+    ``finished.txt``, nor the ``wall_seconds.txt`` of a lesson from before it was written)."""
+    if failed_batches(root):
+        return True
     return not (root / DONE_FILE).is_file() and not (root / WALL_FILE).is_file()
 
 

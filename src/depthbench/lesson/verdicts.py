@@ -7,8 +7,9 @@ returns a :class:`Verdict`: the checks that make up the criterion, each with the
 was decided on, the measured table (mean ± std with n over seeds), and a figure to draw.
 
 The functions are pure: no training, no files, so each one is tested on hand-made results
-that should confirm the claim and on results that should not. The claims' checks sit side by
-side, each a few dozen lines, to be read and compared together.
+that should confirm the claim and on results that should not. A claim's YAML names its verdict
+function by dotted path (``verdict: depthbench.lesson.verdicts.degradation``); the
+demonstrations' are in ``demonstration_verdicts``.
 """
 
 from __future__ import annotations
@@ -20,14 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from depthbench.lesson.outcome import (
-    CONFIRMED,
-    NOT_CONFIRMED,
-    NOT_MEASURED,
-    Check,
-    Figure,
-    Series,
-    Verdict,
+from depthbench.lesson.verdict_helpers import (
     fmt_num,
     paired_check,
     row_of,
@@ -35,6 +29,15 @@ from depthbench.lesson.outcome import (
     series_of,
     stats,
     table_of,
+)
+from depthbench.lesson.verdict_types import (
+    CONFIRMED,
+    NOT_CONFIRMED,
+    NOT_MEASURED,
+    Check,
+    Figure,
+    Series,
+    Verdict,
 )
 
 
@@ -115,7 +118,7 @@ def vanishing_gradients(frames: Mapping[str, pd.DataFrame], criterion: Mapping) 
 
 # ---- claims 2 and 3: does a net of a given depth train? ----------------------------------------
 # The train accuracy that decides: one eval-mode pass of the final weights over the training set
-# (depthbench.lesson.measures.train_eval), not the running mean of the last epoch in train mode.
+# (depthbench.lesson.run_measures.train_eval), not the running mean of the last epoch in train mode.
 TRAIN_ACC = "train acc (eval)"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from depthbench.atomic import atomic_write
 from depthbench.plotting import FAMILIES, integer_ticks, pyplot, setting_family
 from depthbench.report.collect import Run, setting_value
 from depthbench.report.tables import OUTCOMES, aggregate_seeds, setting_keys
@@ -54,7 +55,8 @@ def save_figure(fig, path: Path) -> Path:
     """Lay out, save and close ``fig``; return ``path``."""
     plt = pyplot()
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    with atomic_write(path, "wb") as f:  # a reader sees the old figure or the new one
+        fig.savefig(f, dpi=80, format="png")
     plt.close(fig)
     return path
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from depthbench.atomic import atomic_write, write_text_atomic
 from depthbench.report import curves, figures
 from depthbench.report.collect import Run, setting_value
 from depthbench.report.tables import (
@@ -219,9 +220,10 @@ def write_report(
         parts.append(text)
         frames.append(frame)
     report = out_dir / "report.md"
-    report.write_text("\n".join(parts).rstrip() + "\n")
+    write_text_atomic(report, "\n".join(parts).rstrip() + "\n")
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    results.to_csv(out_dir / "results.csv", index=False)
+    with atomic_write(out_dir / "results.csv", newline="") as f:
+        results.to_csv(f, index=False)
     return report
 
 

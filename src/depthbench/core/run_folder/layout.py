@@ -10,6 +10,7 @@ A run folder (``outputs/runs/train/<time>``, a multirun's job folder, an evaluat
     predictions.csv            eval: every test example's prediction
     confusion.csv, .png        eval: the confusion matrix
     wrong_examples.png         eval: the most confidently wrong test images
+    attention_summary.json     diagnostics=attention: where "it" looks, per layer
     commands.txt               every command that ran in the folder
     .hydra/config.yaml         the composed config (Hydra writes ``.hydra/``)
     .depthbench.lock           held while a process runs in the folder
@@ -42,6 +43,7 @@ PREDICTIONS_FILE = "predictions.csv"
 CONFUSION_FILE = "confusion.csv"
 CONFUSION_FIGURE = "confusion.png"
 WRONG_EXAMPLES_FIGURE = "wrong_examples.png"
+ATTENTION_SUMMARY_FILE = "attention_summary.json"  # diagnostics=attention on coreference data
 COMMANDS_FILE = "commands.txt"
 LOCK_FILE = ".depthbench.lock"
 HYDRA_DIR = ".hydra"  # Hydra's output subdir (conf/hydra/default.yaml keeps Hydra's default)

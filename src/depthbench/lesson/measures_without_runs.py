@@ -1,7 +1,9 @@
-"""Claim measurements that need no training run, computed in-process, one row per seed.
+"""Measurements a claim takes without a training run (no ``train.py``): one row per seed.
 
 Each function ``fn(seed, **args)`` returns one row of numbers (lists for per-layer or per-depth
-curves); the lesson's runner stores it and the claim's verdict function reads it.
+curves). A claim's YAML names it as a computed sweep's ``function:`` (dotted path);
+``depthbench.lesson.compute_job`` runs it, one process per sweep and seed batch, and the claim's
+verdict function reads the rows as a sweep's runs.
 
 * ``shattered_gradients`` (Balduzzi et al. 2017, "The Shattered Gradients Problem", ICML): the
   derivative df/dx of a fully connected ReLU net with batch norm and a 1-D input, at
@@ -158,8 +160,8 @@ def reduce_dims(train: torch.Tensor, test: torch.Tensor, dims: int) -> tuple[np.
     mean = a.mean(0, keepdim=True)
     k = min(dims, *a.shape)
     # randomised SVD (Halko et al. 2011): the top k directions of a 2,000 x 5,120 matrix in a
-    # fraction of a full SVD's time; with 4 power iterations the probe accuracies stay within
-    # 0.01 of a full SVD's (pilot seed 0, every stage)
+    # fraction of a full SVD's time; 4 power iterations bring the probe accuracies to a full
+    # SVD's (compared on a pilot seed, every stage)
     _, _, v = torch.svd_lowrank(a - mean, q=min(k + 16, *a.shape), niter=4)
     basis = v[:, :k]  # (D, k)
     return ((a - mean) @ basis).numpy(), ((test.double() - mean) @ basis).numpy()
@@ -167,7 +169,7 @@ def reduce_dims(train: torch.Tensor, test: torch.Tensor, dims: int) -> tuple[np.
 
 def probe_accuracy(a: np.ndarray, y_a: np.ndarray, b: np.ndarray, y_b: np.ndarray) -> float:
     """Test accuracy of a logistic-regression probe on standardised features, as
-    ``lesson.measures.probe_accuracies`` trains it."""
+    ``run_measures.probe_accuracies`` trains it."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -239,7 +241,9 @@ def transfer_by_layer(
     }
 
 
-def lite0_pooled_features(net: nn.Module, images: torch.Tensor, batch_size: int = 100):
+def lite0_pooled_features(
+    net: nn.Module, images: torch.Tensor, batch_size: int = 100
+) -> np.ndarray:
     """EfficientNet-Lite0's pooled features (N, 1,280), as its classifier head reads them
     (``forward_features``); net in eval mode, no gradients."""
     net.eval()
@@ -318,10 +322,3 @@ def _with_labels(
     pair: tuple[np.ndarray, ...], y_a: np.ndarray, y_b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return pair[0], y_a, pair[1], y_b
-
-
-COMPUTED = {
-    "shattered_gradients": shattered_gradients,
-    "transfer_by_layer": transfer_by_layer,
-    "transfer_head": transfer_head,
-}

@@ -1,5 +1,7 @@
-"""Measurements a claim needs beyond ``metrics.json``: linear probes per layer, first-layer edge
-filters, and the attention summary of a transformer run. Each adds columns to a run's row.
+"""Measurements a claim takes of a finished training run, beyond its record: linear probes per
+layer, first-layer edge filters, the attention summary of a transformer run, and passes of the
+final weights over its data. Each returns columns added to the run's row; a claim's YAML names
+them under ``measures:`` by dotted path (``depthbench.lesson.run_measures.train_eval``).
 
 * ``probes`` (Alain & Bengio 2016, "Understanding intermediate layers using linear classifier
   probes"): the trained net's output after the stem and after every block, average-pooled to
@@ -7,16 +9,17 @@ filters, and the attention summary of a transformer run. Each adds columns to a 
   scored on ``test`` test images. The same probes on a freshly initialised net of the same
   architecture tell what the layer learned from what its shape alone gives.
 * ``edges``: the median, over the first layer's 3x3 filters, of the best absolute cosine with
-  four oriented first-derivative (Sobel) kernels. A random filter scores about 0.5 (measured:
-  medians 0.47-0.54 for 16 Gaussian filters, 3 seeds); an edge detector close to 1.
+  four oriented first-derivative (Sobel) kernels: well below 1 for a random filter (the best of
+  four cosines with a random direction in 9 dimensions), close to 1 for an edge detector.
 * ``attention``: the last layer's attention from "it" to its referent and to the other noun,
   over the test set and on one sentence, from the run's ``attention_summary.json``;
-* on the final weights (``_trained``: last.ckpt, its data, eval mode): ``train_eval`` (one pass
-  over the training set), ``lesion`` (Veit et al. 2016), ``landscape`` (Li et al. 2018), and
-  ``raw_linear`` (the raw-pixel baseline), plus ``loss_curve`` from ``metrics.csv``.
+* on the final weights (``_trained``: the run's last checkpoint, its data, eval mode):
+  ``train_eval`` (one pass over the training set), ``lesion`` (Veit et al. 2016),
+  ``landscape`` (Li et al. 2018), and ``raw_linear`` (the raw-pixel baseline), plus
+  ``loss_curve`` from the run's logged history.
 
-Every measurement the lesson takes of a run sits behind the one ``MEASURES`` table and shares
-one path from a run folder to its trained net and data.
+Every one reads a run folder through ``depthbench.core`` (``open_run``, ``load_checkpoint``,
+``load_net``, ``build_data``) and shares one path from a run to its trained net and data.
 """
 
 from __future__ import annotations
@@ -30,8 +33,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from depthbench.core import open_run
-from depthbench.core.run_folder.layout import last_checkpoint
+from depthbench.core import (
+    build_data,
+    build_net,
+    layout,
+    load_checkpoint,
+    load_net,
+    open_run,
+    stored_data_spec,
+)
 from depthbench.report.collect import Run
 
 # 3x3 first-derivative kernels at 0, 90, 45 and 135 degrees (|cos| ignores the sign)
@@ -125,10 +135,7 @@ def probes(
     """Probe accuracies per layer of the run's trained net (``probe i``), of a fresh net of
     the same architecture (``probe init i``) and on the raw input (``probe raw``); for a 2-D
     net also the first layer's edge score, trained and at initialisation."""
-    from depthbench.core.build import build_data, build_net
-    from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net, stored_data_spec
-
-    ckpt = last_checkpoint(run.path)
+    ckpt = open_run(run.path).last_checkpoint
     if not ckpt.is_file():
         return {}
     checkpoint = load_checkpoint(ckpt)  # read once: the trained net and the data spec
@@ -160,7 +167,7 @@ def probes(
 def attention(run: Run, sentence: str, referent: str, other: str) -> dict[str, Any]:
     """Attention from "it" to ``referent`` / ``other`` in every layer (layer 1 first): the
     test-set mean and on ``sentence`` (from ``attention_summary.json``)."""
-    path = run.file("attention_summary.json")
+    path = run.file(layout.ATTENTION_SUMMARY_FILE)
     if path is None:
         return {}
     summary = json.loads(Path(path).read_text())
@@ -176,14 +183,11 @@ def attention(run: Run, sentence: str, referent: str, other: str) -> dict[str, A
     return row
 
 
-# ---- measures on a trained net from its last.ckpt -------------------------------------------
+# ---- measures on a trained net from its last checkpoint ----------------------------------
 def _trained(run: Run, split: str, examples: int | None, seed: int = 0):
     """The run's trained net (eval mode) and ``examples`` rows of its data's ``split``, as the
     net sees them at evaluation (no augmentation), or None when the run kept no checkpoint."""
-    from depthbench.core.build import build_data
-    from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net
-
-    ckpt = last_checkpoint(run.path)
+    ckpt = open_run(run.path).last_checkpoint
     if not ckpt.is_file():
         return None
     net, cfg = load_net(load_checkpoint(ckpt))
@@ -197,7 +201,9 @@ def _trained(run: Run, split: str, examples: int | None, seed: int = 0):
 
 
 @torch.no_grad()
-def evaluate_net(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000):
+def evaluate_net(
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000
+) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of ``net`` in eval mode on ``(x, y)``."""
     correct, loss = 0, 0.0
     for i in range(0, len(y), batch_size):
@@ -279,7 +285,7 @@ def lesion(run: Run, examples: int = 2000, all_blocks: bool = False) -> dict[str
 
 
 def loss_curve(run: Run) -> dict[str, list[float]]:
-    """The logged per-step training loss (``metrics.csv``'s ``train/loss_step``) of the run."""
+    """The per-step training loss the run logged (``train/loss_step`` in its history)."""
     import pandas as pd
 
     path = open_run(run.path).history_path
@@ -340,10 +346,7 @@ def raw_linear(run: Run, test: int = 2048) -> dict[str, float]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from depthbench.core.build import build_data
-    from depthbench.core.run_folder.checkpoint import load_checkpoint, load_net
-
-    ckpt = last_checkpoint(run.path)
+    ckpt = open_run(run.path).last_checkpoint
     if not ckpt.is_file():
         return {}
     _, cfg = load_net(load_checkpoint(ckpt))
@@ -355,14 +358,3 @@ def raw_linear(run: Run, test: int = 2048) -> dict[str, float]:
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
     probe.fit(x_tr, y_tr.numpy())
     return {"raw linear test acc": float(probe.score(x_te, y_te[:test].numpy()))}
-
-
-MEASURES = {
-    "probes": probes,
-    "attention": attention,
-    "train_eval": train_eval,
-    "lesion": lesion,
-    "loss_curve": loss_curve,
-    "landscape": landscape,
-    "raw_linear": raw_linear,
-}

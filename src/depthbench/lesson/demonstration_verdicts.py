@@ -1,12 +1,13 @@
-"""Verdict functions of the lesson's demonstrations whose numbers come from
-``depthbench.lesson.computed`` (no training run): same contract as ``lesson.verdicts``.
+"""Verdict functions of the lesson's demonstrations, with the same contract as ``verdicts``:
+the shattered gradients and the transfer by layer, whose rows come from
+``depthbench.lesson.measures_without_runs`` (no training run), and the training curves, lesions
+and loss landscape read on the runs of the degradation claim (``uses: degradation``).
 
 Each function takes ``frames`` (sweep name -> one row per seed, with ``seed``, ``status`` and the
-computed row's keys; list values stay lists in their cell) and ``criterion`` (the thresholds of
+row's measured keys; list values stay lists in their cell) and ``criterion`` (the thresholds of
 ``conf/lesson/<claim>.yaml``) and returns a :class:`Verdict`. The functions read the measured
 setting from the rows themselves (the depth, the stage curve), never from which sweep is the
-claim's and which is its negative control: the lesson applies them to both. The file is one
-unit on purpose, as ``verdicts.py``: the demonstrations' checks side by side, sharing helpers.
+claim's and which is its negative control: the lesson applies them to both.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from depthbench.lesson.outcome import Check, Figure, Series, Verdict, fmt_num, seed_check
+from depthbench.lesson.verdict_helpers import fmt_num, seed_check
+from depthbench.lesson.verdict_types import Check, Figure, Series, Verdict
 from depthbench.report.tables import seed_cell
 
-# EfficientNet-Lite0's probe points, in the order computed.transfer_by_layer returns them
+# EfficientNet-Lite0's probe points, in the order measures_without_runs.transfer_by_layer
+# returns them
 LITE0_STAGES = ("stem", *(f"stage {i}" for i in range(1, 8)), "head")
 
 
