@@ -61,10 +61,11 @@ test: install lint  ## install, lint, run the whole test suite
 check: $(STAMP)  ## the fast tier: tests not marked process or slow
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --maxprocesses 4 -m "not process and not slow" $(ARGS)
 
-bench: install  ## benchmarks -> docs/results/bench.md and bench.json
+bench: install  ## benchmarks (ARGS=SECTION: one of them) -> docs/results/bench.md and bench.json
 	$(BIN)/python -m depthbench.bench $(ARGS)
 
-# On a machine with a CUDA GPU, offline, <= 8 min: every GPU path checked and measured.
+# On a machine with a CUDA GPU, offline (runs not started within 8 min are skipped): fast_dev_run
+# of every model, host syncs per step, images/s. Without CUDA it refuses with exit code 2.
 gpu-check: install  ## GPU check and figures -> docs/results/gpu.md and gpu.json
 	$(BIN)/python -m depthbench.bench gpu $(ARGS)
 

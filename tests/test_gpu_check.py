@@ -1,4 +1,5 @@
-"""The GPU check (``make gpu-check``) runs on a CPU at tiny sizes and writes its report."""
+"""The GPU check (``make gpu-check``): it refuses cleanly without CUDA, runs on a CPU at tiny
+sizes and writes its report."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import ROOT
 
 from depthbench.bench import gpu, pages
@@ -15,10 +17,17 @@ from depthbench.models import list_models
 RESULTS_DIR = ROOT / "docs" / "results"
 
 
-def test_every_registered_model_has_a_fast_dev_run_and_the_budget_fits_8_minutes() -> None:
+def test_every_registered_model_has_a_fast_dev_run() -> None:
     assert set(list_models()) <= set(MODEL_RUNS)
-    assert sum(gpu.BUDGET_S.values()) <= gpu.TOTAL_S <= 480
-    assert gpu.budget_line().endswith(f"= {sum(gpu.BUDGET_S.values())} of 480")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_without_cuda_the_check_refuses_in_one_line(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        gpu.main(["--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "no CUDA device here; `--device cpu`" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_the_committed_page_is_its_record_rendered() -> None:
@@ -36,15 +45,16 @@ def test_the_committed_page_is_its_record_rendered() -> None:
 
 
 def test_dry_run_of_two_sections_writes_the_report(tmp_path: Path) -> None:
-    record = gpu.main(
-        ["--device", "cpu", "--out", str(tmp_path), "--only", "throughput,cpu_vs_gpu"]
-    )
+    record = gpu.main(["--device", "cpu", "--out", str(tmp_path), "--only", "hot_path,throughput"])
     saved = json.loads((tmp_path / "gpu.json").read_text())
-    assert saved["environment"]["device"] == "cpu" and saved["budget"] == gpu.budget_line()
+    assert saved["environment"]["device"] == "cpu"
+    assert set(saved["sections"]) == {"hot_path", "throughput"}
     tput = record["sections"]["throughput"]
     assert tput["status"] == "ok" and tput["resnet20@16"]["images_per_second"] > 0
-    runs = record["sections"]["cpu_vs_gpu"]
-    assert runs["status"] == "ok" and runs["batch32"]["status"] == "ok", runs
+    assert tput["resnet20@16"]["timed_steps"] == gpu.TINY.throughput_steps
+    hot = record["sections"]["hot_path"]
+    assert hot["status"] == "ok" and hot["steps"], hot
+    assert hot["syncs_between_logging_steps"] == 0 and hot["copies_between_logging_steps"] == 0
     page = (tmp_path / "gpu.md").read_text()
     assert "Dry run on a CPU" in page and "images/s" in page and "resnet50" in page
 
@@ -55,7 +65,4 @@ def test_dry_run_of_the_whole_check(tmp_path: Path) -> None:
     statuses = {k: s["status"] for k, s in record["sections"].items()}
     assert set(statuses) == set(gpu.SECTIONS) and set(statuses.values()) == {"ok"}, statuses
     assert record["sections"]["fast_dev_run"]["all_ok"], record["sections"]["fast_dev_run"]
-    assert record["sections"]["hot_path"]["syncs_between_logging_steps"] == 0
-    assert record["sections"]["overhead"]["mlp20"]["ratio"] > 0
-    assert record["sections"]["fmnist_94"]["curve"]  # scored after the epoch
-    assert "## Time to 94%" in (tmp_path / "gpu.md").read_text()
+    assert "## fast_dev_run of every registered model" in (tmp_path / "gpu.md").read_text()

@@ -165,7 +165,6 @@ NOT_HINTS: dict[str, str] = {
     "depthbench eval": USAGE,
     "depthbench report": PAGE,
     "depthbench train": PAGE,
-    "experiment=cpu_vs_gpu": PAGE,
     "launcher=seeds_together": PAGE,
     "make bench": PAGE,
     "make gpu-check": PAGE,

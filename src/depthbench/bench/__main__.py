@@ -1,7 +1,7 @@
-"""``python -m depthbench.bench [BENCHMARK|all] [options]``: the benchmarks behind ``make bench``.
+"""``python -m depthbench.bench [SECTION|all] [options]``: the benchmarks behind ``make bench``.
 
-``all`` (the default, ``make bench``) runs every CPU benchmark with its default options, plus the
-GPU check when CUDA is available. ``BENCHMARK --help`` lists a benchmark's options.
+``all`` (the default) runs every CPU section with its default options, and the GPU check when
+CUDA is available. ``SECTION --help`` lists a section's options.
 """
 
 from __future__ import annotations
@@ -9,27 +9,25 @@ from __future__ import annotations
 import importlib
 import sys
 
-# benchmark -> the module whose main(argv) runs it
-NAMES = ("overhead", "time_to_acc", "flops", "data", "startup", "seeds", "gpu", "profile")
-BENCHMARKS = {name: f"depthbench.bench.{name}" for name in NAMES}
-CPU_ALL = ("startup", "flops", "overhead", "data", "time_to_acc", "seeds")
+CPU_SECTIONS = ("startup", "peak", "overhead", "time_to_acc", "seeds")
+SECTIONS = (*CPU_SECTIONS, "gpu", "profile")  # each a module of depthbench.bench with main(argv)
 
 
 def main(argv: list[str]) -> None:
-    """Run one benchmark, or them all."""
+    """Run one section, or them all."""
     name, rest = (argv[0], argv[1:]) if argv and not argv[0].startswith("-") else ("all", argv)
-    if rest[:1] in (["-h"], ["--help"]) and name == "all":
-        print(__doc__.strip() + f"\n\nBENCHMARK: {', '.join(BENCHMARKS)}")
+    if name == "all" and rest:
+        print(__doc__.strip() + f"\n\nSECTION: {', '.join(SECTIONS)}")
     elif name == "all":
         import torch
 
-        for bench in CPU_ALL + ("gpu",) * torch.cuda.is_available():
-            print(f"== {bench}", flush=True)
-            importlib.import_module(BENCHMARKS[bench]).main([])
-    elif name in BENCHMARKS:
-        importlib.import_module(BENCHMARKS[name]).main(rest)
+        for section in CPU_SECTIONS + ("gpu",) * torch.cuda.is_available():
+            print(f"== {section}", flush=True)
+            importlib.import_module(f"depthbench.bench.{section}").main([])
+    elif name in SECTIONS:
+        importlib.import_module(f"depthbench.bench.{name}").main(rest)
     else:
-        print(f"usage: python -m depthbench.bench [{'|'.join(BENCHMARKS)}|all] [options]",
+        print(f"usage: python -m depthbench.bench [{'|'.join(SECTIONS)}|all] [options]",
               file=sys.stderr)  # fmt: skip
         sys.exit(2)
 

@@ -1,167 +1,121 @@
-"""Framework overhead: the real ``run.train`` path against a hand-written loop, per training step.
+"""Framework overhead: ``depthbench.core.train`` against a hand-written loop, per training step.
 
-Both sides train the same network (same init seed), on the same in-memory Fashion-MNIST split,
-with the same batch size, optimizer and scheduler partials (instantiated from the same config),
-number of steps, threads and device. The hand-written loop is what a careful person writes: the
-training set normalised once into one float tensor, a random permutation per epoch, slicing.
-Both read the data from the same place: on a GPU the whole split lives in GPU memory for both
-(the framework's data module keeps it there, the loop moves it there once), so neither pays a
-per-batch host-to-device copy the other does not. The framework side is
-``depthbench.core.run.train`` with the default callbacks and CSV logger, timed from the inside by
-:class:`~depthbench.bench.timing.StepTimer`; validation and test are off (per-step cost only).
-
-Every step is timed (end of one step to end of the next). Per run we keep the mean over the
-timed window, the median step, the 10th-percentile step, and the process CPU time per step; the
-median and the low percentile are the least disturbed by other work on the machine. Repeats
-alternate framework / loop so drift hits both alike; ratios are paired per repeat and the median
-over repeats is reported.
+Both sides do the same arithmetic: the same network, Fashion-MNIST's training split, batch
+size, optimizer and scheduler (built from one config), number of steps and threads. The
+framework side is ``core.train`` with the default callbacks and CSV logger, validation and test
+off; the hand-written side (``harness.hand_train``) slices a split normalised once, in a new
+random order every epoch. One ``harness.StepTimer`` times both. Runs alternate framework /
+hand-written so that drift on a shared machine hits both alike; each pair gives a ratio of
+median steps, reported as the median over the pairs with its range, beside each side's median
+wait for the next batch.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
-import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from depthbench.bench.harness import compose, median, save_section, spread, timed_train
+from depthbench import core
+from depthbench.bench import harness
 
-# name -> config overrides of the benchmark networks (20-layer MLPs, small CNN, ResNet-20)
+# name -> config overrides of the benchmark networks
 MODELS: dict[str, list[str]] = {
     "mlp20": ["model=mlp", "model.depth=20", "model.width=256"],
     "mlp20_w128": ["model=mlp", "model.depth=20", "model.width=128"],
     "cnn": ["model=cnn"],
-    "resnet20": ["model=resnet", "model.depth=20"],
 }
-STATS = ("median_ms", "p10_ms", "mean_ms", "cpu_ms")
+SIDES = ("framework", "hand")
 
 
-def _stats(step_times: list[float], window_s: float, cpu_s: float, steps: int) -> dict:
-    """Per-step milliseconds; without step times (asynchronous on a GPU) the window's mean."""
-    t, mean_ms = np.asarray(step_times) * 1e3, window_s / steps * 1e3
-    return {
-        "median_ms": float(np.median(t)) if len(t) else mean_ms,
-        "p10_ms": float(np.percentile(t, 10)) if len(t) else mean_ms,
-        "mean_ms": mean_ms,
-        "cpu_ms": cpu_s / steps * 1e3,
-    }
-
-
-def framework_steps(
-    overrides: list[str], steps: int, warmup: int, device: str, workdir: Path
-) -> dict[str, float]:
-    """Per-step statistics of ``run.train`` after ``warmup`` steps (one run)."""
-    cuda = device.startswith("cuda")
+def framework(overrides: Sequence[str], steps: int, warmup: int, workdir: Path) -> dict:
+    """The timer's summary of one ``core.train`` of ``steps`` training steps."""
+    timer = harness.StepTimer(warmup, steps)
     run = [*overrides, f"trainer.max_steps={steps}", "trainer.max_epochs=-1",
-           "+trainer.limit_val_batches=0", "test=false",
-           f"trainer.accelerator={'gpu' if cuda else 'cpu'}"]  # fmt: skip
-    t = timed_train(run, workdir, warmup_steps=warmup, last_step=steps, sync_cuda=cuda)
-    n = t["timed_steps"]
-    return _stats(
-        [] if cuda else t["step_times"], t["step_seconds"] * n, t["step_cpu_seconds"] * n, n
-    )
+           "+trainer.limit_val_batches=0", "test=false"]  # fmt: skip
+    harness.train_run(run, workdir, [timer])
+    return timer.summary()
 
 
-def raw_steps(overrides: list[str], steps: int, warmup: int, device: str) -> dict[str, float]:
-    """Per-step statistics of a hand-written loop over the same data, model and optimizer."""
-    from depthbench.core.build import build_data, build_net
+def shuffled(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int
+) -> Iterator[harness.Batch]:
+    """Batches of ``x``, ``y`` in a new random order every epoch, sliced by hand."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(len(y), generator=generator)
+        for b in range(0, len(y), batch_size):
+            yield x[order[b : b + batch_size]], y[order[b : b + batch_size]]
 
-    cuda = device.startswith("cuda")
-    cfg = compose(overrides, Path(tempfile.gettempdir()))
+
+def hand(overrides: Sequence[str], steps: int, warmup: int) -> dict:
+    """The timer's summary of the hand-written loop over the same data, network and optimizer."""
+    cfg = core.compose(overrides)
     torch.manual_seed(cfg.seed)
-    dm = build_data(cfg)
-    x_raw, y = dm.splits["train"]
-    # normalised once and kept where the framework keeps its split: on the GPU when there is one
-    x, y = dm.transform(x_raw, False).contiguous().to(device), y.to(device)
-    net = build_net(cfg.model, dm).to(device).train()
+    data = core.build_data(cfg)
+    x, y = data.splits["train"]
+    net = core.build_net(cfg.model, data).train()
     optimizer = instantiate(cfg.optimizer)(params=list(net.parameters()))
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    scheduler = scheduler(optimizer=optimizer, total_steps=steps) if scheduler else None
-    batch_size, n = cfg.data.batch_size, len(y)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    step, start, cpu_start, last, step_times = 0, 0.0, 0.0, 0.0, []
-    while step < steps:
-        perm = torch.randperm(n, generator=gen).to(device)  # one copy per epoch, as the loader
-        for b in range(0, n, batch_size):
-            i = perm[b : b + batch_size]
-            loss = F.cross_entropy(net(x[i]), y[i])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            step += 1
-            if step == warmup:
-                if cuda:
-                    torch.cuda.synchronize()
-                start, cpu_start = time.perf_counter(), time.process_time()
-            now = time.perf_counter()
-            if step > warmup:
-                step_times.append(now - last)
-            last = now
-            if step == steps:
-                break
-    if cuda:
-        torch.cuda.synchronize()
-    window, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    return _stats([] if cuda else step_times, window, cpu, steps - warmup)
+    make_scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    scheduler = make_scheduler(optimizer=optimizer, total_steps=steps) if make_scheduler else None
+    timer = harness.StepTimer(warmup, steps)
+    batches = shuffled(data.transform(x, False).contiguous(), y, cfg.data.batch_size, cfg.seed)
+    harness.hand_train(net, batches, optimizer, timer, scheduler)
+    return {**timer.summary(), "batch_size": cfg.data.batch_size}
 
 
 def run(
-    models: list[str],
-    steps: int,
-    warmup: int,
-    repeats: int,
-    threads: int,
-    device: str,
-    extra: list[str] | None = None,
+    models: Sequence[str], steps: int, warmup: int, repeats: int, threads: int, extra: Sequence[str]
 ) -> dict[str, Any]:
-    """Alternate framework and hand-written runs ``repeats`` times per model; medians, ratios.
-    ``extra``: config overrides for both sides (e.g. ``callbacks=none logger=none``)."""
+    """``repeats`` alternating framework / hand-written pairs per model, with ``extra`` config
+    overrides for both sides; medians and the ratios of the pairs."""
     torch.set_num_threads(threads)
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="depthbench-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="depthbench-overhead-") as tmp:
         for name in models:
-            overrides = ["data=fashion_mnist", *MODELS[name], *(extra or [])]
-            fw, raw = [], []
+            overrides = ["data=fashion_mnist", *MODELS[name], *extra]
+            pairs = []
             for _ in range(repeats):
-                fw.append(framework_steps(overrides, steps, warmup, device, Path(tmp)))
-                raw.append(raw_steps(overrides, steps, warmup, device))
-                pairs = ", ".join(f"{k} {fw[-1][k]:.2f}/{raw[-1][k]:.2f}" for k in STATS)
-                print(f"overhead {name} (framework/raw): {pairs}", flush=True)
-            entry: dict[str, Any] = {"overrides": overrides}
-            for k in STATS:
-                paired = [f[k] / r[k] for f, r in zip(fw, raw)]
-                entry[k] = {"framework": median([f[k] for f in fw]),
-                            "raw": median([r[k] for r in raw]),
-                            "ratio": median(paired), "ratio_range": spread(paired)}  # fmt: skip
-            results[name] = {**entry, "runs": {"framework": fw, "raw": raw}}
-    return {"device": device, "threads": threads, "steps": steps, "warmup_steps": warmup,
-            "repeats": repeats, "batch_size": 128, "models": results}  # fmt: skip
+                pairs.append({"framework": framework(overrides, steps, warmup, Path(tmp)),
+                              "hand": hand(overrides, steps, warmup)})  # fmt: skip
+                print(f"overhead {name}, ms per step (wait): " + ", ".join(
+                    f"{k} {v['step_ms']:.2f} ({v['wait_ms']:.3f})" for k, v in pairs[-1].items()
+                ), flush=True)  # fmt: skip
+            ratios = [p["framework"]["step_ms"] / p["hand"]["step_ms"] for p in pairs]
+            results[name] = {
+                "overrides": overrides, "batch_size": pairs[0]["hand"]["batch_size"],
+                "ratio": harness.median(ratios), "ratio_range": harness.spread(ratios),
+                **{f"{side}_{k}": harness.median([p[side][k] for p in pairs])
+                   for side in SIDES for k in ("step_ms", "wait_ms")},
+                "pairs": pairs,
+            }  # fmt: skip
+    return {"threads": threads, "steps": steps, "warmup_steps": warmup, "repeats": repeats,
+            "models": results}  # fmt: skip
 
 
 def main(argv: list[str]) -> dict[str, Any]:
-    """``python -m depthbench.bench overhead [--device cuda] ...``"""
+    """``python -m depthbench.bench overhead [--models ...] [overrides]``"""
     p = argparse.ArgumentParser(prog="python -m depthbench.bench overhead", description=__doc__)
-    p.add_argument("--models", default="mlp20,mlp20_w128,cnn", help=f"of {', '.join(MODELS)}")
-    p.add_argument("--steps", type=int, default=200, help="steps per run (incl. warm-up)")
-    p.add_argument("--warmup", type=int, default=30, help="untimed first steps")
-    p.add_argument("--repeats", type=int, default=5, help="framework/raw pairs per model")
+    p.add_argument("--models", default=",".join(MODELS), help=f"of {', '.join(MODELS)}")
+    p.add_argument("--steps", type=int, default=120, help="steps per run (warm-up included)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed first steps")
+    p.add_argument("--repeats", type=int, default=5, help="framework / hand-written pairs")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--no-save", action="store_true", help="print only")
     p.add_argument("overrides", nargs="*", help="config overrides for both sides")
     a = p.parse_args(argv)
-    result = run(a.models.split(","), a.steps, a.warmup, a.repeats, a.threads, a.device,
-                 a.overrides)  # fmt: skip
+    models = a.models.split(",")
+    if unknown := [m for m in models if m not in MODELS]:
+        p.error(f"unknown model(s) {', '.join(unknown)}; allowed: {', '.join(MODELS)}")
+    result = run(models, a.steps, a.warmup, a.repeats, a.threads, a.overrides)
     for name, r in result["models"].items():
-        print(f"{name}: framework/raw " + ", ".join(f"{k} {r[k]['ratio']:.3f}" for k in STATS))
+        lo, hi = r["ratio_range"]
+        print(f"overhead {name}: framework / hand-written {r['ratio']:.3f} ({lo:.2f}-{hi:.2f})")
     if not a.no_save:
-        save_section(f"overhead_{a.device}", result, " ".join([p.prog, *argv]))
+        harness.save_section("overhead", result, " ".join([p.prog, *argv]))
     return result

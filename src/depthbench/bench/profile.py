@@ -16,21 +16,19 @@ import tempfile
 from pathlib import Path
 
 import torch
-from omegaconf import open_dict
 
+from depthbench import core
 from depthbench.bench.harness import RESULTS_DIR, compose
 
 
 def hook_report(overrides: list[str], workdir: Path) -> str:
-    """Lightning's ``SimpleProfiler`` summary of one ``run.train``: mean seconds and calls of
+    """Lightning's ``SimpleProfiler`` summary of one ``core.train``: mean seconds and calls of
     every hook, callbacks' hooks named ``[Callback]<state key>.<hook>``."""
-    from depthbench.core.run import train
-
-    cfg = compose(overrides, workdir)
-    with open_dict(cfg):
-        cfg.trainer.profiler = {"_target_": "lightning.pytorch.profilers.SimpleProfiler",
-                                "dirpath": str(workdir), "filename": "hooks"}  # fmt: skip
-    train(cfg)
+    profiler = ["+trainer.profiler._target_=lightning.pytorch.profilers.SimpleProfiler",
+                f"+trainer.profiler.dirpath={workdir}",
+                "+trainer.profiler.filename=hooks"]  # fmt: skip
+    cfg = compose([*overrides, *profiler], workdir)
+    core.train(cfg)
     report = next(workdir.glob("*hooks.txt")).read_text()
     return f"{callback_cost(report, cfg.trainer.max_steps)}\n\n{report}"
 
@@ -56,22 +54,21 @@ def callback_cost(report: str, steps: int) -> str:
 
 
 def call_tree(overrides: list[str], workdir: Path) -> str:
-    """pyinstrument's call tree of one ``run.train`` (0.5 ms sampling)."""
+    """pyinstrument's call tree of one ``core.train`` (0.5 ms sampling)."""
     from pyinstrument import Profiler
-
-    from depthbench.core.run import train
 
     cfg = compose(overrides, workdir)
     profiler = Profiler(interval=0.0005)
     profiler.start()
-    train(cfg)
+    core.train(cfg)
     profiler.stop()
     return profiler.output_text(unicode=False, color=False)
 
 
 def main(argv: list[str]) -> str:
-    """Profile ``run.train``; write both reports to ``--out`` and return them."""
-    p = argparse.ArgumentParser(prog="python -m depthbench.bench profile", description=__doc__)
+    """Profile ``core.train``; write both reports to ``--out`` and return them."""
+    p = argparse.ArgumentParser(prog="python -m depthbench.bench profile", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(RESULTS_DIR / "profile.txt"))

@@ -2,10 +2,10 @@
 
 For each model and each number of seeds n, ``python train.py -m seed=0,...,n-1 ...`` runs once
 with Hydra's basic launcher (the seeds apart, one after the other in one process) and once with
-``hydra/launcher=seeds_together`` (one stacked model; ``depthbench.core.together``), each a fresh
-process. The wall time and the CPU time (user + system) of the whole process (imports, data,
-training, test, outputs) are compared with the same command for one seed alone; on a busy
-machine the CPU time is the figure to read (the wall time then mostly measures the others).
+``hydra/launcher=seeds_together`` (one stacked model), each a fresh process. The wall time and
+the CPU time (user + system) of the whole process (imports, data, training, test, outputs) are
+compared with the same command for one seed alone; on a busy machine the CPU time is the figure
+to read (the wall time then mostly measures the others).
 Every run folder is checked: status ok, and ``seeds_together`` recorded as n on the stacked side
 (so a fallback cannot pass for a measurement).
 """
@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from depthbench.bench.harness import save_section
-from depthbench.core.run_folder.layout import METRICS_FILE
+from depthbench import core
+from depthbench.bench.harness import save_section, time_process
 
 # name -> the overrides of one seed's run (the lesson's settings, one arm of each sweep)
 MODELS = {
@@ -41,18 +36,11 @@ def _sweep(
 ) -> tuple[float, float]:
     """Wall and CPU seconds (user + system) of one ``train.py -m`` process over seeds
     0..n-1; its runs checked."""
-    root = Path(__file__).resolve().parents[3]  # train.py of this checkout
     seeds = "seed=" + ",".join(str(s) for s in range(n))
     args = [*overrides, seeds, *(TOGETHER if together else []), f"hydra.sweep.dir={folder}"]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    proc = subprocess.run([sys.executable, "train.py", "-m", *args], cwd=root, env=env,
-                          capture_output=True, text=True)  # fmt: skip
-    seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if proc.returncode != 0:
-        raise RuntimeError(f"exit {proc.returncode}: {' '.join(args)}\n{proc.stderr[-2000:]}")
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob(f"*/{METRICS_FILE}"))]
+    seconds, cpu = time_process(["train.py", "-m", *args], threads=threads)
+    jobs = sorted(p.parent for p in folder.glob(f"*/{core.layout.METRICS_FILE}"))
+    records = [core.open_run(job).metrics() or {"status": "unreadable"} for job in jobs]
     stacked = [r.get("seeds_together") for r in records]
     if len(records) != n or any(r["status"] != "ok" for r in records):
         raise RuntimeError(f"{' '.join(args)}: {len(records)} runs, not {n} finished ok")

@@ -10,17 +10,13 @@ take the disk, when other work shares the cores).
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from depthbench.bench.harness import median, save_section, spread, train_run
-from depthbench.core.run_folder.layout import last_checkpoint
+from depthbench import core
+from depthbench.bench.harness import median, save_section, spread, time_process, train_run
 
 # name -> what the user types (after `python`); {run}, {ckpt} and {png} are filled in per run
 COMMANDS = {
@@ -37,10 +33,10 @@ def _inputs(workdir: Path) -> tuple[Path, Path]:
     import numpy as np
     from PIL import Image
 
-    metrics, _ = train_run(["trainer.max_epochs=1", "logger=none"], workdir)
+    metrics = train_run(["trainer.max_epochs=1", "logger=none"], workdir)
     png = workdir / "digit.png"
     Image.fromarray((np.arange(64).reshape(8, 8) * 4).astype("uint8")).save(png)
-    return last_checkpoint(metrics["output_dir"]), png
+    return core.open_run(metrics["output_dir"]).last_checkpoint, png
 
 
 def run(repeats: int, workdir: Path) -> dict[str, Any]:
@@ -48,21 +44,14 @@ def run(repeats: int, workdir: Path) -> dict[str, Any]:
     ckpt, png = _inputs(workdir)
     seconds: dict[str, list[float]] = {name: [] for name in COMMANDS}
     cpu: dict[str, list[float]] = {name: [] for name in COMMANDS}
-    root = Path(__file__).resolve().parents[3]  # train.py of this checkout
     for i in range(repeats):
         for name, args in COMMANDS.items():
             unseen = workdir / f"unseen-{i}.ckpt"
             shutil.copyfile(ckpt, unseen)
             filled = [a.format(run=workdir / f"bad-{i}", ckpt=unseen, png=png) for a in args]
-            used = resource.getrusage(resource.RUSAGE_CHILDREN)
-            start = time.perf_counter()
-            proc = subprocess.run([sys.executable, *filled], cwd=root, capture_output=True,
-                                  text=True)  # fmt: skip
-            seconds[name].append(time.perf_counter() - start)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu[name].append(after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime)
-            if proc.returncode != EXIT[name]:
-                raise RuntimeError(f"{name}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
+            wall, used = time_process(filled, expect=EXIT[name])
+            seconds[name].append(wall)
+            cpu[name].append(used)
     rows = {}
     for name, s in seconds.items():
         command = "python " + " ".join(COMMANDS[name])

@@ -2,70 +2,45 @@
 
 Each entry is a whole process, timed from spawn to exit (imports, data loading, training,
 testing, writing outputs): ``depthbench train experiment=fmnist_mlp_recipe`` (target 88% test
-accuracy; the same program as ``python train.py``) and ``experiment=fmnist_cnn_recipe`` (91%),
-and scikit-learn's ``MLPClassifier`` on the same split (the same 55,000 training images after the
-seeded 5,000-image validation hold-out, the same 10,000 test images, the same normalisation),
-trained one epoch at a time with ``partial_fit`` until its test accuracy reaches 88% (the process
-then exits). The recipes have a fixed schedule; the bench checks that they reach their target
-(and the CNN recipe its 120 s whole-process budget). Run it on an idle machine (3 alternating
-runs of each by default).
+accuracy) and ``experiment=fmnist_cnn_recipe`` (91%, within a 120 s whole-process budget), and
+scikit-learn's ``MLPClassifier`` on the same split and normalisation (``core.build_data``),
+trained one epoch at a time with ``partial_fit`` until its test accuracy reaches 88%. The recipes
+have a fixed schedule; the bench checks that they reach their target. Run it on an idle machine
+(3 alternating runs of each by default).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from depthbench.bench.harness import RESULTS_DIR, compose, median, save_section
-from depthbench.core.run_folder.layout import metrics_path
+from depthbench import core
+from depthbench.bench.harness import RESULTS_DIR, median, save_section, time_process
 
 EXPERIMENTS = {"fmnist_mlp_recipe": 0.88, "fmnist_cnn_recipe": 0.91}
-# whole-process wall seconds each recipe must fit on an idle 2-core machine (None: no budget)
+# whole-process wall seconds each recipe must fit on an idle machine (None: no budget)
 WALL_BUDGET = {"fmnist_mlp_recipe": None, "fmnist_cnn_recipe": 120.0}
 SKLEARN_TARGET = 0.88
 SKLEARN_WORKER = "python -m depthbench.bench.time_to_acc --sklearn-worker OUT"
 
 
-def time_process(cmd: list[str], timeout: float, threads: int | None) -> tuple[float, Any]:
-    """Wall seconds of ``cmd`` from spawn to exit (``threads``: its BLAS/OpenMP threads), and
-    its completed process; a failure stops the benchmark with the process's last lines."""
-    env = dict(os.environ)
-    if threads:
-        env.update({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                              "OPENBLAS_NUM_THREADS")})  # fmt: skip
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - start, proc
-
-
 def run_experiment(name: str, workdir: Path, timeout: float, threads: int | None) -> dict:
-    """One ``depthbench train experiment=NAME`` process: wall seconds and its metrics."""
+    """One ``depthbench train experiment=NAME`` process: wall seconds and its record."""
     out = workdir / name
     args = [f"experiment={name}", f"hydra.run.dir={out}", "callbacks.progress_bar.refresh_rate=0"]
-    wall, _ = time_process([sys.executable, "-m", "depthbench", "train", *args], timeout, threads)
-    metrics = json.loads(metrics_path(out).read_text())
-    budget = WALL_BUDGET.get(name)
-    return {
-        "command": f"depthbench train experiment={name}",
-        "wall_seconds": wall,
-        "fit_seconds": metrics["fit_seconds"],
-        "epochs": metrics["epochs"],
-        "params": metrics["params"],
-        "test_acc": metrics["test/acc"],
-        "target": EXPERIMENTS[name],
-        "reached": metrics["test/acc"] >= EXPERIMENTS[name],
-        "wall_budget": budget,
-        "within_budget": budget is None or wall <= budget,
-    }
+    wall, _ = time_process(["-m", "depthbench", "train", *args], threads=threads, timeout=timeout)
+    metrics = core.open_run(out).metrics() or {}
+    budget, acc = WALL_BUDGET.get(name), metrics["test/acc"]
+    return {"command": f"depthbench train experiment={name}", "wall_seconds": wall,
+            "fit_seconds": metrics["fit_seconds"], "epochs": metrics["epochs"],
+            "params": metrics["params"], "test_acc": acc, "target": EXPERIMENTS[name],
+            "reached": acc >= EXPERIMENTS[name], "wall_budget": budget,
+            "within_budget": budget is None or wall <= budget}  # fmt: skip
 
 
 def sklearn_worker(out_file: str, seed: int = 42, max_epochs: int = 40) -> None:
@@ -73,14 +48,11 @@ def sklearn_worker(out_file: str, seed: int = 42, max_epochs: int = 40) -> None:
     import numpy as np
     from sklearn.neural_network import MLPClassifier
 
-    from depthbench.core.build import build_data
-
-    cfg = compose(["data=fashion_mnist", f"seed={seed}"], Path(tempfile.gettempdir()))
-    dm = build_data(cfg)  # the same split and normalisation as depthbench train
+    data = core.build_data(core.compose(["data=fashion_mnist", f"seed={seed}"]))
 
     def arrays(split: str) -> tuple[Any, Any]:
-        x, y = dm.splits[split]
-        return dm.transform(x, False).flatten(1).numpy(), y.numpy()
+        x, y = data.splits[split]
+        return data.transform(x, False).flatten(1).numpy(), y.numpy()
 
     (x_train, y_train), (x_test, y_test) = arrays("train"), arrays("test")
     clf = MLPClassifier(hidden_layer_sizes=(512, 512), batch_size=256, learning_rate_init=1e-3,
@@ -101,8 +73,8 @@ def sklearn_worker(out_file: str, seed: int = 42, max_epochs: int = 40) -> None:
 def run_sklearn(workdir: Path, timeout: float, threads: int | None) -> dict[str, Any]:
     """The scikit-learn baseline in its own process, timed like ``depthbench train``."""
     out = workdir / "sklearn.json"
-    cmd = [sys.executable, "-m", "depthbench.bench.time_to_acc", "--sklearn-worker", str(out)]
-    wall, _ = time_process(cmd, timeout, threads)
+    args = ["-m", "depthbench.bench.time_to_acc", "--sklearn-worker", str(out)]
+    wall, _ = time_process(args, threads=threads, timeout=timeout)
     result = json.loads(out.read_text())
     return {"command": SKLEARN_WORKER, "wall_seconds": wall, **result, "target": SKLEARN_TARGET,
             "reached": result["test_acc"] >= SKLEARN_TARGET}  # fmt: skip
