@@ -10,7 +10,7 @@ import importlib
 import sys
 
 CPU_SECTIONS = ("startup", "peak", "overhead", "time_to_acc", "seeds")
-SECTIONS = (*CPU_SECTIONS, "gpu", "profile")  # each a module of depthbench.bench with main(argv)
+SECTIONS = (*CPU_SECTIONS, "gpu")  # each a module of depthbench.bench with main(argv)
 
 
 def main(argv: list[str]) -> None:

@@ -26,9 +26,8 @@ alternating runs of one invocation, never across machines or days. Other work on
 BENCH_FOOTER = """## GPU, and where a training step's time goes
 
 The GPU figures (fast_dev_run of every model, host syncs per step, images/s, peak memory) are the
-GPU check's: `make gpu-check`, reported in [gpu.md](gpu.md). `python -m depthbench.bench profile`
-writes [profile.txt](profile.txt): the cost of every hook of every callback and of the module
-(Lightning's `SimpleProfiler`) and the call tree (pyinstrument) of one short `core.train`.
+GPU check's: `make gpu-check`, reported in [gpu.md](gpu.md). Lightning's profiler times every
+hook of every callback and of the module in any run: `python train.py trainer.profiler=simple`.
 """
 
 GPU_COMMAND = (
