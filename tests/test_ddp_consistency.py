@@ -51,7 +51,7 @@ def test_nan_on_one_rank_stops_every_rank_diverged_in_a_sweep(tmp_path: Path, ra
 
 
 @pytest.mark.process
-@pytest.mark.slow  # two EfficientNet-Lite0 ranks: about 100 s on the shared 2-core machine
+@pytest.mark.slow  # two EfficientNet-Lite0 ranks
 def test_finetune_unfreeze_keeps_every_parameter_equal_across_ranks(tmp_path: Path) -> None:
     """Fine-tuning with unfreeze_at_epoch=1 on two ranks: at the end every parameter and buffer
     is the same on both ranks (each rank saves its own; compared here), and the backbone did

@@ -133,7 +133,7 @@ HINTS: dict[str, list[str]] = {
     ],
     "on purpose: +": [UP + "test_add_plus_hint_adds_the_key"],
     "pip install 'depthbench[slurm]'": [HERE + "test_the_slurm_extra_installs_the_launcher_plugin"],
-    "trainer.profiler=simple": [HERE + "test_the_profiler_hint_prints_every_hooks_time"],
+    "+trainer.profiler=simple": [HERE + "test_the_profiler_hint_prints_every_hooks_time"],
     "python train.py": [
         HERE + "test_ddp_relaunches_the_scripts_named",
         "test_distributed.py::test_ddp_cpu_two_processes_write_one_metrics_over_whole_val_set",
@@ -439,10 +439,10 @@ def test_each_subcommands_help_lists_its_options(capsys) -> None:
 
 @pytest.mark.process
 def test_the_profiler_hint_prints_every_hooks_time(tmp_path: Path) -> None:
-    """bench.md: ``python train.py trainer.profiler=simple`` times every callback's hooks."""
+    """bench.md: ``python train.py +trainer.profiler=simple`` times every callback's hooks."""
     from helpers import run_train
 
-    proc = run_train([*FAST, "trainer.profiler=simple", f"hydra.run.dir={tmp_path}"])
+    proc = run_train([*FAST, "+trainer.profiler=simple", f"hydra.run.dir={tmp_path}"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     assert "run_training_batch" in out and "[Callback]DivergenceGuard.on_train_batch_end" in out

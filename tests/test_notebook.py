@@ -48,8 +48,7 @@ def test_outputs_agree_up_to_rounding_and_no_further() -> None:
     assert not outputs._same("depth 20: 0.1", "depth 20: 0.1 depth 2: 0.1")
 
 
-# in the fast suite so the notebook never goes stale: 75 s on the 2-core VM under a load of 6
-# (about 35 s of one core; 31 s idle before the controls and demonstrations 10-14 came in)
+# not marked slow: in every `make test`, so the notebook never goes stale
 @pytest.mark.process
 def test_lesson_notebook_runs_top_to_bottom_and_its_outputs_are_current(tmp_path: Path) -> None:
     """Every cell runs without error at tiny sizes; each claim that runs on a CPU shows one

@@ -86,7 +86,7 @@ layout.COMMANDS_FILE = "typed.txt"
 
 
 @pytest.mark.process
-@pytest.mark.slow  # five commands and a one-seed lesson of claim 1: about 3 minutes on 2 cores
+@pytest.mark.slow  # five commands and a one-seed lesson of claim 1
 def test_a_changed_layout_moves_every_writer_and_reader(tmp_path: Path) -> None:
     """Train, eval, predict, report and a tiny lesson, all run with the layout changed (a
     ``sitecustomize`` on ``PYTHONPATH`` edits it before anything else imports it in every process,

@@ -87,7 +87,7 @@ def test_multirun_diverged_job_is_recorded_as_diverged_and_the_sweep_goes_on(
 
 
 @pytest.mark.process
-@pytest.mark.slow  # six short jobs in one process (about 40 s)
+@pytest.mark.slow  # six short jobs in one process
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc (Linux)")
 def test_a_multirun_in_one_process_holds_its_open_files_and_memory_flat(tmp_path: Path) -> None:
     """Hydra's basic launcher runs every job in one process, each with the default callbacks

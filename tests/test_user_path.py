@@ -65,7 +65,7 @@ def test_another_run_into_a_used_folder_is_refused(finished: Path) -> None:
 
 
 @pytest.mark.process
-@pytest.mark.slow  # a fresh interpreter (torch, Lightning): 12-16 s on the shared VM
+@pytest.mark.slow  # a fresh interpreter (torch, Lightning)
 def test_cli_refuses_a_used_folder_before_hydra_writes(finished: Path) -> None:
     """Case 3 from the command line: one line, exit 2, not even Hydra's config or log written."""
     before = snapshot(finished)
@@ -78,7 +78,7 @@ def test_cli_refuses_a_used_folder_before_hydra_writes(finished: Path) -> None:
 
 
 @pytest.mark.process
-@pytest.mark.slow  # a fresh interpreter (torch, Lightning): 12-16 s on the shared VM
+@pytest.mark.slow  # a fresh interpreter (torch, Lightning)
 def test_cli_finished_run_again_exits_0_and_changes_nothing(finished: Path) -> None:
     """Case 1 from the command line (a SLURM requeue): exit 0, one line, every file unchanged."""
     before = snapshot(finished)
@@ -200,7 +200,7 @@ def test_guarded_lets_a_bug_keep_its_traceback(tmp_path: Path) -> None:
 
 
 @pytest.mark.process
-@pytest.mark.slow  # a fresh interpreter (torch, Lightning): 12-16 s on the shared VM
+@pytest.mark.slow  # a fresh interpreter (torch, Lightning)
 def test_a_truncated_checkpoint_is_one_line_in_eval(finished: Path, tmp_path: Path) -> None:
     """``head -c 20000 last.ckpt > t.ckpt; python eval.py ckpt_path=t.ckpt``."""
     truncated = tmp_path / "t.ckpt"
@@ -521,7 +521,7 @@ def test_eval_takes_the_checkpoints_data_keys(finished: Path, eval_cases: Path) 
 
 
 @pytest.mark.process
-@pytest.mark.slow  # a fresh interpreter (torch, Lightning): 12-16 s on the shared VM
+@pytest.mark.slow  # a fresh interpreter (torch, Lightning)
 def test_each_entry_points_help_describes_itself() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 

@@ -27,7 +27,7 @@ BENCH_FOOTER = """## GPU, and where a training step's time goes
 
 The GPU figures (fast_dev_run of every model, host syncs per step, images/s, peak memory) are the
 GPU check's: `make gpu-check`, reported in [gpu.md](gpu.md). Lightning's profiler times every
-hook of every callback and of the module in any run: `python train.py trainer.profiler=simple`.
+hook of every callback and of the module in any run: `python train.py +trainer.profiler=simple`.
 """
 
 GPU_COMMAND = (

@@ -129,7 +129,7 @@ class Classifier(L.LightningModule):
     # value's device, so per step the loss and accuracy are only summed on the device (no host
     # sync) and logged seldom: ``train/loss_step`` every ``log_every_n_steps`` steps
     # (+ ``train/loss`` on the progress bar), ``train/loss_epoch`` and ``train/acc`` at the end
-    # of the epoch. ``python train.py trainer.profiler=simple`` shows where a step's time goes.
+    # of the epoch. ``python train.py +trainer.profiler=simple`` shows where a step's time goes.
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x, y = batch[0], batch[1]
         n = len(y)
