@@ -20,7 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
-from depthbench.core.overrides import override_key
+from depthbench.core.overrides import override_key, override_value
 from depthbench.errors import ConfigError, close_matches
 
 # folders of conf/ that are no config group of train.py or eval.py: conf/lesson holds the claims
@@ -278,7 +278,7 @@ def _lesson_command(arg: str, value: str, config_dir: str) -> str:
     """``depthbench lesson --only NAMES`` for ``lesson=NAMES``: the claims as given when each is
     one, else the closest claim, else ``NAME`` (a claim is named after its file in lesson/)."""
     names = sorted(p.stem for p in (Path(config_dir) / "lesson").glob("*.yaml"))
-    given = [v for v in value.split(",") if v] if "." not in arg.partition("=")[0] else []
+    given = [v for v in value.split(",") if v] if "." not in override_key(arg) else []
     if given and all(v in names for v in given):
         return f"depthbench lesson --only {','.join(given)}"
     close = close_matches(given[0], names) if given else []
@@ -290,7 +290,7 @@ def _refuse_foreign_groups(config_dir: str, config_name: str, overrides: Sequenc
     from depthbench.core.config_values import FROM_CHECKPOINT, from_checkpoint_message
 
     for arg in overrides:
-        value = arg.partition("=")[2]
+        value = override_value(arg) or ""
         root = override_key(arg).split(".")[0]
         if root in NOT_GROUPS:
             raise ConfigError(

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from depthbench.core import layout, override_key
+from depthbench.core import layout, override_key, override_value
 
 IGNORED_OVERRIDES = ("hydra.", "hydra/", "paths.")
 # the fields of the record of a command refused before training (written by depthbench before
@@ -105,9 +105,9 @@ def parse_overrides(lines: list[str]) -> dict[str, str]:
     """``["model.depth=8", "+x=1", "~y"]`` -> ``{"model.depth": "8", "x": "1"}`` (sweep keys)."""
     out: dict[str, str] = {}
     for line in lines:
-        if "=" not in line or line.startswith("~"):
+        key, value = override_key(line), override_value(line)
+        if value is None or "=" not in line:  # a deletion (~key), or no value
             continue
-        key, value = override_key(line), line.split("=", 1)[1]
         if key == "experiment" or key.startswith(IGNORED_OVERRIDES):
             continue
         out[key] = value
