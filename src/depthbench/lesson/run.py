@@ -22,6 +22,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -207,11 +208,13 @@ def lesson(args: argparse.Namespace) -> Path:
     shown = [("TEXT" if prev == "--note" else a) for prev, a in zip(["", *argv], argv)]
     command = "depthbench lesson " + " ".join(shown)
     out = args.out or root or args.from_dir.parent
-    for r in results:  # every run of a claim, in the report's tables and figures
-        if r.runs_dir is not None and not r.claim.uses and r.runs_dir.is_dir():
-            r.report = write_report(
-                collect_runs([r.runs_dir]), out / "lesson" / r.claim.name, sources=[r.runs_dir]
-            )
+    results = [  # every run of a claim, in the report's tables and figures
+        replace(r, report=write_report(collect_runs([r.runs_dir]), out / "lesson" / r.claim.name,
+                                       sources=[r.runs_dir]))
+        if r.runs_dir is not None and not r.claim.uses and r.runs_dir.is_dir()
+        else r
+        for r in results
+    ]  # fmt: skip
     page = write_page(results, out, header, command.strip(), note=args.note)
     for r in results:
         log.info("lesson: %d. %s: %s", r.claim.order, r.claim.title, r.verdict.outcome)

@@ -100,7 +100,7 @@ class Verdict:
         return cls(outcome, summary, checks, table, figure)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClaimResult:
     """A claim with its verdict and the runs behind it."""
 
