@@ -41,3 +41,31 @@ def test_load_net_equals_the_trained_module_without_loading_data(tmp_path: Path,
     del no_spec[DATA_SPEC_KEY]["model_kwargs"]
     with pytest.raises(CheckpointError, match="no data spec"):
         load_net(no_spec)
+
+
+def test_a_checkpoint_saved_before_the_pipeline_moved_still_evaluates(tmp_path: Path) -> None:
+    """A run saved with the module paths of before ``depthbench.core`` (``depthbench.module.
+    Classifier``, ``depthbench.rundir...``) evaluates and resumes: its stored config is read
+    through ``saved_names``; the file on disk is left as it was."""
+    from depthbench.callbacks.run_config import CONFIG_KEY
+    from depthbench.core import compose, evaluate, train
+    from depthbench.core.run_folder.resume import comparable
+    from depthbench.core.run_folder.saved_names import RENAMED
+
+    run = tmp_path / "run"
+    train(compose_config(FAST, run))
+    ckpt = run / "checkpoints" / "last.ckpt"
+    saved = torch.load(ckpt, weights_only=True)
+    old = {new: old for old, new in RENAMED.items()}
+    saved[CONFIG_KEY]["module"]["_target_"] = old["depthbench.core.classifier.Classifier"]
+    torch.save(saved, ckpt)
+    before = ckpt.read_bytes()
+
+    cfg = compose([f"ckpt_path={ckpt}", "+trainer.limit_test_batches=2"], "eval")
+    cfg.paths.output_dir = str(tmp_path / "eval")
+    assert evaluate(cfg)["status"] == "ok"
+    assert ckpt.read_bytes() == before
+    now = compose_config(FAST, run)
+    then = now.copy()
+    then.module._target_ = old["depthbench.core.classifier.Classifier"]
+    assert comparable(then) == comparable(now)  # ckpt_path=auto still finds the older run
