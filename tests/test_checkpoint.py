@@ -9,9 +9,9 @@ import torch
 from helpers import FAST, compose_config
 
 import depthbench.core.build
-from depthbench.callbacks.run_config import DATA_SPEC_KEY
 from depthbench.core import load_checkpoint, load_net
 from depthbench.core.build import build_data, build_module, build_net, build_trainer
+from depthbench.core.callbacks.run_config import DATA_SPEC_KEY
 from depthbench.errors import CheckpointError
 
 
@@ -47,8 +47,8 @@ def test_a_checkpoint_saved_before_the_pipeline_moved_still_evaluates(tmp_path: 
     """A run saved with the module paths of before ``depthbench.core`` (``depthbench.module.
     Classifier``, ``depthbench.rundir...``) evaluates and resumes: its stored config is read
     through ``saved_names``; the file on disk is left as it was."""
-    from depthbench.callbacks.run_config import CONFIG_KEY
     from depthbench.core import compose, evaluate, train
+    from depthbench.core.callbacks.run_config import CONFIG_KEY
     from depthbench.core.run_folder.resume import comparable
     from depthbench.core.run_folder.saved_names import RENAMED
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from helpers import FAST, ROOT, compose_config
 
-from depthbench.callbacks.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from depthbench.core import load_checkpoint, train
 from depthbench.core.build import build_trainer
+from depthbench.core.callbacks.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from depthbench.errors import DivergenceError
 
 OLD = {"state_dict": {"w": torch.ones(50_000)}, "global_step": 1}
@@ -25,7 +25,7 @@ KILLED_WRITER = textwrap.dedent(
     """
     import io, os, signal, sys
     import torch
-    from depthbench.callbacks.checkpointing import AtomicCheckpointIO
+    from depthbench.core.callbacks.checkpointing import AtomicCheckpointIO
 
     real_save = torch.save
 

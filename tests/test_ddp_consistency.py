@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import run_train
 
-from depthbench.callbacks.reliability import DivergenceGuard
+from depthbench.core.callbacks.reliability import DivergenceGuard
 from depthbench.errors import DivergenceError
 from depthbench.launch.sweeps import JOBS_FILE
 

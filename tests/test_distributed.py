@@ -12,12 +12,13 @@ from helpers import FAST, ROOT, compose_config, compose_with_hydra, run_train
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
-from depthbench.callbacks.run_config import CONFIG_KEY
 from depthbench.core import load_checkpoint, train
 from depthbench.core.build import build_data, build_module, build_net
+from depthbench.core.callbacks.run_config import CONFIG_KEY
+from depthbench.core.config_values import check_accelerator
+from depthbench.core.confusion import read_confusion_csv
 from depthbench.errors import ConfigError
-from depthbench.launch.distributed import check_accelerator, hydra_rank_command
-from depthbench.tools.confusion import read_confusion_csv
+from depthbench.launch.distributed import hydra_rank_command
 
 NO_GPU = not torch.cuda.is_available()
 

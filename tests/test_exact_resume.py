@@ -14,8 +14,8 @@ import torch
 from helpers import compose_config
 from omegaconf import open_dict
 
-from depthbench.callbacks.reliability import ExactResume
 from depthbench.core import train
+from depthbench.core.callbacks.reliability import ExactResume
 
 
 def _on_rank(rank: int) -> ExactResume:

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from helpers import FAST, compose_config
 from omegaconf import open_dict
 
-from depthbench.callbacks.finetune import BackboneFreeze, finetune_callbacks
 from depthbench.core import train
 from depthbench.core.build import build_data, build_module, build_net, build_trainer, run_callbacks
+from depthbench.core.callbacks.finetune import BackboneFreeze, finetune_callbacks
 from depthbench.errors import ConfigError
 from depthbench.models.efficientnet_lite import (
     LITE_MEAN,

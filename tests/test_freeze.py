@@ -10,8 +10,8 @@ import torch
 from helpers import FAST, compose_config
 from hydra.utils import instantiate
 
-from depthbench.callbacks.freeze import FreezeAtInit
 from depthbench.core.build import build_data, build_module, build_net, build_trainer
+from depthbench.core.callbacks.freeze import FreezeAtInit
 from depthbench.core.together import why_apart
 from depthbench.errors import ConfigError
 from depthbench.lesson import jobs as J
@@ -19,7 +19,7 @@ from depthbench.lesson.claims import load_claims
 
 torch.set_num_threads(1)
 FREEZE = [
-    "+callbacks.freeze_blocks._target_=depthbench.callbacks.freeze.FreezeAtInit",
+    "+callbacks.freeze_blocks._target_=depthbench.core.callbacks.freeze.FreezeAtInit",
     "+callbacks.freeze_blocks.modules=[blocks]",
 ]
 # a residual MLP with batch norm on the 8x8 digits, a few steps (FAST: 2 epochs of 3 batches)

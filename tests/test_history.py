@@ -119,7 +119,7 @@ def test_resume_continues_tensorboard_folder_and_wandb_run(tmp_path: Path, caplo
     """logger=many, wandb offline: the resumed run keeps the wandb id (run folder and
     checkpoint), says what it did in one line, and TensorBoard writes into the same folder."""
     from depthbench.core.run_folder.checkpoint import load_checkpoint
-    from depthbench.tracking import WANDB_ID_KEY
+    from depthbench.core.tracking import WANDB_ID_KEY
 
     overrides = [*[o for o in HISTORY if "gradflow" not in o], "logger=many", "scheduler=none"]
     run_dir = tmp_path / "run"

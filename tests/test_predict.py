@@ -17,7 +17,7 @@ from PIL import Image
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from depthbench.core import build_data, evaluate, find_checkpoint, train
-from depthbench.tools.confusion import read_confusion_csv
+from depthbench.core.confusion import read_confusion_csv
 from depthbench.tools.predict import Predictor, main
 
 DIGITS = [str(i) for i in range(10)]
@@ -162,7 +162,7 @@ def test_confusion_figures_carry_class_names(tmp_path: Path) -> None:
     titles say the true and predicted class, the most confident mistake first."""
     import matplotlib
 
-    from depthbench.tools import confusion
+    from depthbench.core import confusion
 
     names = ["cat", "dog", "frog"]
     probs = torch.tensor([[0.9, 0.05, 0.05], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])

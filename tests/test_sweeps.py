@@ -198,7 +198,7 @@ def test_missing_launcher_plugin_says_which_extra(monkeypatch: pytest.MonkeyPatc
 def test_wandb_group_is_the_sweep_folder(tmp_path: Path) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from depthbench.tracking import sweep_group
+    from depthbench.core.tracking import sweep_group
 
     sweep_dir = f"hydra.sweep.dir={tmp_path}/2026-01-01_10-00-00"
     try:

@@ -14,7 +14,7 @@ import pytest
 from helpers import CONF_DIR, compose_config
 
 from depthbench.core.run_folder.redaction import REDACTED, is_secret_name, redact
-from depthbench.tracking import log_image
+from depthbench.core.tracking import log_image
 
 ROOT = Path(CONF_DIR).parent
 TINY = [
@@ -105,7 +105,7 @@ def test_redact_keys_overrides_and_env_values(monkeypatch: pytest.MonkeyPatch) -
 def test_wandb_goes_offline_without_key_or_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from depthbench import tracking
+    from depthbench.core import tracking
 
     for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -168,8 +168,8 @@ def test_log_image_to_tensorboard_and_wandb_and_not_csv(tmp_path: Path) -> None:
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+    from depthbench.core.tracking import finish_wandb, wandb_logger
     from depthbench.plotting import pyplot
-    from depthbench.tracking import finish_wandb, wandb_logger
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(2, 2))
@@ -202,6 +202,6 @@ def test_log_image_to_tensorboard_and_wandb_and_not_csv(tmp_path: Path) -> None:
 def test_logger_configs_compose(tmp_path: Path) -> None:
     cfg = compose_config(["logger=many", "tags=[a]"], tmp_path)
     assert set(cfg.logger) == {"csv", "tensorboard", "wandb"}
-    assert cfg.logger.wandb._target_ == "depthbench.tracking.wandb_logger"
+    assert cfg.logger.wandb._target_ == "depthbench.core.tracking.wandb_logger"
     assert list(cfg.logger.wandb.tags) == ["a"] and cfg.logger.wandb.save_dir == str(tmp_path)
     assert cfg.logger.tensorboard.save_dir == f"{tmp_path}/tensorboard"

@@ -6,9 +6,9 @@ the notebook and the tests call.
   Lightning callbacks; returns its ``metrics.json`` record;
 - :func:`evaluate` — test a checkpoint (``eval.yaml``'s config); returns its record;
 - :func:`open_run` — a run folder: its checkpoint, record, history and trained network;
-- :func:`find_checkpoint`, :func:`load_checkpoint`, :func:`load_net`,
-  :func:`stored_data_spec` — the one path from a run folder or checkpoint file to a network and
-  the data it expects;
+- :func:`find_checkpoint`, :func:`load_checkpoint`, :func:`load_net`, :func:`stored_config`,
+  :func:`stored_data_spec` — the one path from a run folder or checkpoint file to a network,
+  its config and the data it expects;
 - :func:`build_data`, :func:`build_net` — a config's data module and untrained network.
 
 Importing this package imports neither torch nor Lightning: the functions import the pipeline
@@ -52,6 +52,7 @@ __all__ = [
     "open_run",
     "override_key",
     "override_value",
+    "stored_config",
     "stored_data_spec",
     "train",
 ]
@@ -104,6 +105,13 @@ def find_checkpoint(path: str | Path) -> Path:
     from depthbench.core.run_folder.checkpoint import resolve_ckpt_path
 
     return Path(resolve_ckpt_path(str(path), Path.cwd(), required=True))  # type: ignore[arg-type]
+
+
+def stored_config(checkpoint: dict[str, Any]) -> DictConfig:
+    """The run config stored with a loaded checkpoint (today's module names)."""
+    from depthbench.core.run_folder.checkpoint import stored_config as config
+
+    return config(checkpoint)
 
 
 def stored_data_spec(checkpoint: dict[str, Any]) -> dict[str, Any]:

@@ -131,13 +131,13 @@ def run_callbacks(
     """
     import lightning as L
 
-    from depthbench.callbacks.epoch_log import EpochLog
-    from depthbench.callbacks.finetune import finetune_callbacks
-    from depthbench.callbacks.heartbeat import Heartbeat
-    from depthbench.callbacks.history import KeepHistory
-    from depthbench.callbacks.interrupt import GracefulInterrupt
-    from depthbench.callbacks.reliability import DivergenceGuard
-    from depthbench.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
+    from depthbench.core.callbacks.epoch_log import EpochLog
+    from depthbench.core.callbacks.finetune import finetune_callbacks
+    from depthbench.core.callbacks.heartbeat import Heartbeat
+    from depthbench.core.callbacks.history import KeepHistory
+    from depthbench.core.callbacks.interrupt import GracefulInterrupt
+    from depthbench.core.callbacks.reliability import DivergenceGuard
+    from depthbench.core.callbacks.run_config import ConfigInCheckpoint, LogResolvedConfig
 
     configured = _instantiate_group(cfg.get("callbacks")) + _instantiate_group(
         cfg.get("diagnostics")
@@ -163,7 +163,7 @@ def build_trainer(cfg: DictConfig, callbacks: Sequence[Any] | None = None) -> L.
     weights only) unless the config names another ``CheckpointIO``."""
     from lightning.pytorch.plugins.io import CheckpointIO
 
-    from depthbench.callbacks.checkpointing import AtomicCheckpointIO
+    from depthbench.core.callbacks.checkpointing import AtomicCheckpointIO
 
     plugins = list(instantiate(cfg.trainer.get("plugins")) or [])
     if not any(isinstance(p, CheckpointIO) for p in plugins):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from depthbench.callbacks.finetune import optimizer_param_groups
+from depthbench.core.callbacks.finetune import optimizer_param_groups
 from depthbench.errors import ConfigError
 from depthbench.optim.ema import ema_copy, ema_update, warmup_decay
 

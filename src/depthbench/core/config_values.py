@@ -215,3 +215,33 @@ def validate_eval_config(cfg: DictConfig) -> str:
     check_no_missing_values(cfg)
     assert path is not None
     return path
+
+
+GPU_ACCELERATORS = ("gpu", "cuda")
+ALLOWED_WITHOUT_GPU = "cpu, auto, ddp_cpu"
+
+
+def _accelerator_choice(default: str) -> str:
+    # the `accelerator=` group option the user picked (gpu, ddp, ...), for the message
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get("accelerator", default))
+    return default
+
+
+def check_accelerator(trainer_cfg: Any) -> None:
+    """Fail before training, in one line, when the accelerator asked for is not on this machine."""
+    import torch
+
+    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    choice = _accelerator_choice(accelerator)
+    if accelerator in GPU_ACCELERATORS and not torch.cuda.is_available():
+        raise ConfigError(
+            f"accelerator={choice} but no CUDA GPU is visible; allowed here: {ALLOWED_WITHOUT_GPU}"
+        )
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            f"accelerator={choice} but no Apple MPS device is visible; "
+            f"allowed here: {ALLOWED_WITHOUT_GPU}"
+        )

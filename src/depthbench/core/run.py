@@ -17,12 +17,6 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from depthbench.callbacks.checkpointing import AtomicCheckpointIO
-from depthbench.callbacks.epoch_log import EpochLog, summary_line
-from depthbench.callbacks.interrupt import interrupt_signal
-from depthbench.callbacks.predictions import CollectPredictions
-from depthbench.callbacks.reliability import DivergenceGuard
-from depthbench.callbacks.run_config import CONFIG_KEY
 from depthbench.core.build import (
     build_data,
     build_module,
@@ -32,11 +26,19 @@ from depthbench.core.build import (
     progress_bar_wanted,
     run_callbacks,
 )
+from depthbench.core.callbacks.checkpointing import AtomicCheckpointIO
+from depthbench.core.callbacks.epoch_log import EpochLog, summary_line
+from depthbench.core.callbacks.interrupt import interrupt_signal
+from depthbench.core.callbacks.predictions import CollectPredictions
+from depthbench.core.callbacks.reliability import DivergenceGuard
+from depthbench.core.callbacks.run_config import CONFIG_KEY
 from depthbench.core.config_values import (
+    check_accelerator,
     check_data_keys,
     validate_eval_config,
     validate_train_config,
 )
+from depthbench.core.confusion import explain_predictions
 from depthbench.core.run_folder.checkpoint import (
     check_data_fits,
     check_resume_fits,
@@ -54,11 +56,9 @@ from depthbench.core.run_folder.ownership import (
     finished_message,
 )
 from depthbench.core.run_folder.resume import read_record, resume_command
+from depthbench.core.tracking import finish_wandb, remember_wandb_id
 from depthbench.data.spec import class_names
 from depthbench.errors import DivergenceError, error_line
-from depthbench.launch.distributed import check_accelerator
-from depthbench.tools.confusion import explain_predictions
-from depthbench.tracking import finish_wandb, remember_wandb_id
 
 log = logging.getLogger("depthbench")
 
@@ -245,7 +245,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     The run folder also gets the confusion matrix (``confusion.csv``/``.png``), every test
     example's prediction and, for images, the most confidently wrong ones
-    (``depthbench.tools.confusion``); ``metrics.json`` holds the per-class accuracy.
+    (``depthbench.core.confusion``); ``metrics.json`` holds the per-class accuracy.
     """
     ckpt_file = validate_eval_config(cfg)
     check_accelerator(cfg.trainer)

@@ -47,10 +47,10 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from depthbench.callbacks.checkpointing import AtomicCheckpointIO
-from depthbench.callbacks.epoch_log import summary_line
-from depthbench.callbacks.run_config import ConfigInCheckpoint
 from depthbench.core.build import build_data, build_module, build_net, count_parameters
+from depthbench.core.callbacks.checkpointing import AtomicCheckpointIO
+from depthbench.core.callbacks.epoch_log import summary_line
+from depthbench.core.callbacks.run_config import ConfigInCheckpoint
 from depthbench.core.classifier import EPOCH_SUMS_KEY
 from depthbench.core.config_values import validate_train_config
 from depthbench.core.run import finished_metrics
@@ -66,13 +66,13 @@ log = logging.getLogger("depthbench")
 # callbacks a stacked fit does itself (checkpoints, divergence, learning-rate rows) or that only
 # show progress; any other callback runs the seeds apart
 HANDLED_CALLBACKS = {
-    "depthbench.callbacks.checkpointing.LastCheckpoint",
+    "depthbench.core.callbacks.checkpointing.LastCheckpoint",
     "lightning.pytorch.callbacks.ModelCheckpoint",
-    "depthbench.callbacks.reliability.DivergenceGuard",
-    "depthbench.callbacks.reliability.ExactResume",
+    "depthbench.core.callbacks.reliability.DivergenceGuard",
+    "depthbench.core.callbacks.reliability.ExactResume",
     "lightning.pytorch.callbacks.LearningRateMonitor",
     "lightning.pytorch.callbacks.TQDMProgressBar",
-    "depthbench.callbacks.heartbeat.Heartbeat",
+    "depthbench.core.callbacks.heartbeat.Heartbeat",
 }
 HANDLED_LOGGERS = {
     "depthbench.core.run_folder.history.ResumableCSVLogger",

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from depthbench.core.run_folder.history import keep_rows_before
+from depthbench.core.tracking import log_image
 from depthbench.plotting import pyplot
-from depthbench.tracking import log_image
 
 log = logging.getLogger("depthbench")
 

@@ -1,4 +1,4 @@
-"""Accelerator checks and Lightning's DDP made safe for Hydra jobs (``accelerator=ddp|ddp_cpu``).
+"""Lightning's DDP made safe for Hydra jobs (``accelerator=ddp|ddp_cpu``).
 
 Lightning's DDP launcher starts ranks 1..N-1 by re-running the command line. Under Hydra it
 appends ``hydra.run.dir=<run.dir>`` to ``sys.argv`` (``lightning/fabric/strategies/launchers/
@@ -14,40 +14,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Any
 
 import torch
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 from depthbench.errors import ConfigError
-
-GPU_ACCELERATORS = ("gpu", "cuda")
-ALLOWED_WITHOUT_GPU = "cpu, auto, ddp_cpu"
-
-
-def _accelerator_choice(default: str) -> str:
-    # the `accelerator=` group option the user picked (gpu, ddp, ...), for the message
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return str(HydraConfig.get().runtime.choices.get("accelerator", default))
-    return default
-
-
-def check_accelerator(trainer_cfg: Any) -> None:
-    """Fail before training, in one line, when the accelerator asked for is not on this machine."""
-    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
-    choice = _accelerator_choice(accelerator)
-    if accelerator in GPU_ACCELERATORS and not torch.cuda.is_available():
-        raise ConfigError(
-            f"accelerator={choice} but no CUDA GPU is visible; allowed here: {ALLOWED_WITHOUT_GPU}"
-        )
-    if accelerator == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(
-            f"accelerator={choice} but no Apple MPS device is visible; "
-            f"allowed here: {ALLOWED_WITHOUT_GPU}"
-        )
 
 
 def _quote(value: str) -> str:

@@ -71,9 +71,9 @@ def run_sweep_job(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig
     written as ``failed`` with its error and traceback.
     """
     # here, not at import: Hydra imports this module (SweepCallback) for every run, a typo too
+    from depthbench.core.tracking import finish_wandb
     from depthbench.launch.distributed import end_distributed_job
     from depthbench.launch.gpu_slots import claim_gpu_for_sweep_job
-    from depthbench.tracking import finish_wandb
 
     hydra_cfg = HydraConfig.get()
     out_dir = Path(cfg.paths.output_dir)

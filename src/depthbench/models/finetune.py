@@ -5,7 +5,7 @@ train only the new layer on a few hundred images. :class:`FineTuner` holds the b
 head, and turns any datamodule's batches into the input the backbone was trained on (undo the
 data's normalisation, grey -> RGB, resize, normalise with the backbone's own mean/std).
 
-Freezing is done by Lightning's ``BaseFinetuning`` in ``depthbench.callbacks.finetune``, which
+Freezing is done by Lightning's ``BaseFinetuning`` in ``depthbench.core.callbacks.finetune``, which
 ``run.train`` adds for any net carrying a ``finetune`` plan (this module never imports Lightning).
 """
 

@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from depthbench.callbacks.run_config import CONFIG_KEY
-from depthbench.core import load_checkpoint, load_net
+from depthbench.core import load_checkpoint, load_net, stored_config
 from depthbench.data.text import Vocabulary, encode_batch, tokenize, unpack
 from depthbench.errors import CheckpointError, ConfigError
 from depthbench.plotting import pyplot
@@ -61,12 +59,13 @@ class TextModel:
     config: dict[str, Any]
 
 
-def text_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The text data module's saved state (``vocab``, ``classes``, ``max_len``)."""
+def text_state(checkpoint: dict[str, Any], config: Any) -> dict[str, Any]:
+    """The text data module's saved state (``vocab``, ``classes``, ``max_len``); ``config`` is
+    the run config stored with the checkpoint (``load_net``'s)."""
     for value in checkpoint.values():
         if isinstance(value, dict) and {"vocab", "classes", "max_len"} <= value.keys():
             return value
-    data = checkpoint.get(CONFIG_KEY, {}).get("data", {}).get("_target_", "?")
+    data = (config.get("data") or {}).get("_target_", "?")
     raise CheckpointError(
         f"the checkpoint has no vocabulary (its data: {data}); `depthbench attention` needs a "
         "transformer trained on text, e.g. experiment=attention_it"
@@ -76,13 +75,13 @@ def text_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
 def load_text_model(path: str | Path) -> TextModel:
     """Rebuild the network of a text checkpoint from its own config and load its weights."""
     checkpoint = load_checkpoint(path)
-    state = text_state(checkpoint)
-    config = checkpoint[CONFIG_KEY]
-    vocab, max_len, classes = Vocabulary(state["vocab"]), int(state["max_len"]), state["classes"]
-    model_cfg = OmegaConf.create(config["model"])
-    if not hasattr(instantiate(model_cfg, _partial_=True).func, "forward_attention"):
-        raise CheckpointError(f"{path}: model {model_cfg.get('_target_')} has no attention to read")
+    config = OmegaConf.to_container(stored_config(checkpoint))
+    state = text_state(checkpoint, config)
     net, _ = load_net(checkpoint)
+    vocab, max_len, classes = Vocabulary(state["vocab"]), int(state["max_len"]), state["classes"]
+    if not hasattr(net, "forward_attention"):
+        target = config["model"].get("_target_")
+        raise CheckpointError(f"{path}: model {target} has no attention to read")
     return TextModel(net, vocab, max_len, list(classes), config)
 
 

@@ -107,6 +107,11 @@ def stored_data_spec(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
     return dict(spec)
 
 
+def stored_config(checkpoint: Mapping[str, Any]) -> DictConfig:
+    """The run config stored in a loaded checkpoint, with today's names (``saved_names``)."""
+    return OmegaConf.create(current_names(checkpoint[CONFIG_KEY]))
+
+
 def load_net(checkpoint: str | Path | Mapping[str, Any]) -> tuple[nn.Module, DictConfig]:
     """The trained network of a checkpoint (in eval mode) and the run config stored with it.
 
@@ -120,7 +125,7 @@ def load_net(checkpoint: str | Path | Mapping[str, Any]) -> tuple[nn.Module, Dic
 
     name = "checkpoint" if isinstance(checkpoint, Mapping) else str(checkpoint)
     ckpt = checkpoint if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint)
-    config = OmegaConf.create(current_names(ckpt[CONFIG_KEY]))
+    config = stored_config(ckpt)
     net = build_net(config.model, stored_data_spec(ckpt))
     state = ckpt["state_dict"]
     prefix = "ema_net." if any(k.startswith("ema_net.") for k in state) else "net."

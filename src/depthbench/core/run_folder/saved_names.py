@@ -13,6 +13,17 @@ RENAMED = {
         "depthbench.core.run_folder.history.ResumableCSVLogger"
     ),
     "${paths.output_dir}/checkpoints": "${depthbench_run_folder:${paths.output_dir},checkpoints}",
+    "depthbench.tracking.wandb_logger": "depthbench.core.tracking.wandb_logger",
+    **{
+        f"depthbench.callbacks.{name}": f"depthbench.core.callbacks.{name}"
+        for name in (
+            "checkpointing.LastCheckpoint",
+            "freeze.FreezeAtInit",
+            "heartbeat.Heartbeat",
+            "reliability.DivergenceGuard",
+            "reliability.ExactResume",
+        )
+    },
 }
 
 

@@ -11,6 +11,6 @@
 - ``predictions``: ``CollectPredictions``, eval's test-set probabilities and labels
 """
 
-from depthbench.callbacks.finetune import BackboneFreeze, finetune_callbacks
+from depthbench.core.callbacks.finetune import BackboneFreeze, finetune_callbacks
 
 __all__ = ["BackboneFreeze", "finetune_callbacks"]

@@ -1,7 +1,7 @@
 """Reliability callbacks: divergence stops the run, exact resume.
 
 Checkpoints are written atomically and only with finite weights by
-:class:`~depthbench.callbacks.checkpointing.AtomicCheckpointIO`.
+:class:`~depthbench.core.callbacks.checkpointing.AtomicCheckpointIO`.
 
 * :class:`DivergenceGuard` stops the run with a :class:`~depthbench.errors.DivergenceError` when
   the training loss becomes NaN or infinite (on any process: every rank stops at the same step),
@@ -25,7 +25,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from depthbench.callbacks.checkpointing import nonfinite_tensors
+from depthbench.core.callbacks.checkpointing import nonfinite_tensors
 from depthbench.errors import DivergenceError
 
 

@@ -132,7 +132,7 @@ def _group_of(optimizer: Optimizer, params: list[nn.Parameter]) -> int:
             return index
     raise RuntimeError(
         "BackboneFreeze: no optimizer parameter group holds the frozen backbone; build the "
-        "optimizer from depthbench.callbacks.finetune.optimizer_param_groups"
+        "optimizer from depthbench.core.callbacks.finetune.optimizer_param_groups"
     )
 
 

@@ -35,8 +35,8 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from depthbench.callbacks.checkpointing import LastCheckpoint
-from depthbench.callbacks.reliability import nonfinite_parameters
+from depthbench.core.callbacks.checkpointing import LastCheckpoint
+from depthbench.core.callbacks.reliability import nonfinite_parameters
 from depthbench.core.run_folder.layout import last_checkpoint
 
 log = logging.getLogger("depthbench")

@@ -5,7 +5,7 @@ were initialised, with only its stem and head trained, has every layer of the tr
 none of what training puts in them (the lesson's claim 3 control).
 
     python train.py experiment=thousand_layers +callbacks.freeze_blocks._target_=\\
-        depthbench.callbacks.freeze.FreezeAtInit '+callbacks.freeze_blocks.modules=[blocks]'
+        depthbench.core.callbacks.freeze.FreezeAtInit '+callbacks.freeze_blocks.modules=[blocks]'
 """
 
 from __future__ import annotations

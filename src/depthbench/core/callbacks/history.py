@@ -23,7 +23,7 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
 from depthbench.core.run_folder.history import ResumableCSVLogger
-from depthbench.tracking import WANDB_ID_KEY
+from depthbench.core.tracking import WANDB_ID_KEY
 
 
 class KeepHistory(L.Callback):

@@ -11,7 +11,7 @@
   is a no-op for CSV.
 
 Secrets are removed by ``depthbench.core.run_folder.redaction``; the run config is logged by
-``depthbench.callbacks.run_config.LogResolvedConfig``.
+``depthbench.core.callbacks.run_config.LogResolvedConfig``.
 """
 
 from __future__ import annotations

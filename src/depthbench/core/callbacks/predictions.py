@@ -1,7 +1,7 @@
 """``CollectPredictions``: the confusion matrix of a test pass, and its probabilities and labels.
 
 ``run.evaluate`` adds it to its trainer, so the one test pass that measures ``test/acc`` also
-gives the confusion matrix and the most confidently wrong examples (``depthbench.tools.confusion``).
+gives the confusion matrix and the most confidently wrong examples (``depthbench.core.confusion``).
 The matrix and the per-class accuracy are torchmetrics metrics, so under DDP they are reduced over
 every rank; the probabilities and labels are this process's shard.
 """
