@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import FAST, compose_config
+from omegaconf import open_dict
 
 import depthbench.core.build
 from depthbench.core import load_checkpoint, load_net
@@ -68,4 +69,12 @@ def test_a_checkpoint_saved_before_the_pipeline_moved_still_evaluates(tmp_path: 
     now = compose_config(FAST, run)
     then = now.copy()
     then.module._target_ = old["depthbench.core.classifier.Classifier"]
+    for callback in then.callbacks.values():  # LastCheckpoint, DivergenceGuard, ...
+        callback._target_ = old.get(callback._target_, callback._target_)
+        if "dirpath" in callback:
+            callback.dirpath = "${paths.output_dir}/checkpoints"
+    then.logger.csv._target_ = old[now.logger.csv._target_]
+    with open_dict(then):  # now the logger's defaults, spelled out in the old config
+        then.logger.csv.name, then.logger.csv.version = "csv", ""
+    assert then != now  # the saved config holds the old names
     assert comparable(then) == comparable(now)  # ckpt_path=auto still finds the older run

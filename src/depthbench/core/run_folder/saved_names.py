@@ -27,11 +27,22 @@ RENAMED = {
 }
 
 
+# keys an older config spelled out that are now the constructor's defaults: (target, key) -> the
+# value it held; dropped when it still holds it, so the config compares equal to today's
+NOW_DEFAULTS = {
+    ("depthbench.core.run_folder.history.ResumableCSVLogger", "name"): "csv",
+    ("depthbench.core.run_folder.history.ResumableCSVLogger", "version"): "",
+}
+
+
 def current_names(node: Any) -> Any:
     """A copy of a plain config container (dicts, lists, values) with every renamed value
-    replaced by today's name."""
+    replaced by today's name, and every key that today's default replaces left out."""
     if isinstance(node, dict):
-        return {k: current_names(v) for k, v in node.items()}
+        renamed = {k: current_names(v) for k, v in node.items()}
+        target = renamed.get("_target_")
+        return {k: v for k, v in renamed.items()
+                if NOW_DEFAULTS.get((target, k), object()) != v}  # fmt: skip
     if isinstance(node, list):
         return [current_names(v) for v in node]
     if isinstance(node, str):
