@@ -24,7 +24,8 @@ from hydra.errors import InstantiationException
 
 from depthbench.cli import _guarded
 from depthbench.core import evaluate, train
-from depthbench.core.run_folder.folder_lock import LOCK_FILE, RunFolderError, lock, unlock
+from depthbench.core.run_folder.folder_lock import RunFolderError, lock, unlock
+from depthbench.core.run_folder.layout import LOCK_FILE
 from depthbench.errors import CheckpointError, depthbench_error, error_line
 
 QUIET = [*FAST, "logger=csv"]

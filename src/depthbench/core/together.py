@@ -54,8 +54,8 @@ from depthbench.core.callbacks.run_config import ConfigInCheckpoint
 from depthbench.core.classifier import EPOCH_SUMS_KEY
 from depthbench.core.config_values import validate_train_config
 from depthbench.core.run import finished_metrics
-from depthbench.core.run_folder.layout import LAST_CKPT
-from depthbench.core.run_folder.metrics_file import METRICS_FILE, write_metrics
+from depthbench.core.run_folder.layout import LAST_CKPT, METRICS_FILE
+from depthbench.core.run_folder.metrics_file import write_metrics
 from depthbench.core.run_folder.output_dir import check_output_dir
 from depthbench.core.run_folder.ownership import claimed
 from depthbench.core.run_folder.redaction import redact

@@ -16,8 +16,6 @@ from pathlib import Path
 from depthbench.core.run_folder.layout import COMMANDS_FILE, overrides_path
 from depthbench.core.run_folder.redaction import redact
 
-__all__ = ["COMMANDS_FILE", "read_commands", "record_command"]
-
 
 def _line(when: str, script: str, overrides: list[str]) -> str:
     return f"{when}  {script} {shlex.join(redact([str(o) for o in overrides]))}".rstrip() + "\n"

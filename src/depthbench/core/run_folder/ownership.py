@@ -32,26 +32,23 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from depthbench.core.overrides import override_key
-from depthbench.core.run_folder.commands import COMMANDS_FILE, record_command
-from depthbench.core.run_folder.folder_lock import (
-    LOCK_FILE,
-    RunFolderError,
-    is_locked_here,
-    lock,
-    unlock,
-)
+from depthbench.core.run_folder.commands import record_command
+from depthbench.core.run_folder.folder_lock import RunFolderError, is_locked_here, lock, unlock
 from depthbench.core.run_folder.layout import (
     CHECKPOINTS_DIR,
+    COMMANDS_FILE,
     CONFUSION_FILE,
     HISTORY_DIR,
     HISTORY_FILE,
     HYDRA_DIR,
+    LOCK_FILE,
+    METRICS_FILE,
     PREDICTIONS_FILE,
     checkpoints_dir,
     config_path,
     last_checkpoint,
 )
-from depthbench.core.run_folder.resume import METRICS_FILE, find_run_to_continue, read_record
+from depthbench.core.run_folder.resume import find_run_to_continue, read_record
 from depthbench.errors import ConfigError
 
 # files whose presence means a run wrote results into the folder (metrics.json: see below)

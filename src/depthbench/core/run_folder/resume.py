@@ -5,7 +5,6 @@ interrupted run of the same config (the composed config without ``hydra.*``, ``p
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,20 +14,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from depthbench.core.overrides import override_key
 from depthbench.core.run_folder.folder_lock import in_use
-from depthbench.core.run_folder.layout import METRICS_FILE, config_path, last_checkpoint
+from depthbench.core.run_folder.layout import RunFolder, config_path, last_checkpoint
 from depthbench.core.run_folder.saved_names import current_names
 
 
 def read_record(folder: Path) -> dict[str, Any] | None:
-    """The folder's ``metrics.json`` (``{}`` when unreadable), or None when it has none."""
-    path = folder / METRICS_FILE
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}  # unreadable: treated as results, never overwritten
-    return record if isinstance(record, dict) else {}
+    """The folder's ``metrics.json`` (``{}`` when unreadable: treated as results, never
+    overwritten), or None when it has none."""
+    run = RunFolder(folder)
+    return (run.metrics() or {}) if run.metrics_path.is_file() else None
 
 
 # keys that may differ between a run and its continuation (``ckpt_path=auto`` finds the run)
