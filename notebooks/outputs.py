@@ -68,17 +68,23 @@ def mask(output: dict, out_dir: Path) -> None:
 
 
 def texts(nb: Any) -> list[str]:
-    """Each code cell's text outputs, joined: streams, plain-text values, errors."""
+    """Each code cell's text outputs, joined: streams, plain-text values, errors. Consecutive
+    chunks of one stream are one text: the kernel cuts a stream wherever its flush timer falls."""
     cells = []
     for cell in (c for c in nb.cells if c.cell_type == "code"):
-        parts = []
+        parts: list[str] = []
+        last_stream = None
         for output in cell.outputs:
-            if output.output_type == "stream":
+            stream = output.name if output.output_type == "stream" else None
+            if stream is not None and stream == last_stream:
+                parts[-1] += output.text
+            elif stream is not None:
                 parts.append(f"[{output.name}] {output.text}")
             elif output.output_type in ("execute_result", "display_data"):
                 parts.append(output.get("data", {}).get("text/plain", ""))
             elif output.output_type == "error":
                 parts.append(f"[error] {output.ename}: {output.evalue}")
+            last_stream = stream
         cells.append("\n".join(parts))
     return cells
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -46,6 +47,24 @@ def test_outputs_agree_up_to_rounding_and_no_further() -> None:
     assert not outputs._same("train acc 0.105182", "train acc 0.136891")
     assert not outputs._same("confirmed 0.9", "not confirmed 0.9")
     assert not outputs._same("depth 20: 0.1", "depth 20: 0.1 depth 2: 0.1")
+
+
+def test_a_stream_cut_in_two_by_the_kernel_reads_as_one() -> None:
+    """ipykernel sends stdout in chunks wherever its flush timer falls; the text is what counts."""
+    import nbformat
+
+    def notebook(*outputs: dict) -> Any:
+        cell = nbformat.v4.new_code_cell("print('a'); print('b')")
+        cell.outputs = [nbformat.v4.new_output(**o) for o in outputs]
+        return nbformat.v4.new_notebook(cells=[cell])
+
+    whole = notebook({"output_type": "stream", "name": "stdout", "text": "a\nb\n"})
+    cut = notebook({"output_type": "stream", "name": "stdout", "text": "a\n"},
+                   {"output_type": "stream", "name": "stdout", "text": "b\n"})  # fmt: skip
+    other = notebook({"output_type": "stream", "name": "stdout", "text": "a\n"},
+                     {"output_type": "stream", "name": "stderr", "text": "b\n"})  # fmt: skip
+    assert outputs.differences(whole, cut) == []
+    assert outputs.differences(whole, other) != []
 
 
 # not marked slow: in every `make test`, so the notebook never goes stale
